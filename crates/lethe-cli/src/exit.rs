@@ -1,0 +1,43 @@
+//! Exit codes, documented in `lethe --help`.
+
+use lethe_store::StoreError;
+
+pub const OK: u8 = 0;
+pub const FAILURE: u8 = 1;
+pub const USAGE: u8 = 2;
+pub const BLOCKED: u8 = 3;
+pub const NOT_FOUND: u8 = 4;
+pub const REFUSED: u8 = 5;
+pub const VERIFY_FAILED: u8 = 6;
+
+pub const HELP: &str = "\
+Exit codes:
+  0  success
+  1  failure: database error, connection lost, migration failed
+  2  usage error: bad arguments, invalid policy, unknown entity, malformed key
+  3  delete blocked by a restrict relation (the message names it and the count)
+  4  not found: no such row or deletion
+  5  refused: already deleted, already restored, restore conflict, deleted
+     parent, database not migrated, raw change refused by a guard
+  6  check or verification failed: `lethe check` found errors, or
+     `lethe audit verify` found a broken or cut-off chain";
+
+pub fn code_for(e: &StoreError) -> u8 {
+    match e {
+        StoreError::Core(_)
+        | StoreError::Policy(_)
+        | StoreError::NoDatabaseUrl
+        | StoreError::UnsupportedUrl(_) => USAGE,
+        StoreError::Blocked { .. } => BLOCKED,
+        StoreError::NotFound { .. } | StoreError::DeletionNotFound(_) => NOT_FOUND,
+        StoreError::AlreadyDeleted { .. }
+        | StoreError::AlreadyRestored { .. }
+        | StoreError::RestoreConflict { .. }
+        | StoreError::ParentDeleted { .. }
+        | StoreError::NotMigrated(_)
+        | StoreError::EntityGone(_)
+        | StoreError::MigrationBlocked { .. }
+        | StoreError::Refused(_) => REFUSED,
+        StoreError::Connect(_) | StoreError::Database(_) | StoreError::Transient(_) => FAILURE,
+    }
+}

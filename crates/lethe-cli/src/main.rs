@@ -1,0 +1,162 @@
+//! `lethe`: the command-line tool. Thin: parses arguments, calls `lethe-store`,
+//! prints.
+
+mod commands;
+mod demo;
+mod exit;
+mod table;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "lethe",
+    version,
+    about = "Safe, undoable, audited deletion for PostgreSQL and SQLite",
+    long_about = "Lethe deletes rows the way a careful person would: it plans the cascade from the \
+relations in lethe.toml, marks or removes every affected row in one transaction, records who did \
+it and why in a hash-chained audit log, writes an outbox record for every cache, index and service \
+that must hear of it, and can restore exactly that deletion later.\n\n\
+Start with `lethe demo`, or `lethe init --database URL` on your own database.",
+    after_long_help = exit::HELP,
+    after_help = "Run `lethe help <command>` for details; `lethe --help` lists the exit codes."
+)]
+struct Cli {
+    /// Policy file.
+    #[arg(long, global = true, default_value = "lethe.toml", value_name = "PATH")]
+    policy: PathBuf,
+    /// Database URL (sqlite:PATH or postgres://...); overrides [database] url.
+    #[arg(long, global = true, env = "LETHE_DATABASE_URL", value_name = "URL")]
+    database: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Write a starting lethe.toml by introspecting a database's tables, keys,
+    /// foreign keys and unique constraints.
+    Init {
+        /// Where to write the policy.
+        #[arg(long, default_value = "lethe.toml")]
+        out: PathBuf,
+        /// Overwrite an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Validate the policy against the live schema (unknown tables and columns,
+    /// key mismatches, set_null on NOT NULL columns, ...). Exit 6 on errors.
+    Check {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Install Lethe's tables and the database guards: marker columns, active
+    /// views, partial unique and active-row indexes, delete guards, and on
+    /// PostgreSQL optional row-level security. Idempotent.
+    Migrate {
+        /// Print the DDL and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Delete a row and its cascade. KEY is `42` or `col=value,col=value`.
+    Delete {
+        entity: String,
+        key: String,
+        /// Who deletes (recorded in the audit log).
+        #[arg(long, env = "LETHE_ACTOR")]
+        actor: Option<String>,
+        /// Why (recorded in the audit log; do not put personal data here).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Show the plan (rows per entity, blocking relations) and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Undo exactly one deletion: its rows come back, rows deleted earlier by
+    /// other deletions stay deleted.
+    Restore {
+        deletion_id: String,
+        #[arg(long, env = "LETHE_ACTOR")]
+        actor: Option<String>,
+        /// Show what would come back and any conflict; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List deletions, newest first.
+    Deletions {
+        /// Only deletions whose root is this entity.
+        #[arg(long)]
+        entity: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show one deletion with its rows per entity and its outbox records.
+    Show {
+        deletion_id: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// The hash-chained audit log.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+    /// Walk through Lethe on an embedded SQLite shop (no server needed).
+    Demo {
+        /// Directory for the demo database and policy (default: a new
+        /// temporary directory).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check every entry's hash and link. Exit 6 and name the first broken
+    /// entry when the log was edited, or cut off before --expect-head.
+    Verify {
+        /// A head hash kept elsewhere (`lethe audit head`): fail if the log no
+        /// longer contains it.
+        #[arg(long, value_name = "HASH")]
+        expect_head: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print the latest entry's hash; keep it outside the database.
+    Head {
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("LETHE_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(exit::FAILURE);
+        }
+    };
+    let code = rt.block_on(commands::run(cli));
+    ExitCode::from(code)
+}

@@ -1,0 +1,200 @@
+//! `lethe check`: the policy against the live schema.
+
+use std::fmt;
+
+use crate::policy::{OnDelete, Policy, Strategy};
+use crate::schema::Schema;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Error,
+    Warning,
+}
+
+/// One problem found by [`check_policy`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finding {
+    pub level: Level,
+    /// Policy key, e.g. `entities.users.key` or `relations[2]`.
+    pub key: String,
+    pub line: Option<usize>,
+    pub message: String,
+}
+
+impl fmt::Display for Finding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let level = match self.level {
+            Level::Error => "error",
+            Level::Warning => "warning",
+        };
+        match self.line {
+            Some(l) => write!(f, "{level}: line {l}: {}: {}", self.key, self.message),
+            None => write!(f, "{level}: {}: {}", self.key, self.message),
+        }
+    }
+}
+
+/// Validates `policy` against `schema`. Errors make `lethe check` fail; warnings
+/// point at things that work but probably are not what the user wants.
+pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let mut push = |level, key: String, line, message: String| {
+        out.push(Finding {
+            level,
+            key,
+            line,
+            message,
+        })
+    };
+    for e in policy.entities.values() {
+        let k = format!("entities.{}", e.name);
+        let Some(t) = schema.table(&e.table) else {
+            push(
+                Level::Error,
+                k,
+                Some(e.line),
+                format!(
+                    "unknown table \"{}\": it does not exist in the database",
+                    e.table
+                ),
+            );
+            continue;
+        };
+        let mut missing = |what: &str, cols: &[String]| {
+            for c in cols {
+                if !t.has_column(c) {
+                    push(
+                        Level::Error,
+                        format!("{k}.{what}"),
+                        Some(e.line),
+                        format!("unknown column \"{}.{c}\"", e.table),
+                    );
+                }
+            }
+        };
+        missing("key", &e.key);
+        for u in &e.unique {
+            missing("unique", u);
+        }
+        let pii: Vec<String> = e.pii.keys().cloned().collect();
+        missing("pii", &pii);
+        if e.key.iter().all(|c| t.has_column(c)) && !t.is_unique_key(&e.key) {
+            push(
+                Level::Warning,
+                format!("{k}.key"),
+                Some(e.line),
+                format!(
+                    "({}) is neither the primary key nor a unique constraint of \"{}\": one key may match several rows",
+                    e.key.join(", "),
+                    e.table
+                ),
+            );
+        }
+        if e.is_soft() {
+            if let Some(c) = t.column(&e.deleted_at) {
+                if c.not_null {
+                    push(
+                        Level::Error,
+                        format!("{k}.deleted_at"),
+                        Some(e.line),
+                        format!(
+                            "marker column \"{}\" is NOT NULL; it must be nullable (NULL = active)",
+                            c.name
+                        ),
+                    );
+                }
+            }
+        }
+        if e.strategy == Strategy::Hard && !e.unique.is_empty() {
+            push(
+                Level::Warning,
+                format!("{k}.unique"),
+                Some(e.line),
+                "\"unique\" only changes anything for soft entities; hard-deleted rows leave the table".into(),
+            );
+        }
+        // Foreign keys the database enforces but the policy does not describe.
+        for fk in &t.foreign_keys {
+            let Some(parent) = policy.entities.values().find(|p| p.table == fk.ref_table) else {
+                continue;
+            };
+            let declared = policy
+                .relations
+                .iter()
+                .any(|r| r.child == e.name && r.parent == parent.name && r.columns == fk.columns);
+            if !declared {
+                push(
+                    Level::Warning,
+                    k.clone(),
+                    Some(e.line),
+                    format!(
+                        "foreign key {}.({}) -> {} (ON DELETE {}) has no [[relations]] entry: Lethe will not cascade or check it",
+                        e.table,
+                        fk.columns.join(", "),
+                        fk.ref_table,
+                        fk.on_delete.to_uppercase()
+                    ),
+                );
+            }
+        }
+    }
+    for (i, r) in policy.relations.iter().enumerate() {
+        let k = format!("relations[{i}]");
+        let child = &policy.entities[&r.child];
+        let parent = &policy.entities[&r.parent];
+        let Some(t) = schema.table(&child.table) else {
+            continue;
+        };
+        for c in &r.columns {
+            match t.column(c) {
+                None => push(
+                    Level::Error,
+                    format!("{k}.columns"),
+                    Some(r.line),
+                    format!("unknown column \"{}.{c}\"", child.table),
+                ),
+                Some(col) if r.on_delete == OnDelete::SetNull && col.not_null => push(
+                    Level::Error,
+                    format!("{k}.on_delete"),
+                    Some(r.line),
+                    format!(
+                        "set_null on NOT NULL column \"{}.{c}\": the database would refuse the NULL",
+                        child.table
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
+        // A hard parent cannot be removed while a database foreign key still
+        // points at it from a row that only gets marked.
+        let fk = t
+            .foreign_keys
+            .iter()
+            .find(|f| f.ref_table == parent.table && f.columns == r.columns);
+        if parent.strategy == Strategy::Hard && fk.is_some() {
+            let child_stays = match r.on_delete {
+                OnDelete::Cascade => child.strategy == Strategy::Soft,
+                OnDelete::Keep => true,
+                OnDelete::Restrict | OnDelete::SetNull => false,
+            };
+            if child_stays {
+                push(
+                    Level::Error,
+                    k.clone(),
+                    Some(r.line),
+                    format!(
+                        "\"{}\" is hard-deleted but the foreign key {}.({}) keeps pointing at it from rows that stay ({} {}): the database would refuse or cascade the delete; make \"{}\" soft or change the relation",
+                        parent.name,
+                        child.table,
+                        r.columns.join(", "),
+                        child.strategy,
+                        r.on_delete,
+                        parent.name
+                    ),
+                );
+            }
+        }
+    }
+    out.sort_by_key(|f| f.level);
+    out
+}

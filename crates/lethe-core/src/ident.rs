@@ -1,0 +1,44 @@
+//! Identifier validation. Every table and column name from the policy or the user
+//! passes through here before it is quoted into SQL; values are always bound.
+
+/// A plain SQL identifier: a letter or `_`, then letters, digits, `_` or `$`, at
+/// most 63 bytes (PostgreSQL's limit).
+pub fn is_valid(s: &str) -> bool {
+    let mut chars = s.chars();
+    match chars.next() {
+        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
+        _ => return false,
+    }
+    s.len() <= 63 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+}
+
+/// A table name, optionally schema-qualified (`schema.table`).
+pub fn is_valid_table(s: &str) -> bool {
+    match s.split_once('.') {
+        Some((schema, table)) => is_valid(schema) && is_valid(table),
+        None => is_valid(s),
+    }
+}
+
+pub fn invalid_message(s: &str) -> String {
+    format!(
+        "\"{s}\" is not a valid identifier (use letters, digits and _, starting with a letter or _, at most 63 characters)"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_plain_and_rejects_injection() {
+        assert!(is_valid("users"));
+        assert!(is_valid("_x1$"));
+        assert!(!is_valid("1abc"));
+        assert!(!is_valid("users; drop table x"));
+        assert!(!is_valid("a\"b"));
+        assert!(!is_valid(""));
+        assert!(is_valid_table("public.users"));
+        assert!(!is_valid_table("a.b.c"));
+    }
+}

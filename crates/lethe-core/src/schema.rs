@@ -1,0 +1,165 @@
+//! What introspection found in a live database, as plain data. Filled by
+//! `lethe-store`; read by `check`, `init`, the migration planner and the SQL
+//! renderers (which need column lists and types).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The managed database as seen at connect time.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Schema {
+    pub tables: BTreeMap<String, TableInfo>,
+    /// Names of views (for `<table>_active`).
+    pub views: BTreeSet<String>,
+}
+
+impl Schema {
+    pub fn table(&self, name: &str) -> Option<&TableInfo> {
+        self.tables.get(name)
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TableInfo {
+    pub name: String,
+    pub columns: Vec<ColumnInfo>,
+    pub primary_key: Vec<String>,
+    pub uniques: Vec<UniqueInfo>,
+    pub foreign_keys: Vec<ForeignKeyInfo>,
+    /// All index names on the table (Lethe's own included).
+    pub indexes: BTreeSet<String>,
+    /// All trigger names on the table.
+    pub triggers: BTreeSet<String>,
+    /// PostgreSQL: row-level security is enabled.
+    pub row_security: bool,
+    /// PostgreSQL: names of row-level security policies.
+    pub policies: BTreeSet<String>,
+}
+
+impl TableInfo {
+    pub fn column(&self, name: &str) -> Option<&ColumnInfo> {
+        self.columns.iter().find(|c| c.name == name)
+    }
+
+    pub fn has_column(&self, name: &str) -> bool {
+        self.column(name).is_some()
+    }
+
+    /// Whether `cols` (in any order) is the primary key or a full (non-partial)
+    /// unique constraint/index: a valid entity key.
+    pub fn is_unique_key(&self, cols: &[String]) -> bool {
+        let want: BTreeSet<&String> = cols.iter().collect();
+        let pk: BTreeSet<&String> = self.primary_key.iter().collect();
+        (!pk.is_empty() && pk == want)
+            || self
+                .uniques
+                .iter()
+                .any(|u| !u.partial && u.columns.iter().collect::<BTreeSet<_>>() == want)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnInfo {
+    pub name: String,
+    /// The type as the database spells it (`bigint`, `text`, `INTEGER`, ...).
+    pub data_type: String,
+    pub not_null: bool,
+    pub has_default: bool,
+    /// Generated (computed) columns cannot be inserted by restore.
+    pub generated: bool,
+}
+
+impl ColumnInfo {
+    pub fn kind(&self) -> ColumnKind {
+        ColumnKind::from_type(&self.data_type)
+    }
+}
+
+/// A coarse classification of column types, enough to validate key input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Integer,
+    Float,
+    Bool,
+    Uuid,
+    Text,
+    Other,
+}
+
+impl ColumnKind {
+    pub fn from_type(t: &str) -> ColumnKind {
+        let t = t.to_ascii_lowercase();
+        if t.contains("int") || t == "serial" || t == "bigserial" {
+            ColumnKind::Integer
+        } else if t.starts_with("numeric")
+            || t.starts_with("decimal")
+            || t.contains("real")
+            || t.contains("double")
+            || t.contains("float")
+        {
+            ColumnKind::Float
+        } else if t.starts_with("bool") {
+            ColumnKind::Bool
+        } else if t == "uuid" {
+            ColumnKind::Uuid
+        } else if t.contains("char") || t.contains("text") || t.contains("clob") || t.is_empty() {
+            ColumnKind::Text
+        } else {
+            ColumnKind::Other
+        }
+    }
+
+    /// Checks that `value` can be a value of this kind; the message says why not.
+    pub fn validate(self, value: &str) -> Result<(), String> {
+        let ok = match self {
+            ColumnKind::Integer => value.trim().parse::<i64>().is_ok(),
+            ColumnKind::Float => value.trim().parse::<f64>().is_ok(),
+            ColumnKind::Bool => matches!(
+                value.to_ascii_lowercase().as_str(),
+                "true" | "false" | "t" | "f" | "1" | "0"
+            ),
+            ColumnKind::Uuid => is_uuid(value),
+            ColumnKind::Text | ColumnKind::Other => true,
+        };
+        if ok {
+            Ok(())
+        } else {
+            let what = match self {
+                ColumnKind::Integer => "an integer",
+                ColumnKind::Float => "a number",
+                ColumnKind::Bool => "a boolean",
+                ColumnKind::Uuid => "a UUID",
+                _ => "valid",
+            };
+            Err(format!("\"{value}\" is not {what}"))
+        }
+    }
+}
+
+fn is_uuid(s: &str) -> bool {
+    let hex: String = s.chars().filter(|c| *c != '-').collect();
+    hex.len() == 32 && hex.chars().all(|c| c.is_ascii_hexdigit())
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UniqueInfo {
+    pub name: String,
+    pub columns: Vec<String>,
+    /// A partial index (`WHERE ...`): not a plain unique constraint.
+    pub partial: bool,
+    /// A table constraint (PostgreSQL `ALTER TABLE ... DROP CONSTRAINT`) rather than
+    /// a bare index.
+    pub is_constraint: bool,
+    /// SQLite: an automatic index from a UNIQUE clause inside CREATE TABLE, which
+    /// only a table rebuild can remove.
+    pub inline: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignKeyInfo {
+    pub name: String,
+    pub columns: Vec<String>,
+    pub ref_table: String,
+    pub ref_columns: Vec<String>,
+    /// `cascade`, `restrict`, `no action`, `set null`, `set default`.
+    pub on_delete: String,
+}

@@ -1,0 +1,637 @@
+//! Renders a [`DeletePlan`] to SQL.
+//!
+//! Two shapes, chosen by [`Dialect::single_statement_delete`]:
+//! - PostgreSQL: one statement of data-modifying CTEs. Each plan node gets a
+//!   key CTE `k{i}` (computed from the parents' `RETURNING` sets, recursively for
+//!   self-references) and a marking CTE `u{i}`; outbox, snapshot and set-null
+//!   records are written by further CTEs from `RETURNING`. One round trip,
+//!   whatever the depth or the number of rows.
+//! - SQLite: staged statements over temporary key tables, one or two per table.
+//!   SQLite runs in-process, so statements cost no round trip.
+//!
+//! Every statement that reports something returns rows of three text columns:
+//! `kind` (`rows`, `blocked`, `nullified`), `name` and `n`.
+
+use lethe_core::{DeletePlan, Entity, Schema, Strategy};
+
+use crate::dialect::{Binder, Dialect, Param, Stmt};
+
+/// Outbox records carry at most this many keys, so no single value grows with
+/// the size of the cascade.
+pub const OUTBOX_PART_SIZE: u32 = 10_000;
+
+/// Whether the program changes data or only counts what it would change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Execute,
+    Preview,
+}
+
+/// A rendered delete. `statements` run in order in one transaction;
+/// `cleanup` runs after (staged shape only), also inside it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeleteProgram {
+    pub statements: Vec<ProgramStmt>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramStmt {
+    pub stmt: Stmt,
+    /// Returns `(kind, name, n)` rows to read.
+    pub reports: bool,
+}
+
+/// Renders `plan` for `dialect`. Params: the deletion id, the time, and the root
+/// key values in key order.
+pub fn render_delete(
+    dialect: Dialect,
+    plan: &DeletePlan,
+    schema: &Schema,
+    mode: Mode,
+) -> DeleteProgram {
+    if dialect.single_statement_delete() {
+        render_single(dialect, plan, schema, mode)
+    } else {
+        render_staged(dialect, plan, schema, mode)
+    }
+}
+
+fn key_type<'a>(schema: &'a Schema, e: &Entity, col: &str) -> &'a str {
+    schema
+        .table(&e.table)
+        .and_then(|t| t.column(col))
+        .map(|c| c.data_type.as_str())
+        .unwrap_or("")
+}
+
+/// `t.k1 = CAST($3 AS bigint) AND ...` for the root key.
+fn root_match(d: Dialect, b: &mut Binder, schema: &Schema, e: &Entity, alias: &str) -> String {
+    let parts: Vec<String> = e
+        .key
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let p = b.bind(Param::Key(i));
+            format!(
+                "{alias}.{} = {}",
+                d.ident(c),
+                d.cast(&p, key_type(schema, e, c))
+            )
+        })
+        .collect();
+    parts.join(" AND ")
+}
+
+/// The condition that child row `c` references a row in `set` through any of
+/// `node.incoming`; `set_of(parent)` names the set (CTE or temp table) of the
+/// parent's deleted keys.
+fn incoming_match(
+    d: Dialect,
+    plan: &DeletePlan,
+    node_idx: usize,
+    set_of: &dyn Fn(usize) -> String,
+) -> String {
+    let node = &plan.nodes[node_idx];
+    let parts: Vec<String> = node
+        .incoming
+        .iter()
+        .map(|r| {
+            let pi = plan
+                .node_index(&r.parent)
+                .expect("incoming parent is in the plan");
+            let parent = &plan.nodes[pi].entity;
+            format!(
+                "{} IN (SELECT {} FROM {} p)",
+                d.tuple("c", &r.columns),
+                d.list("p", &parent.key),
+                set_of(pi)
+            )
+        })
+        .collect();
+    format!("({})", parts.join(" OR "))
+}
+
+/// The join condition of a recursive step: child `c` references `p` through any
+/// self-referencing relation.
+fn recursive_match(d: Dialect, plan: &DeletePlan, node_idx: usize) -> String {
+    let node = &plan.nodes[node_idx];
+    let parts: Vec<String> = node
+        .recursive
+        .iter()
+        .map(|r| {
+            format!(
+                "{} = {}",
+                d.tuple("c", &r.columns),
+                d.tuple("p", &node.entity.key)
+            )
+        })
+        .collect();
+    format!("({})", parts.join(" OR "))
+}
+
+/// The seed query of node `i`'s key set.
+fn seed_query(
+    d: Dialect,
+    b: &mut Binder,
+    plan: &DeletePlan,
+    schema: &Schema,
+    i: usize,
+    set_of: &dyn Fn(usize) -> String,
+    lock: bool,
+) -> String {
+    let e = &plan.nodes[i].entity;
+    let from = format!("{} c", d.table(&e.table));
+    let cond = if i == 0 {
+        root_match(d, b, schema, e, "c")
+    } else {
+        incoming_match(d, plan, i, set_of)
+    };
+    let lock = if lock { " FOR UPDATE" } else { "" };
+    format!(
+        "SELECT {} FROM {from} WHERE {} AND {cond}{lock}",
+        d.list("c", &e.key),
+        d.active(e, "c")
+    )
+}
+
+/// Outbox rows for the keys in `source` (alias-free relation with key columns).
+fn outbox_insert(d: Dialect, b: &mut Binder, e: &Entity, source: &str, event: &str) -> String {
+    let id = d.deletion_id(b);
+    let now = d.now(b);
+    format!(
+        "INSERT INTO {} (deletion_id, event, entity, part, keys, row_count, created_at) \
+         SELECT {id}, {}, {}, y.part, {}, count(*), {now} FROM (SELECT {} AS k, (row_number() OVER () - 1) / {OUTBOX_PART_SIZE} AS part FROM {source} x) y GROUP BY y.part",
+        d.own("outbox"),
+        d.lit(event),
+        d.lit(&e.name),
+        d.json_agg("y.k"),
+        d.json_of_columns("x", &e.key),
+    )
+}
+
+/// The set-null work for one child entity: all `set_null` relations of the plan
+/// whose child is `child`, merged so a row referencing two deleted parents is
+/// updated once.
+struct NullGroup<'a> {
+    child: &'a Entity,
+    child_node: Option<usize>,
+    /// (relation columns, parent node)
+    rels: Vec<(&'a [String], usize)>,
+}
+
+fn null_groups(plan: &DeletePlan) -> Vec<NullGroup<'_>> {
+    let mut out: Vec<NullGroup<'_>> = Vec::new();
+    for s in &plan.set_nulls {
+        let rel = (s.relation.columns.as_slice(), s.parent_node);
+        match out.iter_mut().find(|g| g.child.name == s.child.name) {
+            Some(g) => g.rels.push(rel),
+            None => out.push(NullGroup {
+                child: &s.child,
+                child_node: s.child_node,
+                rels: vec![rel],
+            }),
+        }
+    }
+    out
+}
+
+fn null_cond(
+    d: Dialect,
+    plan: &DeletePlan,
+    cols: &[String],
+    parent_node: usize,
+    alias: &str,
+    set_of: &dyn Fn(usize) -> String,
+) -> String {
+    let parent = &plan.nodes[parent_node].entity;
+    format!(
+        "{} IN (SELECT {} FROM {} p)",
+        d.tuple(alias, cols),
+        d.list("p", &parent.key),
+        set_of(parent_node)
+    )
+}
+
+/// Rows of the group's child that must be nulled: active, referencing a deleted
+/// parent, and not deleted by this plan themselves.
+fn null_where(
+    d: Dialect,
+    plan: &DeletePlan,
+    g: &NullGroup<'_>,
+    alias: &str,
+    set_of: &dyn Fn(usize) -> String,
+    keys_of: &dyn Fn(usize) -> String,
+) -> String {
+    let any: Vec<String> = g
+        .rels
+        .iter()
+        .map(|(c, p)| null_cond(d, plan, c, *p, alias, set_of))
+        .collect();
+    let mut w = format!("{} AND ({})", d.active(g.child, alias), any.join(" OR "));
+    if let Some(ci) = g.child_node {
+        w.push_str(&format!(
+            " AND {} NOT IN (SELECT {} FROM {} z)",
+            d.tuple(alias, &g.child.key),
+            d.list("z", &g.child.key),
+            keys_of(ci)
+        ));
+    }
+    w
+}
+
+/// `json` of previous values: only the columns of relations that matched.
+fn null_prev(
+    d: Dialect,
+    plan: &DeletePlan,
+    g: &NullGroup<'_>,
+    alias: &str,
+    set_of: &dyn Fn(usize) -> String,
+) -> String {
+    let mut pairs = Vec::new();
+    for (cols, p) in &g.rels {
+        let cond = null_cond(d, plan, cols, *p, alias, set_of);
+        for c in cols.iter() {
+            pairs.push((
+                c.clone(),
+                format!("CASE WHEN {cond} THEN {alias}.{} END", d.ident(c)),
+            ));
+        }
+    }
+    let obj = d.json_object(&pairs);
+    match d {
+        Dialect::Postgres => format!("jsonb_strip_nulls({obj})"),
+        // A merge patch drops the keys whose value is null.
+        Dialect::Sqlite => format!("json_patch('{{}}', {obj})"),
+    }
+}
+
+/// `SET col = CASE WHEN <matched> THEN NULL ELSE col END, ...`
+fn null_set(
+    d: Dialect,
+    plan: &DeletePlan,
+    g: &NullGroup<'_>,
+    alias: &str,
+    set_of: &dyn Fn(usize) -> String,
+) -> String {
+    let mut sets = Vec::new();
+    for (cols, p) in &g.rels {
+        let cond = null_cond(d, plan, cols, *p, alias, set_of);
+        for c in cols.iter() {
+            sets.push(format!(
+                "{} = CASE WHEN {cond} THEN NULL ELSE {alias}.{} END",
+                d.ident(c),
+                d.ident(c)
+            ));
+        }
+    }
+    sets.join(", ")
+}
+
+fn render_single(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> DeleteProgram {
+    let mut b = Binder::new(d);
+    let exec = mode == Mode::Execute;
+    let mut ctes: Vec<String> = Vec::new();
+    let mut reports: Vec<String> = Vec::new();
+    // In execute mode children are computed from what the parent's statement
+    // actually changed (`RETURNING`); in preview mode from the parent's key set.
+    let set_of = |i: usize| {
+        if exec {
+            format!("u{i}")
+        } else {
+            format!("k{i}")
+        }
+    };
+    let keys_of = |i: usize| format!("k{i}");
+
+    for (i, node) in plan.nodes.iter().enumerate() {
+        let e = &node.entity;
+        let seed = seed_query(d, &mut b, plan, schema, i, &set_of, exec && i == 0);
+        if node.recursive.is_empty() {
+            ctes.push(format!("k{i} AS ({seed})"));
+        } else {
+            // FOR UPDATE is not allowed in a recursive query: lock the seed first.
+            ctes.push(format!("s{i} AS ({seed})"));
+            ctes.push(format!(
+                "k{i} AS (SELECT * FROM s{i} UNION SELECT {} FROM {} c JOIN k{i} p ON {} WHERE {})",
+                d.list("c", &e.key),
+                d.table(&e.table),
+                recursive_match(d, plan, i),
+                d.active(e, "c")
+            ));
+        }
+        if exec {
+            let in_keys = format!("{} IN (SELECT * FROM k{i})", d.tuple("t", &e.key));
+            match e.strategy {
+                Strategy::Soft | Strategy::Archive => {
+                    let id = d.deletion_id(&mut b);
+                    let now = d.now(&mut b);
+                    ctes.push(format!(
+                        "u{i} AS (UPDATE {} t SET {} = {now}, {} = {id} WHERE {in_keys} AND {} RETURNING {})",
+                        d.table(&e.table),
+                        d.ident(&e.deleted_at),
+                        d.ident(&e.deletion_id),
+                        d.active(e, "t"),
+                        d.list("t", &e.key)
+                    ));
+                }
+                Strategy::Hard => {
+                    let id = d.deletion_id(&mut b);
+                    ctes.push(format!(
+                        "u{i} AS (DELETE FROM {} t WHERE {in_keys} RETURNING t.*)",
+                        d.table(&e.table)
+                    ));
+                    ctes.push(format!(
+                        "h{i} AS (INSERT INTO {} (deletion_id, entity, key, row) SELECT {id}, {}, {}, to_jsonb(x) FROM u{i} x)",
+                        d.own("snapshots"),
+                        d.lit(&e.name),
+                        d.json_of_columns("x", &e.key)
+                    ));
+                }
+            }
+            ctes.push(format!(
+                "o{i} AS ({})",
+                outbox_insert(d, &mut b, e, &format!("u{i}"), "deleted")
+            ));
+        }
+        reports.push(format!(
+            "SELECT 'rows' AS kind, {} AS name, {} AS n",
+            d.lit(&e.name),
+            d.text(&format!("SELECT count(*) FROM {}", set_of(i)))
+        ));
+    }
+    for (ri, s) in plan.restricts.iter().enumerate() {
+        let child = &s.child;
+        let mut w = format!(
+            "{} AND {} IN (SELECT {} FROM {} p)",
+            d.active(child, "c"),
+            d.tuple("c", &s.relation.columns),
+            d.list("p", &plan.nodes[s.parent_node].entity.key),
+            set_of(s.parent_node)
+        );
+        if let Some(ci) = s.child_node {
+            w.push_str(&format!(
+                " AND {} NOT IN (SELECT * FROM k{ci})",
+                d.tuple("c", &child.key)
+            ));
+        }
+        reports.push(format!(
+            "SELECT 'blocked', {}, {}",
+            d.lit(&ri.to_string()),
+            d.text(&format!(
+                "SELECT count(*) FROM {} c WHERE {w}",
+                d.table(&child.table)
+            ))
+        ));
+    }
+    for (gi, g) in null_groups(plan).iter().enumerate() {
+        let w = null_where(d, plan, g, "o", &set_of, &keys_of);
+        if exec {
+            let id = d.deletion_id(&mut b);
+            // `o` is the row before the update (same snapshot), so its values
+            // are the previous ones restore puts back.
+            ctes.push(format!(
+                "n{gi} AS (UPDATE {} t SET {} FROM {} o WHERE {} = {} AND {w} RETURNING {}, {} AS prev)",
+                d.table(&g.child.table),
+                null_set(d, plan, g, "o", &set_of),
+                d.table(&g.child.table),
+                d.tuple("t", &g.child.key),
+                d.tuple("o", &g.child.key),
+                d.list("t", &g.child.key),
+                null_prev(d, plan, g, "o", &set_of)
+            ));
+            ctes.push(format!(
+                "m{gi} AS (INSERT INTO {} (deletion_id, entity, key, prev) SELECT {id}, {}, {}, x.prev FROM n{gi} x)",
+                d.own("nullified"),
+                d.lit(&g.child.name),
+                d.json_of_columns("x", &g.child.key)
+            ));
+            reports.push(format!(
+                "SELECT 'nullified', {}, {}",
+                d.lit(&g.child.name),
+                d.text(&format!("SELECT count(*) FROM n{gi}"))
+            ));
+        } else {
+            reports.push(format!(
+                "SELECT 'nullified', {}, {}",
+                d.lit(&g.child.name),
+                d.text(&format!(
+                    "SELECT count(*) FROM {} o WHERE {w}",
+                    d.table(&g.child.table)
+                ))
+            ));
+        }
+    }
+    let sql = format!(
+        "WITH RECURSIVE {}\n{}",
+        ctes.join(",\n"),
+        reports.join("\nUNION ALL ")
+    );
+    DeleteProgram {
+        statements: vec![ProgramStmt {
+            stmt: b.finish(sql),
+            reports: true,
+        }],
+    }
+}
+
+fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> DeleteProgram {
+    let exec = mode == Mode::Execute;
+    let mut out = Vec::new();
+    let mut push = |b: Binder, sql: String, reports: bool| {
+        out.push(ProgramStmt {
+            stmt: b.finish(sql),
+            reports,
+        })
+    };
+    let set_of = |i: usize| d.temp_keys(&plan.nodes[i].entity.name);
+    // 1. Key sets, parents before children.
+    for (i, node) in plan.nodes.iter().enumerate() {
+        let e = &node.entity;
+        let tmp = set_of(i);
+        push(
+            Binder::new(d),
+            format!(
+                "CREATE TEMP TABLE IF NOT EXISTS {} AS SELECT {} FROM {} c WHERE 0",
+                tmp,
+                d.list("c", &e.key),
+                d.table(&e.table)
+            ),
+            false,
+        );
+        push(Binder::new(d), format!("DELETE FROM {tmp}"), false);
+        let mut b = Binder::new(d);
+        let seed = seed_query(d, &mut b, plan, schema, i, &set_of, false);
+        let cols: Vec<String> = e.key.iter().map(|c| d.ident(c)).collect();
+        let sql = if node.recursive.is_empty() {
+            format!("INSERT INTO {tmp} ({}) {seed}", cols.join(", "))
+        } else {
+            format!(
+                "WITH RECURSIVE r({}) AS ({seed} UNION SELECT {} FROM {} c JOIN r p ON {} WHERE {}) INSERT INTO {tmp} ({}) SELECT * FROM r",
+                cols.join(", "),
+                d.list("c", &e.key),
+                d.table(&e.table),
+                recursive_match(d, plan, i),
+                d.active(e, "c"),
+                cols.join(", ")
+            )
+        };
+        push(b, sql, false);
+    }
+    // 2. Restrict checks, before anything changes.
+    for (ri, s) in plan.restricts.iter().enumerate() {
+        let child = &s.child;
+        let mut w = format!(
+            "{} AND {} IN (SELECT {} FROM {} p)",
+            d.active(child, "c"),
+            d.tuple("c", &s.relation.columns),
+            d.list("p", &plan.nodes[s.parent_node].entity.key),
+            set_of(s.parent_node)
+        );
+        if let Some(ci) = s.child_node {
+            w.push_str(&format!(
+                " AND {} NOT IN (SELECT {} FROM {} z)",
+                d.tuple("c", &child.key),
+                d.list("z", &child.key),
+                set_of(ci)
+            ));
+        }
+        push(
+            Binder::new(d),
+            format!(
+                "SELECT 'blocked', {}, {} FROM {} c WHERE {w}",
+                d.lit(&ri.to_string()),
+                d.text("count(*)"),
+                d.table(&child.table)
+            ),
+            true,
+        );
+    }
+    // 3. Set-null (recorded first, so restore can put the values back).
+    for g in null_groups(plan) {
+        let w = null_where(d, plan, &g, "o", &set_of, &set_of);
+        if exec {
+            let mut b = Binder::new(d);
+            let id = d.deletion_id(&mut b);
+            push(
+                b,
+                format!(
+                    "INSERT INTO {} (deletion_id, entity, key, prev) SELECT {id}, {}, {}, {} FROM {} o WHERE {w}",
+                    d.own("nullified"),
+                    d.lit(&g.child.name),
+                    d.json_of_columns("o", &g.child.key),
+                    null_prev(d, plan, &g, "o", &set_of),
+                    d.table(&g.child.table)
+                ),
+                false,
+            );
+            push(
+                Binder::new(d),
+                format!(
+                    "SELECT 'nullified', {}, {} FROM {} o WHERE {w}",
+                    d.lit(&g.child.name),
+                    d.text("count(*)"),
+                    d.table(&g.child.table)
+                ),
+                true,
+            );
+            push(
+                Binder::new(d),
+                format!(
+                    "UPDATE {} AS o SET {} WHERE {w}",
+                    d.table(&g.child.table),
+                    null_set(d, plan, &g, "o", &set_of)
+                ),
+                false,
+            );
+        } else {
+            push(
+                Binder::new(d),
+                format!(
+                    "SELECT 'nullified', {}, {} FROM {} o WHERE {w}",
+                    d.lit(&g.child.name),
+                    d.text("count(*)"),
+                    d.table(&g.child.table)
+                ),
+                true,
+            );
+        }
+    }
+    // 4. Counts, outbox, marks; hard deletes children first for foreign keys.
+    let mut counts = Vec::new();
+    for (i, node) in plan.nodes.iter().enumerate() {
+        counts.push(format!(
+            "SELECT 'rows', {}, {} FROM {}",
+            d.lit(&node.entity.name),
+            d.text("count(*)"),
+            set_of(i)
+        ));
+    }
+    push(Binder::new(d), counts.join(" UNION ALL "), true);
+    if exec {
+        for (i, node) in plan.nodes.iter().enumerate() {
+            let e = &node.entity;
+            let mut b = Binder::new(d);
+            let sql = outbox_insert(d, &mut b, e, &set_of(i), "deleted");
+            push(b, sql, false);
+            if e.strategy != Strategy::Hard {
+                let mut b = Binder::new(d);
+                let id = d.deletion_id(&mut b);
+                let now = d.now(&mut b);
+                push(
+                    b,
+                    format!(
+                        "UPDATE {} AS t SET {} = {now}, {} = {id} WHERE {} IN (SELECT {} FROM {} z) AND {}",
+                        d.table(&e.table),
+                        d.ident(&e.deleted_at),
+                        d.ident(&e.deletion_id),
+                        d.tuple("t", &e.key),
+                        d.list("z", &e.key),
+                        set_of(i),
+                        d.active(e, "t")
+                    ),
+                    false,
+                );
+            }
+        }
+        for (i, node) in plan.nodes.iter().enumerate().rev() {
+            let e = &node.entity;
+            if e.strategy != Strategy::Hard {
+                continue;
+            }
+            let cols: Vec<String> = schema
+                .table(&e.table)
+                .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+                .unwrap_or_default();
+            let in_keys = format!(
+                "{} IN (SELECT {} FROM {} z)",
+                d.tuple("t", &e.key),
+                d.list("z", &e.key),
+                set_of(i)
+            );
+            let mut b = Binder::new(d);
+            let id = d.deletion_id(&mut b);
+            push(
+                b,
+                format!(
+                    "INSERT INTO {} (deletion_id, entity, key, row) SELECT {id}, {}, {}, {} FROM {} t WHERE {in_keys}",
+                    d.own("snapshots"),
+                    d.lit(&e.name),
+                    d.json_of_columns("t", &e.key),
+                    d.json_of_columns("t", &cols),
+                    d.table(&e.table)
+                ),
+                false,
+            );
+            push(
+                Binder::new(d),
+                format!("DELETE FROM {} AS t WHERE {in_keys}", d.table(&e.table)),
+                false,
+            );
+        }
+    }
+    // Leave the temporary tables empty: they live as long as the connection.
+    for i in 0..plan.nodes.len() {
+        push(Binder::new(d), format!("DELETE FROM {}", set_of(i)), false);
+    }
+    DeleteProgram { statements: out }
+}

@@ -1,0 +1,275 @@
+//! The SQL dialects. Every difference between databases is a method here; no
+//! other crate branches on the database kind.
+
+use lethe_core::Entity;
+
+/// A database dialect Lethe renders SQL for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    Postgres,
+    Sqlite,
+}
+
+/// A value bound to a rendered statement. Every user value is bound, never
+/// spliced; the statement casts text to the column's type where needed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Param {
+    /// The deletion id (UUID as text).
+    DeletionId,
+    /// The time of the operation (RFC 3339 text).
+    Now,
+    /// The i-th root key value (text).
+    Key(usize),
+    /// A fixed text value.
+    Text(String),
+}
+
+/// A statement with its bound values in placeholder order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stmt {
+    pub sql: String,
+    pub params: Vec<Param>,
+}
+
+/// Collects the params of one statement and hands out placeholders; a param
+/// used twice gets one placeholder.
+#[derive(Debug)]
+pub struct Binder {
+    dialect: Dialect,
+    params: Vec<Param>,
+}
+
+impl Binder {
+    pub fn new(dialect: Dialect) -> Self {
+        Binder {
+            dialect,
+            params: Vec::new(),
+        }
+    }
+
+    /// The placeholder for `p` (`$n` or `?n`).
+    pub fn bind(&mut self, p: Param) -> String {
+        let n = match self.params.iter().position(|q| *q == p) {
+            Some(i) => i + 1,
+            None => {
+                self.params.push(p);
+                self.params.len()
+            }
+        };
+        match self.dialect {
+            Dialect::Postgres => format!("${n}"),
+            Dialect::Sqlite => format!("?{n}"),
+        }
+    }
+
+    pub fn finish(self, sql: String) -> Stmt {
+        Stmt {
+            sql,
+            params: self.params,
+        }
+    }
+}
+
+impl Dialect {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "postgres",
+            Dialect::Sqlite => "sqlite",
+        }
+    }
+
+    /// Picks the dialect from a connection URL.
+    pub fn from_url(url: &str) -> Option<Dialect> {
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Some(Dialect::Postgres)
+        } else if url.starts_with("sqlite:") {
+            Some(Dialect::Sqlite)
+        } else {
+            None
+        }
+    }
+
+    /// Quotes an identifier (already validated by `lethe_core::ident`).
+    pub fn ident(self, name: &str) -> String {
+        format!("\"{}\"", name.replace('"', "\"\""))
+    }
+
+    /// Quotes a possibly schema-qualified table name.
+    pub fn table(self, name: &str) -> String {
+        match name.split_once('.') {
+            Some((s, t)) => format!("{}.{}", self.ident(s), self.ident(t)),
+            None => self.ident(name),
+        }
+    }
+
+    /// One of Lethe's own tables: schema `lethe` on PostgreSQL, prefix `lethe_`
+    /// on SQLite.
+    pub fn own(self, name: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("lethe.{name}"),
+            Dialect::Sqlite => format!("lethe_{name}"),
+        }
+    }
+
+    /// A SQL string literal (only for Lethe's own constants: entity names, which
+    /// are validated identifiers).
+    pub fn lit(self, s: &str) -> String {
+        format!("'{}'", s.replace('\'', "''"))
+    }
+
+    /// Casts a bound text value to `sql_type` where the database needs it.
+    pub fn cast(self, expr: &str, sql_type: &str) -> String {
+        match self {
+            Dialect::Postgres if !sql_type.is_empty() => format!("CAST({expr} AS {sql_type})"),
+            _ => expr.to_string(),
+        }
+    }
+
+    /// The type of the `deletion_id` marker and of Lethe's deletion ids.
+    pub fn uuid_type(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "uuid",
+            Dialect::Sqlite => "TEXT",
+        }
+    }
+
+    /// The type of the `deleted_at` marker and of Lethe's timestamps.
+    pub fn timestamp_type(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "timestamptz",
+            Dialect::Sqlite => "TEXT",
+        }
+    }
+
+    pub fn json_type(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "jsonb",
+            Dialect::Sqlite => "TEXT",
+        }
+    }
+
+    /// A bound deletion id, typed.
+    pub fn deletion_id(self, b: &mut Binder) -> String {
+        let p = b.bind(Param::DeletionId);
+        self.cast(&p, self.uuid_type())
+    }
+
+    /// The bound operation time, typed.
+    pub fn now(self, b: &mut Binder) -> String {
+        let p = b.bind(Param::Now);
+        self.cast(&p, self.timestamp_type())
+    }
+
+    /// `expr` as text, so results decode the same way on every database.
+    pub fn text(self, expr: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("({expr})::text"),
+            Dialect::Sqlite => format!("CAST({expr} AS TEXT)"),
+        }
+    }
+
+    /// A JSON object from `(name, expr)` pairs.
+    pub fn json_object(self, pairs: &[(String, String)]) -> String {
+        let f = match self {
+            Dialect::Postgres => "jsonb_build_object",
+            Dialect::Sqlite => "json_object",
+        };
+        let args: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| format!("{}, {v}", self.lit(k)))
+            .collect();
+        format!("{f}({})", args.join(", "))
+    }
+
+    /// A JSON object of `cols` read from `alias`.
+    pub fn json_of_columns(self, alias: &str, cols: &[String]) -> String {
+        let pairs: Vec<(String, String)> = cols
+            .iter()
+            .map(|c| (c.clone(), format!("{alias}.{}", self.ident(c))))
+            .collect();
+        self.json_object(&pairs)
+    }
+
+    /// Aggregates JSON values into a JSON array.
+    pub fn json_agg(self, expr: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("jsonb_agg({expr})"),
+            Dialect::Sqlite => format!("json_group_array(json({expr}))"),
+        }
+    }
+
+    /// Reads column `col` of `table` out of a JSON object `json_expr`, typed as
+    /// the table's column. `row_alias` is the alias of a record populated from
+    /// the same JSON on PostgreSQL (see [`Dialect::json_record_join`]).
+    pub fn json_field(self, json_expr: &str, row_alias: &str, col: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("{row_alias}.{}", self.ident(col)),
+            Dialect::Sqlite => format!(
+                "json_extract({json_expr}, {})",
+                self.lit(&format!("$.\"{col}\""))
+            ),
+        }
+    }
+
+    /// A FROM-clause item that turns `json_expr` into a typed record of `table`,
+    /// aliased `row_alias` (PostgreSQL); nothing on SQLite, where
+    /// [`Dialect::json_field`] extracts fields directly.
+    pub fn json_record_join(self, json_expr: &str, table: &str, row_alias: &str) -> String {
+        match self {
+            Dialect::Postgres => format!(
+                " CROSS JOIN LATERAL jsonb_populate_record(NULL::{}, {json_expr}) AS {row_alias}",
+                self.table(table)
+            ),
+            Dialect::Sqlite => String::new(),
+        }
+    }
+
+    /// Whether a JSON object has `key`.
+    pub fn json_has(self, json_expr: &str, key: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("({json_expr} ? {})", self.lit(key)),
+            Dialect::Sqlite => format!(
+                "(json_type({json_expr}, {}) IS NOT NULL)",
+                self.lit(&format!("$.\"{key}\""))
+            ),
+        }
+    }
+
+    /// Whether the delete runs as one statement of data-modifying CTEs
+    /// (PostgreSQL) or as staged statements over temporary key tables.
+    pub fn single_statement_delete(self) -> bool {
+        matches!(self, Dialect::Postgres)
+    }
+
+    /// `WHERE`-clause condition: the row (alias `a`) is active.
+    pub fn active(self, e: &Entity, alias: &str) -> String {
+        if e.is_soft() {
+            format!("{alias}.{} IS NULL", self.ident(&e.deleted_at))
+        } else {
+            "TRUE".to_string()
+        }
+    }
+
+    /// `(a.c1, a.c2)` — a row value of columns.
+    pub fn tuple(self, alias: &str, cols: &[String]) -> String {
+        let parts: Vec<String> = cols
+            .iter()
+            .map(|c| format!("{alias}.{}", self.ident(c)))
+            .collect();
+        format!("({})", parts.join(", "))
+    }
+
+    /// `a.c1, a.c2` — a select list of columns.
+    pub fn list(self, alias: &str, cols: &[String]) -> String {
+        let parts: Vec<String> = cols
+            .iter()
+            .map(|c| format!("{alias}.{}", self.ident(c)))
+            .collect();
+        parts.join(", ")
+    }
+
+    /// A temporary table that holds keys for one entity during a staged delete.
+    pub fn temp_keys(self, entity: &str) -> String {
+        format!("temp.{}", self.ident(&format!("lethe_k_{entity}")))
+    }
+}

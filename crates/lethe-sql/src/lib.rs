@@ -1,0 +1,16 @@
+//! Renders Lethe's plans and DDL to SQL text, one dialect at a time.
+//!
+//! **Architecture invariant:** SQL text only: no connections, no async. Every
+//! difference between databases is a method on [`Dialect`]; the other crates
+//! never branch on the database kind.
+
+pub mod delete;
+pub mod dialect;
+pub mod migrate;
+pub mod queries;
+pub mod restore;
+
+pub use delete::{DeleteProgram, Mode, ProgramStmt, render_delete};
+pub use dialect::{Binder, Dialect, Param, Stmt};
+pub use migrate::{GENESIS_HASH, INTERNAL_VERSION, MigrationStep, plan_migration};
+pub use restore::{RestoreEntity, RestoreProgram, render_restore};

@@ -1,0 +1,471 @@
+//! Plans `lethe migrate`: the DDL that brings a database in line with the
+//! policy, as steps computed from what introspection found, so a second run
+//! finds nothing to do.
+
+use std::collections::BTreeSet;
+
+use lethe_core::{Entity, Policy, Schema, TableInfo};
+
+use crate::dialect::Dialect;
+
+/// Version tag of Lethe's own tables; bump with a new step when they change.
+pub const INTERNAL_VERSION: &str = "lethe:internal:v1";
+/// The hash an empty audit chain starts from.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// One migration step: a unit that is applied and recorded together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MigrationStep {
+    /// Stable id recorded in Lethe's migrations table, e.g. `users:view:active`.
+    pub id: String,
+    pub description: String,
+    pub statements: Vec<String>,
+    /// Set when the step cannot be done automatically; says why and what to do.
+    pub blocked: Option<String>,
+}
+
+/// Shortens a generated object name to the 63-byte limit, keeping it unique.
+pub fn object_name(name: &str) -> String {
+    if name.len() <= 63 {
+        return name.to_string();
+    }
+    // FNV-1a: stable across builds and platforms.
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in name.bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    format!("{}_{:08x}", &name[..54], h as u32)
+}
+
+fn base_name(table: &str) -> &str {
+    table.rsplit('.').next().unwrap_or(table)
+}
+
+/// `schema.x` for an object named `x` next to `table`.
+fn sibling(d: Dialect, table: &str, name: &str) -> String {
+    match table.split_once('.') {
+        Some((s, _)) => format!("{}.{}", d.ident(s), d.ident(name)),
+        None => d.ident(name),
+    }
+}
+
+pub fn active_view_name(e: &Entity) -> String {
+    object_name(&format!("{}_active", base_name(&e.table)))
+}
+
+pub fn guard_trigger_name(e: &Entity) -> String {
+    object_name(&format!("lethe_guard_{}", base_name(&e.table)))
+}
+
+fn unique_index_name(e: &Entity, cols: &[String]) -> String {
+    object_name(&format!(
+        "lethe_{}_uq_{}",
+        base_name(&e.table),
+        cols.join("_")
+    ))
+}
+
+/// The guard's message: says what happened and what to do instead.
+pub fn guard_message(e: &Entity) -> String {
+    format!(
+        "lethe: raw DELETE on {} is refused: it is a soft-delete table managed by Lethe. Use `lethe delete {} <key>` (or the Lethe library/API) so the delete cascades, is audited and can be restored",
+        e.table, e.name
+    )
+}
+
+/// Lethe's own tables.
+fn internal_statements(d: Dialect) -> Vec<String> {
+    let t = |n: &str| d.own(n);
+    let (uuid, ts, json, big) = (d.uuid_type(), d.timestamp_type(), d.json_type(), "BIGINT");
+    let mut s = Vec::new();
+    if d == Dialect::Postgres {
+        s.push("CREATE SCHEMA IF NOT EXISTS lethe".to_string());
+    }
+    s.push(format!(
+        "CREATE TABLE {} (id TEXT PRIMARY KEY, applied_at {ts} NOT NULL, statements TEXT NOT NULL)",
+        t("migrations")
+    ));
+    s.push(format!(
+        "CREATE TABLE {} (id {uuid} PRIMARY KEY, kind TEXT NOT NULL, at {ts} NOT NULL, actor TEXT, reason TEXT, context {json}, \
+         root_entity TEXT NOT NULL, root_key {json} NOT NULL, summary {json} NOT NULL, restored_at {ts}, restored_by TEXT)",
+        t("deletions")
+    ));
+    s.push(format!(
+        "CREATE INDEX {} ON {} (root_entity, at)",
+        if d == Dialect::Postgres {
+            "deletions_entity_at"
+        } else {
+            "lethe_deletions_entity_at"
+        },
+        t("deletions")
+    ));
+    s.push(format!(
+        "CREATE TABLE {} (seq {big} PRIMARY KEY, at {ts} NOT NULL, action TEXT NOT NULL, deletion_id {uuid}, entry TEXT NOT NULL, prev_hash TEXT NOT NULL, hash TEXT NOT NULL)",
+        t("audit")
+    ));
+    s.push(format!(
+        "CREATE TABLE {} (id INTEGER PRIMARY KEY CHECK (id = 1), seq {big} NOT NULL, hash TEXT NOT NULL)",
+        t("audit_head")
+    ));
+    s.push(format!(
+        "INSERT INTO {} (id, seq, hash) VALUES (1, 0, '{GENESIS_HASH}')",
+        t("audit_head")
+    ));
+    let outbox_id = match d {
+        Dialect::Postgres => "id BIGSERIAL PRIMARY KEY",
+        Dialect::Sqlite => "id INTEGER PRIMARY KEY AUTOINCREMENT",
+    };
+    s.push(format!(
+        "CREATE TABLE {} ({outbox_id}, deletion_id {uuid} NOT NULL, event TEXT NOT NULL, entity TEXT NOT NULL, part INTEGER NOT NULL, keys {json} NOT NULL, row_count {big} NOT NULL, created_at {ts} NOT NULL)",
+        t("outbox")
+    ));
+    s.push(format!(
+        "CREATE TABLE {} (deletion_id {uuid} NOT NULL, entity TEXT NOT NULL, key {json} NOT NULL, row {json} NOT NULL)",
+        t("snapshots")
+    ));
+    s.push(format!(
+        "CREATE TABLE {} (deletion_id {uuid} NOT NULL, entity TEXT NOT NULL, key {json} NOT NULL, prev {json} NOT NULL)",
+        t("nullified")
+    ));
+    let idx = |n: &str| {
+        if d == Dialect::Postgres {
+            n.to_string()
+        } else {
+            format!("lethe_{n}")
+        }
+    };
+    s.push(format!(
+        "CREATE INDEX {} ON {} (deletion_id)",
+        idx("outbox_deletion"),
+        t("outbox")
+    ));
+    s.push(format!(
+        "CREATE INDEX {} ON {} (deletion_id, entity)",
+        idx("snapshots_deletion"),
+        t("snapshots")
+    ));
+    s.push(format!(
+        "CREATE INDEX {} ON {} (entity, key)",
+        idx("snapshots_entity_key"),
+        t("snapshots")
+    ));
+    s.push(format!(
+        "CREATE INDEX {} ON {} (deletion_id, entity)",
+        idx("nullified_deletion"),
+        t("nullified")
+    ));
+    match d {
+        Dialect::Postgres => {
+            s.push(
+                "CREATE OR REPLACE FUNCTION lethe.refuse_audit_change() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN RAISE EXCEPTION 'lethe.audit is append-only: % refused', TG_OP USING ERRCODE = 'P0001'; END $$"
+                    .to_string(),
+            );
+            s.push(
+                "CREATE TRIGGER audit_append_only BEFORE UPDATE OR DELETE ON lethe.audit FOR EACH ROW EXECUTE FUNCTION lethe.refuse_audit_change()"
+                    .to_string(),
+            );
+            s.push(
+                "CREATE TRIGGER audit_no_truncate BEFORE TRUNCATE ON lethe.audit FOR EACH STATEMENT EXECUTE FUNCTION lethe.refuse_audit_change()"
+                    .to_string(),
+            );
+            // The guard: Lethe's own purge path sets `lethe.bypass` for its
+            // transaction (SET LOCAL); nothing else passes.
+            s.push(
+                "CREATE OR REPLACE FUNCTION lethe.guard_delete() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                 BEGIN IF coalesce(current_setting('lethe.bypass', true), '') <> 'on' THEN \
+                 RAISE EXCEPTION '%', TG_ARGV[0] USING ERRCODE = 'P0001', HINT = 'soft-deleted rows are removed for good by Lethe''s purge, which passes this guard'; \
+                 END IF; RETURN NULL; END $$"
+                    .to_string(),
+            );
+        }
+        Dialect::Sqlite => {
+            s.push("CREATE TABLE lethe_bypass (token TEXT NOT NULL)".to_string());
+            s.push(
+                "CREATE TRIGGER lethe_audit_no_update BEFORE UPDATE ON lethe_audit BEGIN SELECT RAISE(ABORT, 'lethe_audit is append-only: UPDATE refused'); END"
+                    .to_string(),
+            );
+            s.push(
+                "CREATE TRIGGER lethe_audit_no_delete BEFORE DELETE ON lethe_audit BEGIN SELECT RAISE(ABORT, 'lethe_audit is append-only: DELETE refused'); END"
+                    .to_string(),
+            );
+        }
+    }
+    s
+}
+
+/// Plans the migration of `schema` to what `policy` needs. `installed` holds
+/// the ids of Lethe's internal versions already applied.
+pub fn plan_migration(
+    d: Dialect,
+    policy: &Policy,
+    schema: &Schema,
+    internal_installed: bool,
+) -> Vec<MigrationStep> {
+    let mut steps = Vec::new();
+    if !internal_installed {
+        steps.push(MigrationStep {
+            id: INTERNAL_VERSION.to_string(),
+            description: match d {
+                Dialect::Postgres => "create Lethe's own tables in schema \"lethe\" (deletions, audit, outbox, snapshots) and the guard function".into(),
+                Dialect::Sqlite => "create Lethe's own tables (lethe_deletions, lethe_audit, lethe_outbox, lethe_snapshots, ...)".into(),
+            },
+            statements: internal_statements(d),
+            blocked: None,
+        });
+    }
+    for e in policy.entities.values() {
+        let Some(t) = schema.table(&e.table) else {
+            continue; // `lethe check` reports unknown tables; nothing to migrate.
+        };
+        if e.is_soft() {
+            entity_steps(d, policy, e, t, schema, &mut steps);
+        }
+    }
+    steps
+}
+
+fn entity_steps(
+    d: Dialect,
+    policy: &Policy,
+    e: &Entity,
+    t: &TableInfo,
+    schema: &Schema,
+    steps: &mut Vec<MigrationStep>,
+) {
+    let table = d.table(&e.table);
+    let step = |steps: &mut Vec<MigrationStep>,
+                id: String,
+                description: String,
+                statements: Vec<String>| {
+        steps.push(MigrationStep {
+            id,
+            description,
+            statements,
+            blocked: None,
+        })
+    };
+    let mut added_columns = false;
+    if !t.has_column(&e.deleted_at) {
+        added_columns = true;
+        step(
+            steps,
+            format!("{}:column:{}", e.table, e.deleted_at),
+            format!(
+                "add marker column {}.{} (NULL = active)",
+                e.table, e.deleted_at
+            ),
+            vec![format!(
+                "ALTER TABLE {table} ADD COLUMN {} {}",
+                d.ident(&e.deleted_at),
+                d.timestamp_type()
+            )],
+        );
+    }
+    if !t.has_column(&e.deletion_id) {
+        added_columns = true;
+        step(
+            steps,
+            format!("{}:column:{}", e.table, e.deletion_id),
+            format!(
+                "add marker column {}.{} (which deletion removed the row)",
+                e.table, e.deletion_id
+            ),
+            vec![format!(
+                "ALTER TABLE {table} ADD COLUMN {} {}",
+                d.ident(&e.deletion_id),
+                d.uuid_type()
+            )],
+        );
+    }
+    let idx = object_name(&format!("lethe_{}_deletion_id", base_name(&e.table)));
+    if !t.indexes.contains(&idx) {
+        step(
+            steps,
+            format!("{}:index:deletion_id", e.table),
+            format!("index {}.{} for restore", e.table, e.deletion_id),
+            vec![format!(
+                "CREATE INDEX {} ON {table} ({}) WHERE {} IS NOT NULL",
+                d.ident(&idx),
+                d.ident(&e.deletion_id),
+                d.ident(&e.deletion_id)
+            )],
+        );
+    }
+    let idx = object_name(&format!("lethe_{}_active_key", base_name(&e.table)));
+    if !t.indexes.contains(&idx) && e.key.iter().all(|c| t.has_column(c)) {
+        step(
+            steps,
+            format!("{}:index:active_key", e.table),
+            format!(
+                "partial index on {}({}) for active rows",
+                e.table,
+                e.key.join(", ")
+            ),
+            vec![format!(
+                "CREATE INDEX {} ON {table} ({}) WHERE {} IS NULL",
+                d.ident(&idx),
+                e.key
+                    .iter()
+                    .map(|c| d.ident(c))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                d.ident(&e.deleted_at)
+            )],
+        );
+    }
+    for cols in &e.unique {
+        let name = unique_index_name(e, cols);
+        if t.indexes.contains(&name) || !cols.iter().all(|c| t.has_column(c)) {
+            continue;
+        }
+        let want: BTreeSet<&String> = cols.iter().collect();
+        let mut statements = Vec::new();
+        let mut replaced = Vec::new();
+        let mut blocked = None;
+        for u in t
+            .uniques
+            .iter()
+            .filter(|u| !u.partial && u.columns.iter().collect::<BTreeSet<_>>() == want)
+        {
+            if u.inline {
+                blocked = Some(format!(
+                    "{}({}) has a UNIQUE clause inside its CREATE TABLE; SQLite can only drop it by rebuilding the table. \
+                     Rebuild \"{}\" without that clause (keep a plain column) and run `lethe migrate` again",
+                    e.table,
+                    cols.join(", "),
+                    e.table
+                ));
+            } else if u.is_constraint {
+                statements.push(format!(
+                    "ALTER TABLE {table} DROP CONSTRAINT {}",
+                    d.ident(&u.name)
+                ));
+            } else {
+                statements.push(format!("DROP INDEX {}", sibling(d, &e.table, &u.name)));
+            }
+            replaced.push(u.name.clone());
+        }
+        statements.push(format!(
+            "CREATE UNIQUE INDEX {} ON {table} ({}) WHERE {} IS NULL",
+            d.ident(&name),
+            cols.iter()
+                .map(|c| d.ident(c))
+                .collect::<Vec<_>>()
+                .join(", "),
+            d.ident(&e.deleted_at)
+        ));
+        let description = if replaced.is_empty() {
+            format!(
+                "unique ({}) among active rows of {}",
+                cols.join(", "),
+                e.table
+            )
+        } else {
+            format!(
+                "replace plain unique {} on {}({}) with a partial unique index among active rows",
+                replaced.join(", "),
+                e.table,
+                cols.join(", ")
+            )
+        };
+        steps.push(MigrationStep {
+            id: format!("{}:unique:{}", e.table, cols.join(",")),
+            description,
+            statements,
+            blocked,
+        });
+    }
+    let view = active_view_name(e);
+    let view_exists = schema.views.contains(&view);
+    if !view_exists || added_columns {
+        let mut statements = Vec::new();
+        if view_exists {
+            statements.push(format!("DROP VIEW {}", sibling(d, &e.table, &view)));
+        }
+        statements.push(format!(
+            "CREATE VIEW {} AS SELECT * FROM {table} WHERE {} IS NULL",
+            sibling(d, &e.table, &view),
+            d.ident(&e.deleted_at)
+        ));
+        step(
+            steps,
+            format!("{}:view:active", e.table),
+            format!("view {view}: the active rows of {}", e.table),
+            statements,
+        );
+    }
+    let trig = guard_trigger_name(e);
+    if !t.triggers.contains(&trig) {
+        let msg = guard_message(e);
+        let statements = match d {
+            Dialect::Postgres => vec![
+                format!(
+                    "CREATE TRIGGER {} BEFORE DELETE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION lethe.guard_delete({})",
+                    d.ident(&trig),
+                    d.lit(&msg)
+                ),
+                format!(
+                    "CREATE TRIGGER {} BEFORE TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION lethe.guard_delete({})",
+                    d.ident(&object_name(&format!("{trig}_truncate"))),
+                    d.lit(&msg.replace("raw DELETE", "TRUNCATE"))
+                ),
+            ],
+            Dialect::Sqlite => vec![format!(
+                "CREATE TRIGGER {} BEFORE DELETE ON {table} WHEN NOT EXISTS (SELECT 1 FROM lethe_bypass) BEGIN SELECT RAISE(ABORT, {}); END",
+                d.ident(&trig),
+                d.lit(&msg)
+            )],
+        };
+        step(
+            steps,
+            format!("{}:guard", e.table),
+            format!("guard: refuse raw DELETE on {}", e.table),
+            statements,
+        );
+    }
+    if d == Dialect::Postgres && policy.database.row_security {
+        let pol = "lethe_hide_deleted";
+        if !t.policies.contains(pol) {
+            let mut statements = Vec::new();
+            if !t.row_security {
+                statements.push(format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"));
+            }
+            statements.push(format!(
+                "CREATE POLICY {pol} ON {table} FOR SELECT USING ({} IS NULL OR current_setting('lethe.include_deleted', true) = 'on')",
+                d.ident(&e.deleted_at)
+            ));
+            statements.push(format!(
+                "CREATE POLICY lethe_allow_insert ON {table} FOR INSERT WITH CHECK (true)"
+            ));
+            statements.push(format!(
+                "CREATE POLICY lethe_allow_update ON {table} FOR UPDATE USING (true)"
+            ));
+            statements.push(format!(
+                "CREATE POLICY lethe_allow_delete ON {table} FOR DELETE USING (true)"
+            ));
+            step(
+                steps,
+                format!("{}:row_security", e.table),
+                format!(
+                    "row-level security on {}: application roles see only active rows unless they SET lethe.include_deleted = 'on'",
+                    e.table
+                ),
+                statements,
+            );
+        }
+    }
+}
+
+/// Records an applied step (idempotent: re-applying a step updates the record).
+pub fn record_step_sql(d: Dialect) -> String {
+    let (p1, p2, p3) = match d {
+        Dialect::Postgres => ("$1", "CAST($2 AS timestamptz)", "$3"),
+        Dialect::Sqlite => ("?1", "?2", "?3"),
+    };
+    format!(
+        "INSERT INTO {} (id, applied_at, statements) VALUES ({p1}, {p2}, {p3}) ON CONFLICT (id) DO UPDATE SET applied_at = excluded.applied_at, statements = excluded.statements",
+        d.own("migrations")
+    )
+}

@@ -1,0 +1,298 @@
+//! Renders the restore of one deletion: the checks that must pass first, then
+//! the statements that put every row of the deletion back.
+//!
+//! All statements bind the deletion id (and the time, for outbox rows).
+//! Check statements return rows of four text columns:
+//! - `unique`, entity, restored key, conflicting active key (and the columns in
+//!   a fifth column);
+//! - `parent`, relation, child key, the deletion that removed the parent (empty
+//!   when the parent is missing and no deletion is known).
+
+use lethe_core::{Entity, OnDelete, Policy, Schema, Strategy};
+
+use crate::delete::OUTBOX_PART_SIZE;
+use crate::dialect::{Binder, Dialect, Stmt};
+
+/// What a deletion did to one entity, as recorded with the deletion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreEntity<'a> {
+    pub entity: &'a Entity,
+    /// `soft` rows are unmarked; `hard` rows come back from snapshots.
+    pub strategy: Strategy,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreProgram {
+    pub checks: Vec<Stmt>,
+    /// Run in order after every check came back empty.
+    pub apply: Vec<Stmt>,
+}
+
+/// Where the rows of `e` deleted by the deletion are, and how to read a column.
+struct Source {
+    from: String,
+    where_: String,
+    /// Column reader for the deleted row.
+    col: Box<dyn Fn(&str) -> String>,
+    key_json: String,
+}
+
+fn source(d: Dialect, b: &mut Binder, e: &Entity, strategy: Strategy) -> Source {
+    let id = d.deletion_id(b);
+    match strategy {
+        Strategy::Hard => {
+            let from = format!(
+                "{} s{}",
+                d.own("snapshots"),
+                d.json_record_join("s.row", &e.table, "r")
+            );
+            let where_ = format!("s.deletion_id = {id} AND s.entity = {}", d.lit(&e.name));
+            Source {
+                from,
+                where_,
+                col: Box::new(move |c| d.json_field("s.row", "r", c)),
+                key_json: "s.key".to_string(),
+            }
+        }
+        _ => Source {
+            from: format!("{} c", d.table(&e.table)),
+            where_: format!("c.{} = {id}", d.ident(&e.deletion_id)),
+            col: Box::new(move |c| format!("c.{}", d.ident(c))),
+            key_json: d.json_of_columns("c", &e.key),
+        },
+    }
+}
+
+fn tuple_of(cols: &[String], f: &dyn Fn(&str) -> String) -> String {
+    format!(
+        "({})",
+        cols.iter().map(|c| f(c)).collect::<Vec<_>>().join(", ")
+    )
+}
+
+/// Renders the restore of a deletion whose rows are described by `entities`
+/// (in plan order, parents first) and whose set-null changes touched
+/// `nullified` entities.
+pub fn render_restore(
+    d: Dialect,
+    policy: &Policy,
+    schema: &Schema,
+    entities: &[RestoreEntity<'_>],
+    nullified: &[&Entity],
+) -> RestoreProgram {
+    let mut checks = Vec::new();
+    // Unique keys among active rows, and the key itself for re-inserted rows.
+    for re in entities {
+        let e = re.entity;
+        let mut sets: Vec<Vec<String>> = e.unique.clone();
+        if re.strategy == Strategy::Hard {
+            sets.insert(0, e.key.clone());
+        }
+        for set in sets {
+            let mut b = Binder::new(d);
+            let src = source(d, &mut b, e, re.strategy);
+            let on: Vec<String> = set
+                .iter()
+                .map(|c| format!("a.{} = {}", d.ident(c), (src.col)(c)))
+                .collect();
+            let not_same = if re.strategy == Strategy::Hard {
+                String::new()
+            } else {
+                format!(" AND {} <> {}", d.tuple("a", &e.key), d.tuple("c", &e.key))
+            };
+            let sql = format!(
+                "SELECT 'unique', {}, {}, {}, {} FROM {} JOIN {} a ON {} AND {}{not_same} WHERE {} LIMIT 10",
+                d.lit(&e.name),
+                d.text(&src.key_json),
+                d.text(&d.json_of_columns("a", &e.key)),
+                d.lit(&set.join(", ")),
+                src.from,
+                d.table(&e.table),
+                on.join(" AND "),
+                d.active(e, "a"),
+                src.where_
+            );
+            checks.push(b.finish(sql));
+        }
+    }
+    // A restored row whose parent is deleted (by another deletion) would be an
+    // active child of a deleted parent.
+    for re in entities {
+        let e = re.entity;
+        for r in policy.parents_of(&e.name) {
+            if r.on_delete == OnDelete::Keep {
+                continue;
+            }
+            let parent = &policy.entities[&r.parent];
+            let mut b = Binder::new(d);
+            let src = source(d, &mut b, e, re.strategy);
+            let refs = tuple_of(&r.columns, &*src.col);
+            let not_null: Vec<String> = r
+                .columns
+                .iter()
+                .map(|c| format!("{} IS NOT NULL", (src.col)(c)))
+                .collect();
+            let ref_json = d.json_object(
+                &parent
+                    .key
+                    .iter()
+                    .zip(&r.columns)
+                    .map(|(k, c)| (k.clone(), (src.col)(c)))
+                    .collect::<Vec<_>>(),
+            );
+            let id = d.deletion_id(&mut b);
+            let sql = match parent.strategy {
+                Strategy::Hard => format!(
+                    "SELECT 'parent', {}, {}, COALESCE((SELECT {} FROM {} s3 WHERE s3.entity = {} AND s3.key = {ref_json} LIMIT 1), '') FROM {} WHERE {} AND {} \
+                     AND NOT EXISTS (SELECT 1 FROM {} p WHERE {} = {refs}) \
+                     AND NOT EXISTS (SELECT 1 FROM {} s2 WHERE s2.deletion_id = {id} AND s2.entity = {} AND s2.key = {ref_json}) LIMIT 10",
+                    d.lit(&r.describe()),
+                    d.text(&src.key_json),
+                    d.text("s3.deletion_id"),
+                    d.own("snapshots"),
+                    d.lit(&parent.name),
+                    src.from,
+                    src.where_,
+                    not_null.join(" AND "),
+                    d.table(&parent.table),
+                    d.tuple("p", &parent.key),
+                    d.own("snapshots"),
+                    d.lit(&parent.name),
+                ),
+                _ => format!(
+                    "SELECT 'parent', {}, {}, COALESCE({}, '') FROM {} JOIN {} p ON {} = {refs} WHERE {} AND p.{} IS NOT NULL AND (p.{} IS NULL OR p.{} <> {id}) LIMIT 10",
+                    d.lit(&r.describe()),
+                    d.text(&src.key_json),
+                    d.text(&format!("p.{}", d.ident(&parent.deletion_id))),
+                    src.from,
+                    d.table(&parent.table),
+                    d.tuple("p", &parent.key),
+                    src.where_,
+                    d.ident(&parent.deleted_at),
+                    d.ident(&parent.deletion_id),
+                    d.ident(&parent.deletion_id),
+                ),
+            };
+            checks.push(b.finish(sql));
+        }
+    }
+
+    let mut apply = Vec::new();
+    // Outbox first: the marks and snapshots still say which rows come back.
+    for re in entities {
+        let e = re.entity;
+        let mut b = Binder::new(d);
+        let src = source(d, &mut b, e, re.strategy);
+        let id = d.deletion_id(&mut b);
+        let now = d.now(&mut b);
+        let sql = format!(
+            "INSERT INTO {} (deletion_id, event, entity, part, keys, row_count, created_at) \
+             SELECT {id}, 'restored', {}, y.part, {}, count(*), {now} FROM (SELECT {} AS k, (row_number() OVER () - 1) / {OUTBOX_PART_SIZE} AS part FROM {} WHERE {}) y GROUP BY y.part",
+            d.own("outbox"),
+            d.lit(&e.name),
+            d.json_agg("y.k"),
+            src.key_json,
+            src.from,
+            src.where_
+        );
+        apply.push(b.finish(sql));
+    }
+    // Re-inserted rows, parents first.
+    for re in entities.iter().filter(|re| re.strategy == Strategy::Hard) {
+        let e = re.entity;
+        let cols: Vec<String> = schema
+            .table(&e.table)
+            .map(|t| {
+                t.columns
+                    .iter()
+                    .filter(|c| !c.generated)
+                    .map(|c| c.name.clone())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let mut b = Binder::new(d);
+        let src = source(d, &mut b, e, Strategy::Hard);
+        let overriding = match d {
+            Dialect::Postgres => " OVERRIDING SYSTEM VALUE",
+            Dialect::Sqlite => "",
+        };
+        let sql = format!(
+            "INSERT INTO {} ({}){overriding} SELECT {} FROM {} WHERE {}",
+            d.table(&e.table),
+            cols.iter()
+                .map(|c| d.ident(c))
+                .collect::<Vec<_>>()
+                .join(", "),
+            cols.iter()
+                .map(|c| (src.col)(c))
+                .collect::<Vec<_>>()
+                .join(", "),
+            src.from,
+            src.where_
+        );
+        apply.push(b.finish(sql));
+    }
+    for re in entities.iter().filter(|re| re.strategy != Strategy::Hard) {
+        let e = re.entity;
+        let mut b = Binder::new(d);
+        let id = d.deletion_id(&mut b);
+        apply.push(b.finish(format!(
+            "UPDATE {} SET {} = NULL, {} = NULL WHERE {} = {id}",
+            d.table(&e.table),
+            d.ident(&e.deleted_at),
+            d.ident(&e.deletion_id),
+            d.ident(&e.deletion_id)
+        )));
+    }
+    // Set-null columns back, unless the application has set them since.
+    for e in nullified {
+        let cols: Vec<&String> = policy
+            .parents_of(&e.name)
+            .filter(|r| r.on_delete == OnDelete::SetNull)
+            .flat_map(|r| r.columns.iter())
+            .collect();
+        if cols.is_empty() {
+            continue;
+        }
+        let mut b = Binder::new(d);
+        let id = d.deletion_id(&mut b);
+        let merged = match d {
+            Dialect::Postgres => "(n.prev || n.key)",
+            Dialect::Sqlite => "n.prev",
+        };
+        let sets: Vec<String> = cols
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} = CASE WHEN {} AND t.{} IS NULL THEN {} ELSE t.{} END",
+                    d.ident(c),
+                    d.json_has("n.prev", c),
+                    d.ident(c),
+                    d.json_field("n.prev", "r", c),
+                    d.ident(c)
+                )
+            })
+            .collect();
+        let key_match: Vec<String> = e
+            .key
+            .iter()
+            .map(|k| format!("t.{} = {}", d.ident(k), d.json_field("n.key", "r", k)))
+            .collect();
+        apply.push(b.finish(format!(
+            "UPDATE {} AS t SET {} FROM {} n{} WHERE n.deletion_id = {id} AND n.entity = {} AND {}",
+            d.table(&e.table),
+            sets.join(", "),
+            d.own("nullified"),
+            d.json_record_join(merged, &e.table, "r"),
+            d.lit(&e.name),
+            key_match.join(" AND ")
+        )));
+    }
+    // The copies are no longer needed once the rows are back.
+    for t in ["snapshots", "nullified"] {
+        let mut b = Binder::new(d);
+        let id = d.deletion_id(&mut b);
+        apply.push(b.finish(format!("DELETE FROM {} WHERE deletion_id = {id}", d.own(t))));
+    }
+    RestoreProgram { checks, apply }
+}

@@ -1,0 +1,244 @@
+//! A database handle over PostgreSQL or SQLite, with text-in, text-out
+//! statements. Lethe binds every value as text (casts in the SQL give it its
+//! type) and reads every result as text, so one code path serves both drivers.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use lethe_sql::{Dialect, Param, Stmt};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{AssertSqlSafe, Executor, PgPool, Postgres, Row, Sqlite, SqlitePool, Transaction};
+
+use crate::error::{Result, StoreError};
+
+/// A connection pool.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+/// An open transaction.
+pub enum Tx {
+    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// Values for the params of rendered statements.
+#[derive(Debug, Clone, Default)]
+pub struct Bindings {
+    pub deletion_id: String,
+    pub now: String,
+    pub key: Vec<String>,
+}
+
+impl Bindings {
+    fn value(&self, p: &Param) -> Option<String> {
+        Some(match p {
+            Param::DeletionId => self.deletion_id.clone(),
+            Param::Now => self.now.clone(),
+            Param::Key(i) => self.key.get(*i)?.clone(),
+            Param::Text(t) => t.clone(),
+        })
+    }
+
+    pub fn values(&self, stmt: &Stmt) -> Vec<Option<String>> {
+        stmt.params.iter().map(|p| self.value(p)).collect()
+    }
+}
+
+/// Options for [`Db::connect`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ConnectOptions {
+    /// SQLite: create the file when missing (the demo does; other commands
+    /// report a missing file).
+    pub create_sqlite: bool,
+    pub max_connections: Option<u32>,
+}
+
+impl Db {
+    pub async fn connect(url: &str, opts: ConnectOptions) -> Result<Db> {
+        match Dialect::from_url(url) {
+            Some(Dialect::Postgres) => {
+                let o = PgConnectOptions::from_str(url)
+                    .map_err(|e| StoreError::Connect(e.to_string()))?
+                    .application_name("lethe");
+                let pool = PgPoolOptions::new()
+                    .max_connections(opts.max_connections.unwrap_or(8))
+                    .acquire_timeout(Duration::from_secs(15))
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            // Lethe must see deleted rows even where row-level
+                            // security hides them from the application.
+                            conn.execute("SET lethe.include_deleted = 'on'").await?;
+                            conn.execute("SET TimeZone = 'UTC'").await?;
+                            Ok(())
+                        })
+                    })
+                    .connect_with(o)
+                    .await
+                    .map_err(|e| StoreError::Connect(e.to_string()))?;
+                Ok(Db::Postgres(pool))
+            }
+            Some(Dialect::Sqlite) => {
+                let o = SqliteConnectOptions::from_str(url)
+                    .map_err(|e| StoreError::Connect(e.to_string()))?
+                    .create_if_missing(opts.create_sqlite)
+                    .journal_mode(SqliteJournalMode::Wal)
+                    .busy_timeout(Duration::from_secs(30))
+                    .foreign_keys(true);
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(opts.max_connections.unwrap_or(4))
+                    .connect_with(o)
+                    .await
+                    .map_err(|e| StoreError::Connect(format!("{e} ({url})")))?;
+                Ok(Db::Sqlite(pool))
+            }
+            None => Err(StoreError::UnsupportedUrl(url.to_string())),
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Db::Postgres(_) => Dialect::Postgres,
+            Db::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// Begins a transaction that will write (SQLite takes the write lock now).
+    pub async fn begin_write(&self) -> Result<Tx> {
+        Ok(match self {
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Db::Sqlite(p) => Tx::Sqlite(
+                p.begin_with(lethe_sql::queries::begin_write(Dialect::Sqlite))
+                    .await?,
+            ),
+        })
+    }
+
+    /// Begins a read transaction.
+    pub async fn begin_read(&self) -> Result<Tx> {
+        Ok(match self {
+            Db::Postgres(p) => Tx::Postgres(p.begin().await?),
+            Db::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+        })
+    }
+
+    /// Runs a query outside a transaction and returns its rows as text.
+    pub async fn rows(
+        &self,
+        sql: &str,
+        params: &[Option<String>],
+    ) -> Result<Vec<Vec<Option<String>>>> {
+        let mut tx = self.begin_read().await?;
+        let rows = tx.rows(sql, params).await?;
+        tx.rollback().await?;
+        Ok(rows)
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Postgres(p) => p.close().await,
+            Db::Sqlite(p) => p.close().await,
+        }
+    }
+}
+
+macro_rules! bind_all {
+    ($q:expr, $params:expr) => {{
+        let mut q = $q;
+        for v in $params {
+            q = q.bind(v.clone());
+        }
+        q
+    }};
+}
+
+impl Tx {
+    /// Executes a statement; returns the number of rows affected.
+    pub async fn exec(&mut self, sql: &str, params: &[Option<String>]) -> Result<u64> {
+        let sql = AssertSqlSafe(sql.to_string());
+        Ok(match self {
+            Tx::Postgres(t) => bind_all!(sqlx::query(sql), params)
+                .execute(&mut **t)
+                .await?
+                .rows_affected(),
+            Tx::Sqlite(t) => bind_all!(sqlx::query(sql), params)
+                .execute(&mut **t)
+                .await?
+                .rows_affected(),
+        })
+    }
+
+    /// Runs a query and returns every column of every row as text.
+    pub async fn rows(
+        &mut self,
+        sql: &str,
+        params: &[Option<String>],
+    ) -> Result<Vec<Vec<Option<String>>>> {
+        let sql = AssertSqlSafe(sql.to_string());
+        let mut out = Vec::new();
+        match self {
+            Tx::Postgres(t) => {
+                for r in bind_all!(sqlx::query(sql), params)
+                    .fetch_all(&mut **t)
+                    .await?
+                {
+                    out.push(
+                        (0..r.len())
+                            .map(|i| r.try_get::<Option<String>, _>(i))
+                            .collect::<Result<_, _>>()?,
+                    );
+                }
+            }
+            Tx::Sqlite(t) => {
+                for r in bind_all!(sqlx::query(sql), params)
+                    .fetch_all(&mut **t)
+                    .await?
+                {
+                    out.push(
+                        (0..r.len())
+                            .map(|i| r.try_get::<Option<String>, _>(i))
+                            .collect::<Result<_, _>>()?,
+                    );
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs a rendered statement with `b`'s values.
+    pub async fn exec_stmt(&mut self, stmt: &Stmt, b: &Bindings) -> Result<u64> {
+        self.exec(&stmt.sql, &b.values(stmt)).await
+    }
+
+    pub async fn rows_stmt(
+        &mut self,
+        stmt: &Stmt,
+        b: &Bindings,
+    ) -> Result<Vec<Vec<Option<String>>>> {
+        self.rows(&stmt.sql, &b.values(stmt)).await
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Postgres(t) => t.commit().await?,
+            Tx::Sqlite(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+
+    pub async fn rollback(self) -> Result<()> {
+        match self {
+            Tx::Postgres(t) => t.rollback().await?,
+            Tx::Sqlite(t) => t.rollback().await?,
+        }
+        Ok(())
+    }
+}
+
+/// Reads column `i` of a text row (NULL as empty).
+pub fn col(row: &[Option<String>], i: usize) -> String {
+    row.get(i).cloned().flatten().unwrap_or_default()
+}

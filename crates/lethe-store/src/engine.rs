@@ -1,0 +1,823 @@
+//! [`Engine`]: the library entry point. Connects to a database with a policy
+//! and plans, deletes and restores.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use lethe_core::{
+    ColumnKind, DeletePlan, Finding, KeyValue, Policy, Schema, Strategy, plan_delete,
+};
+use lethe_sql::{
+    DeleteProgram, Dialect, Mode, RestoreEntity, queries, render_delete, render_restore,
+};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+use time::format_description::well_known::Rfc3339;
+
+use crate::audit;
+use crate::db::{Bindings, ConnectOptions, Db, Tx, col};
+use crate::error::{ParentDeleted, Result, StoreError, UniqueConflict};
+use crate::introspect;
+use crate::records::*;
+
+/// How many times a transaction is retried after a deadlock or serialization
+/// failure before the error reaches the caller.
+const MAX_ATTEMPTS: u32 = 5;
+
+/// A request to delete one root row and its cascade.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteRequest {
+    pub entity: String,
+    /// The key as a user writes it: `42` or `order_id=1,product_id=2`.
+    pub key: String,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    /// Free-form context recorded in the audit entry (request id, ...). Must
+    /// not hold PII.
+    pub context: Value,
+}
+
+impl DeleteRequest {
+    pub fn new(entity: impl Into<String>, key: impl Into<String>) -> Self {
+        DeleteRequest {
+            entity: entity.into(),
+            key: key.into(),
+            context: Value::Null,
+            ..Default::default()
+        }
+    }
+
+    pub fn actor(mut self, actor: impl Into<String>) -> Self {
+        self.actor = Some(actor.into());
+        self
+    }
+
+    pub fn reason(mut self, reason: impl Into<String>) -> Self {
+        self.reason = Some(reason.into());
+        self
+    }
+}
+
+/// Lethe on one database with one policy.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), lethe_store::StoreError> {
+/// use lethe_store::{DeleteRequest, Engine};
+///
+/// let policy = lethe_core::parse_policy(
+///     r#"
+///     [entities.users]
+///     key = ["id"]
+///     "#,
+///     "lethe.toml",
+/// )?;
+/// let mut engine = Engine::connect(policy, "sqlite://shop.db").await?;
+/// engine.migrate(false).await?;
+/// let done = engine.delete(&DeleteRequest::new("users", "42").actor("support")).await?;
+/// println!("deleted {} rows as {}", done.affected.iter().map(|c| c.rows).sum::<u64>(), done.deletion_id);
+/// engine.restore(&done.deletion_id, Some("support")).await?;
+/// # Ok(()) }
+/// ```
+pub struct Engine {
+    db: Db,
+    policy: Arc<Policy>,
+    schema: Schema,
+    internal_installed: bool,
+    programs: Mutex<HashMap<(String, bool), Arc<(DeletePlan, DeleteProgram)>>>,
+}
+
+fn now_text() -> (OffsetDateTime, String) {
+    let now = OffsetDateTime::now_utc();
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    let text = now
+        .format(&fmt)
+        .unwrap_or_else(|_| now.format(&Rfc3339).unwrap_or_default());
+    (now, text)
+}
+
+fn transient(e: &StoreError) -> bool {
+    matches!(e, StoreError::Transient(_))
+}
+
+impl Engine {
+    /// Connects, introspects the schema and checks nothing else: call
+    /// [`Engine::check`] to validate the policy against the schema.
+    pub async fn connect(policy: Policy, url: &str) -> Result<Engine> {
+        Self::connect_with(policy, url, ConnectOptions::default()).await
+    }
+
+    pub async fn connect_with(policy: Policy, url: &str, opts: ConnectOptions) -> Result<Engine> {
+        let db = Db::connect(url, opts).await?;
+        Self::from_db(policy, db).await
+    }
+
+    pub async fn from_db(policy: Policy, db: Db) -> Result<Engine> {
+        let schema = introspect::load_schema(&db).await?;
+        let internal_installed = introspect::internal_installed(&db).await?;
+        Ok(Engine {
+            db,
+            policy: Arc::new(policy),
+            schema,
+            internal_installed,
+            programs: Mutex::new(HashMap::new()),
+        })
+    }
+
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.db.dialect()
+    }
+
+    /// Re-reads the schema (after DDL outside Lethe).
+    pub async fn refresh(&mut self) -> Result<()> {
+        self.schema = introspect::load_schema(&self.db).await?;
+        self.internal_installed = introspect::internal_installed(&self.db).await?;
+        self.programs.lock().expect("programs lock").clear();
+        Ok(())
+    }
+
+    /// The policy against the live schema.
+    pub fn check(&self) -> Vec<Finding> {
+        lethe_core::check_policy(&self.policy, &self.schema)
+    }
+
+    /// Plans (and unless `dry_run`, applies in one transaction and records) the
+    /// DDL the policy needs.
+    pub async fn migrate(&mut self, dry_run: bool) -> Result<MigrationReport> {
+        let d = self.dialect();
+        let steps =
+            lethe_sql::plan_migration(d, &self.policy, &self.schema, self.internal_installed);
+        let report = MigrationReport {
+            dry_run,
+            steps: steps
+                .iter()
+                .map(|s| MigrationStepReport {
+                    id: s.id.clone(),
+                    description: s.description.clone(),
+                    statements: s.statements.clone(),
+                    blocked: s.blocked.clone(),
+                })
+                .collect(),
+        };
+        if dry_run || steps.is_empty() {
+            return Ok(report);
+        }
+        if let Some(s) = steps.iter().find(|s| s.blocked.is_some()) {
+            return Err(StoreError::MigrationBlocked {
+                step: s.id.clone(),
+                reason: s.blocked.clone().unwrap_or_default(),
+            });
+        }
+        let (_, now) = now_text();
+        let mut tx = self.db.begin_write().await?;
+        for s in &steps {
+            for sql in &s.statements {
+                tx.exec(sql, &[]).await.map_err(|e| match e {
+                    StoreError::Database(m) | StoreError::Refused(m) => StoreError::Database(
+                        format!("migration step {} failed: {m}\n  statement: {sql}", s.id),
+                    ),
+                    other => other,
+                })?;
+            }
+            tx.exec(
+                &lethe_sql::migrate::record_step_sql(d),
+                &[
+                    Some(s.id.clone()),
+                    Some(now.clone()),
+                    Some(s.statements.join(";\n")),
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        // New columns and tables change what cached statements return.
+        if let Db::Postgres(p) = &self.db {
+            let db = Db::Postgres(p.clone());
+            db.close().await;
+        }
+        self.reconnect_after_ddl().await?;
+        self.refresh().await?;
+        Ok(report)
+    }
+
+    async fn reconnect_after_ddl(&mut self) -> Result<()> {
+        if let Db::Postgres(p) = &self.db {
+            let opts = p.connect_options();
+            let pool = sqlx::postgres::PgPoolOptions::new()
+                .max_connections(8)
+                .after_connect(|conn, _| {
+                    Box::pin(async move {
+                        use sqlx::Executor;
+                        conn.execute("SET lethe.include_deleted = 'on'").await?;
+                        conn.execute("SET TimeZone = 'UTC'").await?;
+                        Ok(())
+                    })
+                })
+                .connect_with((*opts).clone())
+                .await
+                .map_err(|e| StoreError::Connect(e.to_string()))?;
+            self.db = Db::Postgres(pool);
+        }
+        Ok(())
+    }
+
+    /// Parses and type-checks a key for `entity`.
+    pub fn key(&self, entity: &str, input: &str) -> Result<KeyValue> {
+        let e = self
+            .policy
+            .entity(entity)
+            .ok_or_else(|| lethe_core::plan::unknown_entity(&self.policy, entity))?;
+        let key = KeyValue::parse(e, input)?;
+        if let Some(t) = self.schema.table(&e.table) {
+            key.validate(&e.name, t)?;
+        }
+        Ok(key)
+    }
+
+    /// The key as JSON, numbers where the column is an integer.
+    fn key_json(&self, entity: &str, key: &KeyValue, hash_pii: bool) -> Value {
+        let e = self.policy.entity(entity);
+        let t = e.and_then(|e| self.schema.table(&e.table));
+        let mut m = serde_json::Map::new();
+        for (c, v) in key.columns.iter().zip(&key.values) {
+            let is_pii = e.map(|e| e.pii.contains_key(c)).unwrap_or(false);
+            let val = if hash_pii && is_pii {
+                Value::from(format!("sha256:{}", audit::chain_hash("pii", v)))
+            } else if t.and_then(|t| t.column(c)).map(|c| c.kind()) == Some(ColumnKind::Integer) {
+                v.trim()
+                    .parse::<i64>()
+                    .map(Value::from)
+                    .unwrap_or_else(|_| Value::from(v.clone()))
+            } else {
+                Value::from(v.clone())
+            };
+            m.insert(c.clone(), val);
+        }
+        Value::Object(m)
+    }
+
+    /// Checks that the database is ready for a delete touching `plan`.
+    fn ensure_ready(&self, plan: &DeletePlan) -> Result<()> {
+        if !self.internal_installed {
+            return Err(StoreError::NotMigrated(
+                "Lethe's own tables are not installed".into(),
+            ));
+        }
+        let mut entities: Vec<&lethe_core::Entity> = plan.nodes.iter().map(|n| &n.entity).collect();
+        entities.extend(
+            plan.restricts
+                .iter()
+                .chain(&plan.set_nulls)
+                .map(|s| &s.child),
+        );
+        for e in entities {
+            let t = self.schema.table(&e.table).ok_or_else(|| {
+                lethe_core::CoreError::Schema(format!(
+                    "unknown table \"{}\" (entity {}): it does not exist in the database",
+                    e.table, e.name
+                ))
+            })?;
+            if e.is_soft() {
+                for c in [&e.deleted_at, &e.deletion_id] {
+                    if !t.has_column(c) {
+                        return Err(StoreError::NotMigrated(format!(
+                            "{} has no marker column {c}",
+                            e.table
+                        )));
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn program(&self, entity: &str, mode: Mode) -> Result<Arc<(DeletePlan, DeleteProgram)>> {
+        let k = (entity.to_string(), mode == Mode::Execute);
+        if let Some(p) = self.programs.lock().expect("programs lock").get(&k) {
+            return Ok(p.clone());
+        }
+        let plan = plan_delete(&self.policy, entity)?;
+        self.ensure_ready(&plan)?;
+        let program = render_delete(self.dialect(), &plan, &self.schema, mode);
+        let p = Arc::new((plan, program));
+        self.programs
+            .lock()
+            .expect("programs lock")
+            .insert(k, p.clone());
+        Ok(p)
+    }
+
+    /// Runs a delete program; returns (affected, nullified, blockers).
+    async fn run_program(
+        &self,
+        tx: &mut Tx,
+        plan: &DeletePlan,
+        program: &DeleteProgram,
+        b: &Bindings,
+        stop_when_blocked: bool,
+    ) -> Result<(Vec<EntityCount>, Vec<NullifiedCount>, Vec<Blocker>)> {
+        let mut affected = Vec::new();
+        let mut nullified = Vec::new();
+        let mut blocked = Vec::new();
+        for s in &program.statements {
+            if !s.reports {
+                tx.exec_stmt(&s.stmt, b).await?;
+                continue;
+            }
+            for r in tx.rows_stmt(&s.stmt, b).await? {
+                let n: u64 = col(&r, 2).parse().unwrap_or(0);
+                match col(&r, 0).as_str() {
+                    "rows" => {
+                        let name = col(&r, 1);
+                        let strategy = plan
+                            .nodes
+                            .iter()
+                            .find(|x| x.entity.name == name)
+                            .map(|x| x.entity.strategy)
+                            .unwrap_or(Strategy::Soft);
+                        affected.push(EntityCount {
+                            entity: name,
+                            strategy: strategy.as_str().to_string(),
+                            rows: n,
+                        })
+                    }
+                    "nullified" if n > 0 => nullified.push(NullifiedCount {
+                        entity: col(&r, 1),
+                        rows: n,
+                    }),
+                    "blocked" if n > 0 => {
+                        let i: usize = col(&r, 1).parse().unwrap_or(0);
+                        blocked.push(Blocker {
+                            relation: plan
+                                .restricts
+                                .get(i)
+                                .map(|s| s.relation.describe())
+                                .unwrap_or_default(),
+                            rows: n,
+                        })
+                    }
+                    _ => {}
+                }
+            }
+            if stop_when_blocked && !blocked.is_empty() {
+                break;
+            }
+        }
+        Ok((affected, nullified, blocked))
+    }
+
+    /// Explains why the root matched nothing.
+    async fn root_missing(&self, tx: &mut Tx, entity: &str, key: &KeyValue) -> Result<StoreError> {
+        let e = &self.policy.entities[entity];
+        let stmt = queries::row_status(self.dialect(), e, &self.schema);
+        let b = Bindings {
+            key: key.values.clone(),
+            ..Default::default()
+        };
+        let rows = tx.rows_stmt(&stmt, &b).await?;
+        Ok(match rows.first() {
+            Some(r) if !col(r, 0).is_empty() => StoreError::AlreadyDeleted {
+                entity: entity.to_string(),
+                key: key.to_string(),
+                by: Some(col(r, 1)).filter(|s| !s.is_empty()),
+            },
+            _ => StoreError::NotFound {
+                entity: entity.to_string(),
+                key: key.to_string(),
+            },
+        })
+    }
+
+    /// What deleting `entity` `key` would do. Changes nothing.
+    pub async fn plan(&self, entity: &str, key: &str) -> Result<PlanReport> {
+        let key = self.key(entity, key)?;
+        let prog = self.program(entity, Mode::Preview)?;
+        let (plan, program) = (&prog.0, &prog.1);
+        let b = Bindings {
+            deletion_id: uuid::Uuid::nil().to_string(),
+            now: now_text().1,
+            key: key.values.clone(),
+        };
+        let mut tx = self.db.begin_read().await?;
+        let (affected, nullified, blocked_by) =
+            self.run_program(&mut tx, plan, program, &b, false).await?;
+        if affected.first().map(|c| c.rows).unwrap_or(0) == 0 {
+            let err = self.root_missing(&mut tx, entity, &key).await?;
+            tx.rollback().await?;
+            return Err(err);
+        }
+        tx.rollback().await?;
+        Ok(PlanReport {
+            entity: entity.to_string(),
+            key: self.key_json(entity, &key, false),
+            affected,
+            nullified,
+            blocked_by,
+        })
+    }
+
+    /// Deletes one root row and its cascade in one transaction, with the
+    /// deletion record, the audit entry and the outbox records. Retries
+    /// deadlocks and serialization failures a bounded number of times.
+    pub async fn delete(&self, req: &DeleteRequest) -> Result<DeletionOutcome> {
+        let key = self.key(&req.entity, &req.key)?;
+        let prog = self.program(&req.entity, Mode::Execute)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.delete_once(req, &key, &prog.0, &prog.1).await {
+                Err(e) if transient(&e) && attempt < MAX_ATTEMPTS => {
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        10 * u64::from(attempt * attempt),
+                    ))
+                    .await;
+                }
+                Err(StoreError::Transient(m)) => {
+                    return Err(StoreError::Database(format!(
+                        "gave up after {attempt} attempts: {m}"
+                    )));
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn delete_once(
+        &self,
+        req: &DeleteRequest,
+        key: &KeyValue,
+        plan: &DeletePlan,
+        program: &DeleteProgram,
+    ) -> Result<DeletionOutcome> {
+        let d = self.dialect();
+        let id = uuid::Uuid::now_v7().to_string();
+        let (_, now) = now_text();
+        let b = Bindings {
+            deletion_id: id.clone(),
+            now: now.clone(),
+            key: key.values.clone(),
+        };
+        let mut tx = self.db.begin_write().await?;
+        let (affected, nullified, blocked) =
+            self.run_program(&mut tx, plan, program, &b, true).await?;
+        if let Some(bl) = blocked.first() {
+            tx.rollback().await?;
+            return Err(StoreError::Blocked {
+                relation: bl.relation.clone(),
+                count: bl.rows,
+            });
+        }
+        if affected.first().map(|c| c.rows).unwrap_or(0) == 0 {
+            let err = self.root_missing(&mut tx, &req.entity, key).await?;
+            tx.rollback().await?;
+            return Err(err);
+        }
+        let summary = json!({
+            "entities": affected.iter().filter(|c| c.rows > 0).collect::<Vec<_>>(),
+            "nullified": nullified,
+        });
+        let key_json = self.key_json(&req.entity, key, false);
+        let audit_key = self.key_json(&req.entity, key, true);
+        let context = if req.context.is_null() {
+            json!({})
+        } else {
+            req.context.clone()
+        };
+        tx.exec(
+            &queries::insert_deletion(d),
+            &[
+                Some(id.clone()),
+                Some("delete".into()),
+                Some(now.clone()),
+                req.actor.clone(),
+                req.reason.clone(),
+                Some(context.to_string()),
+                Some(req.entity.clone()),
+                Some(audit_key.to_string()),
+                Some(summary.to_string()),
+            ],
+        )
+        .await?;
+        let counts: serde_json::Map<String, Value> = affected
+            .iter()
+            .filter(|c| c.rows > 0)
+            .map(|c| (c.entity.clone(), Value::from(c.rows)))
+            .collect();
+        let nulls: serde_json::Map<String, Value> = nullified
+            .iter()
+            .map(|c| (c.entity.clone(), Value::from(c.rows)))
+            .collect();
+        let hash = audit::append(
+            &mut tx,
+            d,
+            &now,
+            "delete",
+            Some(&id),
+            json!({
+                "actor": req.actor,
+                "reason": req.reason,
+                "context": context,
+                "entity": req.entity,
+                "key": audit_key,
+                "counts": counts,
+                "nullified": nulls,
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(DeletionOutcome {
+            deletion_id: id,
+            at: now,
+            entity: req.entity.clone(),
+            key: key_json,
+            affected: affected.into_iter().filter(|c| c.rows > 0).collect(),
+            nullified,
+            audit_hash: hash,
+        })
+    }
+
+    async fn load_deletion(&self, tx: &mut Tx, id: &str, lock: bool) -> Result<DeletionRecord> {
+        if uuid::Uuid::parse_str(id).is_err() {
+            return Err(StoreError::DeletionNotFound(format!(
+                "{id} (not a deletion id: expected a UUID)"
+            )));
+        }
+        let rows = tx
+            .rows(
+                &queries::deletion_by_id(self.dialect(), lock),
+                &[Some(id.to_string())],
+            )
+            .await?;
+        rows.first()
+            .map(|r| DeletionRecord::from_row(r))
+            .ok_or_else(|| StoreError::DeletionNotFound(id.to_string()))
+    }
+
+    fn restore_program(&self, rec: &DeletionRecord) -> Result<lethe_sql::RestoreProgram> {
+        let mut entities = Vec::new();
+        for c in &rec.affected {
+            let e = self
+                .policy
+                .entity(&c.entity)
+                .ok_or_else(|| StoreError::EntityGone(c.entity.clone()))?;
+            let strategy = if c.strategy == "hard" {
+                Strategy::Hard
+            } else {
+                Strategy::Soft
+            };
+            entities.push(RestoreEntity {
+                entity: e,
+                strategy,
+            });
+        }
+        let mut nullified = Vec::new();
+        for c in &rec.nullified {
+            nullified.push(
+                self.policy
+                    .entity(&c.entity)
+                    .ok_or_else(|| StoreError::EntityGone(c.entity.clone()))?,
+            );
+        }
+        Ok(render_restore(
+            self.dialect(),
+            &self.policy,
+            &self.schema,
+            &entities,
+            &nullified,
+        ))
+    }
+
+    /// Runs the restore checks; returns unique conflicts and deleted parents.
+    async fn restore_checks(
+        &self,
+        tx: &mut Tx,
+        program: &lethe_sql::RestoreProgram,
+        b: &Bindings,
+    ) -> Result<(Vec<UniqueConflict>, Vec<ParentDeleted>)> {
+        let mut conflicts = Vec::new();
+        let mut parents = Vec::new();
+        for s in &program.checks {
+            for r in tx.rows_stmt(s, b).await? {
+                match col(&r, 0).as_str() {
+                    "unique" => conflicts.push(UniqueConflict {
+                        entity: col(&r, 1),
+                        restored: col(&r, 2),
+                        active: col(&r, 3),
+                        columns: col(&r, 4),
+                    }),
+                    "parent" => parents.push(ParentDeleted {
+                        relation: col(&r, 1),
+                        child: col(&r, 2),
+                        deletion_id: col(&r, 3),
+                    }),
+                    _ => {}
+                }
+            }
+        }
+        Ok((conflicts, parents))
+    }
+
+    /// What restoring deletion `id` would do, and what would stop it.
+    pub async fn restore_preview(&self, id: &str) -> Result<RestorePreview> {
+        let mut tx = self.db.begin_read().await?;
+        let rec = self.load_deletion(&mut tx, id, false).await?;
+        if let Some(at) = &rec.restored_at {
+            return Err(StoreError::AlreadyRestored {
+                id: id.to_string(),
+                at: at.clone(),
+            });
+        }
+        let program = self.restore_program(&rec)?;
+        let b = Bindings {
+            deletion_id: rec.id.clone(),
+            now: now_text().1,
+            key: vec![],
+        };
+        let (conflicts, deleted_parents) = self.restore_checks(&mut tx, &program, &b).await?;
+        tx.rollback().await?;
+        Ok(RestorePreview {
+            deletion_id: rec.id,
+            would_restore: rec.affected,
+            nullified: rec.nullified,
+            conflicts,
+            deleted_parents,
+        })
+    }
+
+    /// Undoes exactly deletion `id`: unmarks its soft rows, re-inserts its
+    /// snapshotted hard rows, puts set-null columns back. Refuses, changing
+    /// nothing, on a unique conflict or a deleted parent.
+    pub async fn restore(&self, id: &str, actor: Option<&str>) -> Result<RestoreOutcome> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.restore_once(id, actor).await {
+                Err(e) if transient(&e) && attempt < MAX_ATTEMPTS => {
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        10 * u64::from(attempt * attempt),
+                    ))
+                    .await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn restore_once(&self, id: &str, actor: Option<&str>) -> Result<RestoreOutcome> {
+        let d = self.dialect();
+        let mut tx = self.db.begin_write().await?;
+        let rec = self.load_deletion(&mut tx, id, true).await?;
+        if let Some(at) = &rec.restored_at {
+            tx.rollback().await?;
+            return Err(StoreError::AlreadyRestored {
+                id: rec.id,
+                at: at.clone(),
+            });
+        }
+        let program = self.restore_program(&rec)?;
+        let (_, now) = now_text();
+        let b = Bindings {
+            deletion_id: rec.id.clone(),
+            now: now.clone(),
+            key: vec![],
+        };
+        let (conflicts, parents) = self.restore_checks(&mut tx, &program, &b).await?;
+        if !conflicts.is_empty() {
+            tx.rollback().await?;
+            return Err(StoreError::RestoreConflict { conflicts });
+        }
+        if !parents.is_empty() {
+            tx.rollback().await?;
+            return Err(StoreError::ParentDeleted { parents });
+        }
+        for s in &program.apply {
+            tx.exec_stmt(s, &b).await.map_err(|e| match e {
+                StoreError::Database(m) if m.contains("unique") || m.contains("UNIQUE") => {
+                    StoreError::RestoreConflict {
+                        conflicts: vec![UniqueConflict {
+                            entity: String::new(),
+                            columns: String::new(),
+                            restored: String::new(),
+                            active: m,
+                        }],
+                    }
+                }
+                other => other,
+            })?;
+        }
+        tx.exec(
+            &queries::mark_restored(d),
+            &[
+                Some(rec.id.clone()),
+                Some(now.clone()),
+                actor.map(str::to_string),
+            ],
+        )
+        .await?;
+        let counts: serde_json::Map<String, Value> = rec
+            .affected
+            .iter()
+            .map(|c| (c.entity.clone(), Value::from(c.rows)))
+            .collect();
+        let hash = audit::append(
+            &mut tx,
+            d,
+            &now,
+            "restore",
+            Some(&rec.id),
+            json!({
+                "actor": actor,
+                "entity": rec.entity,
+                "key": rec.key,
+                "counts": counts,
+            }),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(RestoreOutcome {
+            deletion_id: rec.id,
+            at: now,
+            restored: rec.affected,
+            nullified_restored: rec.nullified,
+            audit_hash: hash,
+        })
+    }
+
+    /// Deletions, newest first, optionally for one root entity.
+    pub async fn deletions(&self, entity: Option<&str>, limit: u32) -> Result<Vec<DeletionRecord>> {
+        self.require_internal()?;
+        let rows = self
+            .db
+            .rows(
+                &queries::list_deletions(self.dialect()),
+                &[entity.map(str::to_string), Some(limit.to_string())],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| DeletionRecord::from_row(r)).collect())
+    }
+
+    /// One deletion.
+    pub async fn deletion(&self, id: &str) -> Result<DeletionRecord> {
+        self.require_internal()?;
+        let mut tx = self.db.begin_read().await?;
+        let rec = self.load_deletion(&mut tx, id, false).await;
+        tx.rollback().await?;
+        rec
+    }
+
+    /// The outbox records written for deletion `id` (its delete and restore).
+    pub async fn outbox(&self, id: &str) -> Result<Vec<OutboxRecord>> {
+        self.require_internal()?;
+        let rows = self
+            .db
+            .rows(
+                &queries::outbox_for(self.dialect()),
+                &[Some(id.to_string())],
+            )
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| OutboxRecord {
+                id: col(r, 0).parse().unwrap_or(0),
+                event: col(r, 1),
+                entity: col(r, 2),
+                part: col(r, 3).parse().unwrap_or(0),
+                keys: serde_json::from_str(&col(r, 4)).unwrap_or(Value::Null),
+                rows: col(r, 5).parse().unwrap_or(0),
+            })
+            .collect())
+    }
+
+    pub async fn audit_verify(&self, expect_head: Option<&str>) -> Result<audit::VerifyReport> {
+        self.require_internal()?;
+        audit::verify(&self.db, expect_head).await
+    }
+
+    pub async fn audit_head(&self) -> Result<(i64, String)> {
+        self.require_internal()?;
+        audit::head(&self.db).await
+    }
+
+    fn require_internal(&self) -> Result<()> {
+        if self.internal_installed {
+            Ok(())
+        } else {
+            Err(StoreError::NotMigrated(
+                "Lethe's own tables are not installed".into(),
+            ))
+        }
+    }
+}

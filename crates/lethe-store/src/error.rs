@@ -1,0 +1,131 @@
+//! The store's error type. Every variant says what happened in words a user
+//! can act on; the CLI adds a hint and an exit code.
+
+use lethe_core::{CoreError, PolicyError};
+
+/// A row that blocks a restore because an active row holds the same unique
+/// values.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct UniqueConflict {
+    pub entity: String,
+    pub columns: String,
+    /// The key of the row that would be restored (JSON).
+    pub restored: String,
+    /// The key of the active row holding the same values (JSON).
+    pub active: String,
+}
+
+/// A restored row whose parent is deleted by another deletion.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ParentDeleted {
+    pub relation: String,
+    /// The key of the row that would be restored (JSON).
+    pub child: String,
+    /// The deletion that removed the parent; empty when unknown.
+    pub deletion_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(transparent)]
+    Core(#[from] CoreError),
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+    #[error("no database URL: set [database] url in the policy, LETHE_DATABASE_URL, or --database")]
+    NoDatabaseUrl,
+    #[error("unsupported database URL \"{0}\" (expected sqlite:PATH or postgres://...)")]
+    UnsupportedUrl(String),
+    #[error("cannot connect to the database: {0}")]
+    Connect(String),
+    #[error("the database is not migrated for Lethe: {0}")]
+    NotMigrated(String),
+    #[error("{entity} {key} not found")]
+    NotFound { entity: String, key: String },
+    #[error("{entity} {key} is already deleted{}", by.as_ref().map(|d| format!(" (by deletion {d})")).unwrap_or_default())]
+    AlreadyDeleted {
+        entity: String,
+        key: String,
+        by: Option<String>,
+    },
+    #[error(
+        "delete blocked by relation {relation}: {count} active row(s) still reference the deleted rows (on_delete = restrict)"
+    )]
+    Blocked { relation: String, count: u64 },
+    #[error("deletion {0} not found")]
+    DeletionNotFound(String),
+    #[error("deletion {id} was already restored at {at}")]
+    AlreadyRestored { id: String, at: String },
+    #[error("restore refused: {} active row(s) hold the same unique values as rows it would bring back", conflicts.len())]
+    RestoreConflict { conflicts: Vec<UniqueConflict> },
+    #[error("restore refused: the parent of a restored row is itself deleted{}", parents.first().filter(|p| !p.deletion_id.is_empty()).map(|p| format!(" (by deletion {})", p.deletion_id)).unwrap_or_default())]
+    ParentDeleted { parents: Vec<ParentDeleted> },
+    #[error("the policy no longer manages entity \"{0}\", which this deletion touched")]
+    EntityGone(String),
+    #[error("migration step {step} cannot be applied automatically: {reason}")]
+    MigrationBlocked { step: String, reason: String },
+    #[error("refused by the database: {0}")]
+    Refused(String),
+    #[error("database error: {0}")]
+    Database(String),
+    /// A deadlock or serialization failure; the engine retries these.
+    #[error("transient database conflict: {0}")]
+    Transient(String),
+}
+
+impl StoreError {
+    /// A short hint for the user, when there is something to do.
+    pub fn hint(&self) -> Option<String> {
+        Some(match self {
+            StoreError::NotMigrated(_) => "run `lethe migrate` (see `lethe migrate --dry-run` first)".into(),
+            StoreError::Blocked { .. } => {
+                "delete or detach the blocking rows first, or change the relation's on_delete in the policy".into()
+            }
+            StoreError::RestoreConflict { .. } => {
+                "delete or change the active rows listed above, then restore again".into()
+            }
+            StoreError::ParentDeleted { .. } => "restore the parent's deletion first".into(),
+            StoreError::Connect(_) => "check the URL ([database] url, LETHE_DATABASE_URL or --database) and that the server is up".into(),
+            StoreError::NotFound { .. } => "check the entity and key; `lethe deletions` lists deletions".into(),
+            _ => return None,
+        })
+    }
+
+    /// Whether retrying the whole transaction may succeed (deadlock,
+    /// serialization failure, SQLite busy).
+    pub(crate) fn is_transient(e: &sqlx::Error) -> bool {
+        match e {
+            sqlx::Error::Database(db) => {
+                let code = db.code().map(|c| c.to_string()).unwrap_or_default();
+                matches!(code.as_str(), "40P01" | "40001" | "5" | "6" | "517" | "261")
+                    || db.message().contains("database is locked")
+            }
+            _ => false,
+        }
+    }
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match &e {
+            sqlx::Error::Database(_) if StoreError::is_transient(&e) => {
+                StoreError::Transient(e.to_string())
+            }
+            sqlx::Error::Database(db) => {
+                let msg = db.message().trim_start_matches("lethe: ").to_string();
+                // Raised by Lethe's own guards and triggers.
+                if db.code().as_deref() == Some("P0001") || msg.contains("refused") {
+                    StoreError::Refused(msg)
+                } else {
+                    StoreError::Database(msg)
+                }
+            }
+            sqlx::Error::Io(_)
+            | sqlx::Error::Tls(_)
+            | sqlx::Error::PoolTimedOut
+            | sqlx::Error::PoolClosed => StoreError::Connect(e.to_string()),
+            _ => StoreError::Database(e.to_string()),
+        }
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,172 @@
+//! What Lethe reports back: deletion records, outcomes, plans.
+
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::db::col;
+
+/// Rows changed in one entity by a deletion.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EntityCount {
+    pub entity: String,
+    /// `soft` (marked) or `hard` (removed, snapshotted).
+    pub strategy: String,
+    pub rows: u64,
+}
+
+/// Rows whose reference columns were set to NULL.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct NullifiedCount {
+    pub entity: String,
+    pub rows: u64,
+}
+
+/// A restrict relation that blocks (or would block) a delete.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Blocker {
+    pub relation: String,
+    pub rows: u64,
+}
+
+/// `lethe delete --dry-run`: what a delete would do.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PlanReport {
+    pub entity: String,
+    pub key: Value,
+    pub affected: Vec<EntityCount>,
+    pub nullified: Vec<NullifiedCount>,
+    pub blocked_by: Vec<Blocker>,
+}
+
+impl PlanReport {
+    pub fn total_rows(&self) -> u64 {
+        self.affected.iter().map(|c| c.rows).sum()
+    }
+}
+
+/// A completed delete.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct DeletionOutcome {
+    pub deletion_id: String,
+    pub at: String,
+    pub entity: String,
+    pub key: Value,
+    /// Rows per entity, in plan order (root first).
+    pub affected: Vec<EntityCount>,
+    pub nullified: Vec<NullifiedCount>,
+    /// The audit hash of this deletion's entry.
+    pub audit_hash: String,
+}
+
+/// A completed restore.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RestoreOutcome {
+    pub deletion_id: String,
+    pub at: String,
+    pub restored: Vec<EntityCount>,
+    pub nullified_restored: Vec<NullifiedCount>,
+    pub audit_hash: String,
+}
+
+/// `lethe restore --dry-run`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RestorePreview {
+    pub deletion_id: String,
+    pub would_restore: Vec<EntityCount>,
+    pub nullified: Vec<NullifiedCount>,
+    pub conflicts: Vec<crate::error::UniqueConflict>,
+    pub deleted_parents: Vec<crate::error::ParentDeleted>,
+}
+
+/// A deletion as recorded in Lethe's deletions table.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct DeletionRecord {
+    pub id: String,
+    pub kind: String,
+    pub at: String,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    pub context: Value,
+    pub entity: String,
+    pub key: Value,
+    pub affected: Vec<EntityCount>,
+    pub nullified: Vec<NullifiedCount>,
+    pub restored_at: Option<String>,
+    pub restored_by: Option<String>,
+}
+
+impl DeletionRecord {
+    pub(crate) fn from_row(r: &[Option<String>]) -> DeletionRecord {
+        let json = |i: usize| serde_json::from_str::<Value>(&col(r, i)).unwrap_or(Value::Null);
+        let summary = json(8);
+        let affected = summary
+            .get("entities")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|e| EntityCount {
+                        entity: e["entity"].as_str().unwrap_or_default().to_string(),
+                        strategy: e["strategy"].as_str().unwrap_or_default().to_string(),
+                        rows: e["rows"].as_u64().unwrap_or(0),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let nullified = summary
+            .get("nullified")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .map(|e| NullifiedCount {
+                        entity: e["entity"].as_str().unwrap_or_default().to_string(),
+                        rows: e["rows"].as_u64().unwrap_or(0),
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        DeletionRecord {
+            id: col(r, 0),
+            kind: col(r, 1),
+            at: col(r, 2),
+            actor: r.get(3).cloned().flatten(),
+            reason: r.get(4).cloned().flatten(),
+            context: json(5),
+            entity: col(r, 6),
+            key: json(7),
+            affected,
+            nullified,
+            restored_at: r.get(9).cloned().flatten(),
+            restored_by: r.get(10).cloned().flatten(),
+        }
+    }
+
+    pub fn total_rows(&self) -> u64 {
+        self.affected.iter().map(|c| c.rows).sum()
+    }
+}
+
+/// One outbox record: the keys of one entity affected by a deletion or restore.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct OutboxRecord {
+    pub id: i64,
+    pub event: String,
+    pub entity: String,
+    pub part: i64,
+    pub keys: Value,
+    pub rows: u64,
+}
+
+/// One applied or planned migration step.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MigrationReport {
+    pub dry_run: bool,
+    pub steps: Vec<MigrationStepReport>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct MigrationStepReport {
+    pub id: String,
+    pub description: String,
+    pub statements: Vec<String>,
+    pub blocked: Option<String>,
+}
