@@ -94,9 +94,9 @@ pub fn audit_head(d: Dialect) -> String {
 /// action, deletion_id)`.
 pub fn audit_entries(d: Dialect) -> String {
     format!(
-        "SELECT {}, entry, prev_hash, hash, action, COALESCE({}, '') FROM {} WHERE seq >= {} ORDER BY seq LIMIT {}",
-        d.text("seq"),
-        d.text("deletion_id"),
+        "SELECT {}, a.entry, a.prev_hash, a.hash, a.action, COALESCE({}, '') FROM {} a WHERE a.seq >= {} ORDER BY a.seq LIMIT {}",
+        d.text("a.seq"),
+        d.text("a.deletion_id"),
         d.own("audit"),
         d.cast(&p(d, 1), "bigint"),
         d.cast(&p(d, 2), "bigint")
@@ -125,8 +125,8 @@ pub fn insert_deletion(d: Dialect) -> String {
 const DELETION_COLUMNS: &str = "id, kind, at, actor, reason, context, root_entity, root_key, summary, restored_at, restored_by";
 
 fn deletion_select(d: Dialect) -> String {
-    let cols: Vec<String> = DELETION_COLUMNS.split(", ").map(|c| d.text(c)).collect();
-    format!("SELECT {} FROM {}", cols.join(", "), d.own("deletions"))
+    let cols: Vec<String> = DELETION_COLUMNS.split(", ").map(|c| d.text(&format!("x.{c}"))).collect();
+    format!("SELECT {} FROM {} x", cols.join(", "), d.own("deletions"))
 }
 
 /// One deletion by id, locked for update when `lock` (restore).
@@ -137,7 +137,7 @@ pub fn deletion_by_id(d: Dialect, lock: bool) -> String {
         ""
     };
     format!(
-        "{} WHERE id = {}{lock}",
+        "{} WHERE x.id = {}{lock}",
         deletion_select(d),
         d.cast(&p(d, 1), d.uuid_type())
     )
@@ -147,7 +147,7 @@ pub fn deletion_by_id(d: Dialect, lock: bool) -> String {
 /// the limit.
 pub fn list_deletions(d: Dialect) -> String {
     format!(
-        "{} WHERE ({} IS NULL OR root_entity = {}) ORDER BY at DESC, id DESC LIMIT {}",
+        "{} WHERE ({} IS NULL OR x.root_entity = {}) ORDER BY x.at DESC, x.id DESC LIMIT {}",
         deletion_select(d),
         p(d, 1),
         p(d, 1),
@@ -169,11 +169,11 @@ pub fn mark_restored(d: Dialect) -> String {
 /// Outbox records of a deletion: `(id, event, entity, part, keys, row_count)`.
 pub fn outbox_for(d: Dialect) -> String {
     format!(
-        "SELECT {}, event, entity, {}, {}, {} FROM {} WHERE deletion_id = {} ORDER BY id",
-        d.text("id"),
-        d.text("part"),
-        d.text("keys"),
-        d.text("row_count"),
+        "SELECT {}, o.event, o.entity, {}, {}, {} FROM {} o WHERE o.deletion_id = {} ORDER BY o.id",
+        d.text("o.id"),
+        d.text("o.part"),
+        d.text("o.keys"),
+        d.text("o.row_count"),
         d.own("outbox"),
         d.cast(&p(d, 1), d.uuid_type())
     )

@@ -110,6 +110,15 @@ impl TestDb {
         }
     }
 
+    /// Runs one statement (which may contain `;`, e.g. a function body).
+    pub async fn exec_one(&self, sql: &str) {
+        let db = Db::connect(&self.url, Default::default()).await.expect("connect");
+        let mut tx = db.begin_write().await.expect("begin");
+        tx.exec(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        tx.commit().await.expect("commit");
+        db.close().await;
+    }
+
     /// Runs a batch of statements (`;`-separated, no params) outside Lethe.
     pub async fn exec(&self, sql: &str) {
         let db = Db::connect(&self.url, Default::default()).await.expect("connect");
