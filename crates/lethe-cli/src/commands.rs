@@ -350,7 +350,7 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
     }
 }
 
-fn key_text(v: &serde_json::Value) -> String {
+pub fn key_text(v: &serde_json::Value) -> String {
     match v.as_object() {
         Some(m) if m.len() == 1 => m.values().next().map(value_text).unwrap_or_default(),
         Some(m) => m

@@ -1,4 +1,308 @@
-//! `lethe demo`: the whole tour on an embedded SQLite shop.
-pub async fn run(_dir: Option<std::path::PathBuf>) -> Result<u8, lethe_store::StoreError> {
-    Ok(0)
+//! `lethe demo`: the whole tour on an embedded SQLite shop, no server needed.
+
+use std::path::PathBuf;
+
+use lethe_core::parse_policy;
+use lethe_store::{ConnectOptions, Db, DeleteRequest, Engine, StoreError};
+
+use crate::commands::describe_plan;
+use crate::exit;
+use crate::table;
+
+const SCHEMA: &str = "
+CREATE TABLE users (id INTEGER PRIMARY KEY, email TEXT NOT NULL, name TEXT NOT NULL);
+CREATE UNIQUE INDEX users_email ON users (email);
+CREATE TABLE categories (id INTEGER PRIMARY KEY, parent_id INTEGER REFERENCES categories (id), name TEXT NOT NULL);
+CREATE TABLE products (id INTEGER PRIMARY KEY, category_id INTEGER REFERENCES categories (id), sku TEXT NOT NULL, name TEXT NOT NULL, price_cents INTEGER NOT NULL);
+CREATE TABLE orders (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users (id), placed_at TEXT NOT NULL);
+CREATE TABLE order_items (order_id INTEGER NOT NULL REFERENCES orders (id), product_id INTEGER NOT NULL REFERENCES products (id), qty INTEGER NOT NULL, PRIMARY KEY (order_id, product_id));
+CREATE TABLE cart_items (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users (id), product_id INTEGER NOT NULL REFERENCES products (id), qty INTEGER NOT NULL);
+CREATE TABLE wishlist_items (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users (id), product_id INTEGER NOT NULL REFERENCES products (id));
+CREATE TABLE reviews (id INTEGER PRIMARY KEY, product_id INTEGER NOT NULL REFERENCES products (id), user_id INTEGER REFERENCES users (id), stars INTEGER NOT NULL, body TEXT NOT NULL);
+INSERT INTO users VALUES (1, 'ada@example.com', 'Ada'), (2, 'bob@example.com', 'Bob'), (3, 'cleo@example.com', 'Cleo');
+INSERT INTO categories VALUES (1, NULL, 'Books'), (2, 1, 'Fiction'), (3, 2, 'Science fiction'), (4, NULL, 'Music');
+INSERT INTO products VALUES (1, 3, 'BK-DUNE', 'Dune', 1299), (2, 3, 'BK-SOLARIS', 'Solaris', 1099), (3, 4, 'LP-KIND', 'Kind of Blue', 2499);
+INSERT INTO orders VALUES (10, 1, '2026-10-01'), (11, 2, '2026-10-03');
+INSERT INTO order_items VALUES (10, 1, 1), (10, 3, 1), (11, 1, 2);
+INSERT INTO cart_items VALUES (100, 1, 1, 1), (101, 3, 1, 2), (102, 2, 2, 1);
+INSERT INTO wishlist_items VALUES (200, 1, 1), (201, 3, 3);
+INSERT INTO reviews VALUES (300, 1, 1, 5, 'A classic.'), (301, 1, 3, 4, 'Long but good.'), (302, 3, 2, 5, 'Timeless.')
+";
+
+fn policy_text(url: &str) -> String {
+    format!(
+        r#"# lethe.toml for the demo shop. Reference: docs/policy.md.
+[database]
+url = "{url}"
+
+[defaults]
+strategy = "soft"            # rows stay, marked with deleted_at + deletion_id
+
+[entities.users]
+key = ["id"]
+unique = [["email"]]         # unique among active rows: a deleted user's email is free again
+pii = {{ email = "hash", name = "redact" }}
+
+[entities.categories]
+key = ["id"]
+
+[entities.products]
+key = ["id"]
+unique = [["sku"]]
+
+[entities.orders]
+key = ["id"]
+
+[entities.order_items]
+key = ["order_id", "product_id"]
+
+[entities.cart_items]
+key = ["id"]
+strategy = "hard"            # ephemeral: removed, with a snapshot kept for restore
+
+[entities.wishlist_items]
+key = ["id"]
+strategy = "hard"
+
+[entities.reviews]
+key = ["id"]
+
+[[relations]]                # sub-categories go with their parent
+child = "categories"
+columns = ["parent_id"]
+parent = "categories"
+on_delete = "cascade"
+
+[[relations]]                # a category with products cannot be deleted
+child = "products"
+columns = ["category_id"]
+parent = "categories"
+on_delete = "restrict"
+
+[[relations]]
+child = "cart_items"
+columns = ["product_id"]
+parent = "products"
+on_delete = "cascade"
+
+[[relations]]
+child = "wishlist_items"
+columns = ["product_id"]
+parent = "products"
+on_delete = "cascade"
+
+[[relations]]
+child = "reviews"
+columns = ["product_id"]
+parent = "products"
+on_delete = "cascade"
+
+[[relations]]                # order history keeps pointing at the (soft-deleted) product
+child = "order_items"
+columns = ["product_id"]
+parent = "products"
+on_delete = "keep"
+
+[[relations]]
+child = "orders"
+columns = ["user_id"]
+parent = "users"
+on_delete = "cascade"
+
+[[relations]]
+child = "order_items"
+columns = ["order_id"]
+parent = "orders"
+on_delete = "cascade"
+
+[[relations]]
+child = "cart_items"
+columns = ["user_id"]
+parent = "users"
+on_delete = "cascade"
+
+[[relations]]
+child = "wishlist_items"
+columns = ["user_id"]
+parent = "users"
+on_delete = "cascade"
+
+[[relations]]                # reviews outlive their author, anonymously
+child = "reviews"
+columns = ["user_id"]
+parent = "users"
+on_delete = "set_null"
+"#
+    )
+}
+
+fn heading(n: u32, text: &str) {
+    println!("\n== {n}. {text}");
+}
+
+async fn names(db: &Db, sql: &str) -> Result<Vec<String>, StoreError> {
+    Ok(db.rows(sql, &[]).await?.into_iter().map(|r| r.into_iter().flatten().collect::<Vec<_>>().join(" ")).collect())
+}
+
+pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
+    let dir = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("lethe-demo-{}", uuid::Uuid::now_v7().simple())));
+    std::fs::create_dir_all(&dir).map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display())))?;
+    let db_path = dir.join("shop.db");
+    if db_path.exists() {
+        eprintln!("error: {} already exists", db_path.display());
+        eprintln!("hint: pass an empty --dir, or leave --dir out to use a new temporary directory");
+        return Ok(exit::USAGE);
+    }
+    let url = format!("sqlite://{}", db_path.display());
+    let policy_path = dir.join("lethe.toml");
+
+    println!("Lethe demo: a small shop in an embedded SQLite database.");
+    println!("  database: {}", db_path.display());
+    println!("  policy:   {}", policy_path.display());
+
+    let db = Db::connect(&url, ConnectOptions { create_sqlite: true, max_connections: None }).await?;
+    let mut tx = db.begin_write().await?;
+    for stmt in SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        tx.exec(stmt, &[]).await?;
+    }
+    tx.commit().await?;
+    let text = policy_text(&url);
+    std::fs::write(&policy_path, &text).map_err(|e| StoreError::Database(format!("cannot write the policy: {e}")))?;
+    let policy = parse_policy(&text, &policy_path.display().to_string())?;
+    let mut engine = Engine::from_db(policy, db.clone()).await?;
+
+    heading(1, "Install the guards (lethe migrate)");
+    let report = engine.migrate(false).await?;
+    println!("applied {} steps in one transaction, for example:", report.steps.len());
+    for s in report.steps.iter().filter(|s| s.id.starts_with("products:") || s.id.starts_with("users:unique")) {
+        println!("  - {}", s.description);
+    }
+    let db = engine.db().clone();
+
+    heading(2, "Plan a delete before doing it (lethe delete products 1 --dry-run)");
+    let plan = engine.plan("products", "1").await?;
+    print!("{}", describe_plan(&plan));
+    println!("order_items keep pointing at the product (on_delete = keep): order history stays intact.");
+
+    heading(3, "Delete the product, with its cascade, in one transaction");
+    let done = engine
+        .delete(&DeleteRequest::new("products", "1").actor("demo").reason("discontinued"))
+        .await?;
+    println!("deletion {} by demo (\"discontinued\")", done.deletion_id);
+    let rows: Vec<Vec<String>> = done
+        .affected
+        .iter()
+        .map(|c| vec![c.entity.clone(), c.strategy.clone(), c.rows.to_string()])
+        .collect();
+    print!("{}", table::render(&["ENTITY", "STRATEGY", "ROWS"], &rows));
+    let outbox = engine.outbox(&done.deletion_id).await?;
+    println!(
+        "the same transaction wrote the audit entry and {} outbox record(s) for caches, search and other services",
+        outbox.len()
+    );
+
+    heading(4, "The active view hides it; the table still has it");
+    println!("SELECT name FROM products_active  ->  {}", names(&db, "SELECT name FROM products_active ORDER BY id").await?.join(", "));
+    println!(
+        "SELECT name, deletion_id FROM products WHERE id = 1  ->  {}",
+        names(&db, "SELECT name || ' ' || deletion_id FROM products WHERE id = 1").await?.join(", ")
+    );
+    println!(
+        "cart items left for Dune: {} (hard strategy: removed, snapshot kept)",
+        names(&db, "SELECT CAST(count(*) AS TEXT) FROM cart_items WHERE product_id = 1").await?.join("")
+    );
+
+    heading(5, "A raw DELETE is refused by the database guard");
+    let mut tx = db.begin_write().await?;
+    match tx.exec("DELETE FROM products WHERE id = 2", &[]).await {
+        Err(e) => println!("DELETE FROM products WHERE id = 2\n  -> {e}"),
+        Ok(_) => {
+            println!("unexpected: the guard let a raw DELETE through");
+            return Ok(exit::FAILURE);
+        }
+    }
+    tx.rollback().await?;
+
+    heading(6, "A soft-deleted user's email can be registered again");
+    let bob = engine.delete(&DeleteRequest::new("users", "2").actor("demo").reason("account closed")).await?;
+    println!(
+        "deleted user 2 (bob@example.com): {} row(s) in {} table(s); their review stays, with user_id set to NULL",
+        bob.affected.iter().map(|c| c.rows).sum::<u64>(),
+        bob.affected.len()
+    );
+    let mut tx = db.begin_write().await?;
+    tx.exec("INSERT INTO users (id, email, name) VALUES (4, 'bob@example.com', 'Bob (new account)')", &[])
+        .await?;
+    tx.commit().await?;
+    println!("INSERT INTO users (email) VALUES ('bob@example.com')  ->  ok: the unique index only covers active rows");
+
+    heading(7, "A restrict relation blocks a delete and says why");
+    match engine.delete(&DeleteRequest::new("categories", "1")).await {
+        Err(e @ StoreError::Blocked { .. }) => println!("lethe delete categories 1\n  -> error: {e}"),
+        Err(e) => return Err(e),
+        Ok(_) => {
+            println!("unexpected: the delete was not blocked");
+            return Ok(exit::FAILURE);
+        }
+    }
+
+    heading(8, "Restore exactly that deletion");
+    let preview = engine.restore_preview(&done.deletion_id).await?;
+    println!(
+        "restore {} would bring back {} row(s); unique conflicts: {}, deleted parents: {}",
+        done.deletion_id,
+        preview.would_restore.iter().map(|c| c.rows).sum::<u64>(),
+        preview.conflicts.len(),
+        preview.deleted_parents.len()
+    );
+    let restored = engine.restore(&done.deletion_id, Some("demo")).await?;
+    println!("restored {} row(s)", restored.restored.iter().map(|c| c.rows).sum::<u64>());
+    println!("SELECT name FROM products_active  ->  {}", names(&db, "SELECT name FROM products_active ORDER BY id").await?.join(", "));
+    println!(
+        "cart items for Dune: {} (re-inserted from the snapshot)",
+        names(&db, "SELECT CAST(count(*) AS TEXT) FROM cart_items WHERE product_id = 1").await?.join("")
+    );
+    match engine.restore(&bob.deletion_id, Some("demo")).await {
+        Err(StoreError::RestoreConflict { conflicts }) => println!(
+            "restoring user 2 is refused: {} now belongs to active user {}",
+            conflicts[0].columns, conflicts[0].active
+        ),
+        Err(e) => return Err(e),
+        Ok(_) => {
+            println!("unexpected: a restore that breaks a unique key went through");
+            return Ok(exit::FAILURE);
+        }
+    }
+
+    heading(9, "Check the hash-chained audit log (lethe audit verify)");
+    let v = engine.audit_verify(None).await?;
+    println!(
+        "{}: {} entries, head {}",
+        if v.ok { "intact" } else { "BROKEN" },
+        v.entries,
+        v.head
+    );
+    let list = engine.deletions(None, 10).await?;
+    let rows: Vec<Vec<String>> = list
+        .iter()
+        .map(|d| {
+            vec![
+                d.id.clone(),
+                d.actor.clone().unwrap_or_default(),
+                format!("{} {}", d.entity, crate::commands::key_text(&d.key)),
+                d.total_rows().to_string(),
+                if d.restored_at.is_some() { "restored".into() } else { "deleted".into() },
+            ]
+        })
+        .collect();
+    print!("{}", table::render(&["DELETION", "ACTOR", "ROOT", "ROWS", "STATUS"], &rows));
+
+    println!("\nTry it yourself:");
+    println!("  cd {}", dir.display());
+    println!("  lethe deletions");
+    println!("  lethe delete users 3 --dry-run");
+    println!("  lethe show {}", done.deletion_id);
+    println!("  lethe audit verify");
+    engine.db().close().await;
+    Ok(if v.ok { exit::OK } else { exit::VERIFY_FAILED })
 }
