@@ -1,1 +1,167 @@
-fn main() {}
+//! `lethe-bench`: measures Lethe against hand-written set-based SQL doing the
+//! same marking, in the same run, on the same data, and prints each figure
+//! beside its baseline with the ratio. A tool run by hand: it asserts
+//! nothing about time, and exits 0 whether targets are met or missed.
+
+mod fixtures;
+mod report;
+mod scratch;
+mod sql;
+mod workloads;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, ValueEnum};
+
+use report::Figure;
+use scratch::Scratch;
+use sql::Dialect;
+use workloads::{Settings, deep_cascade, peak_rss, single_deletes};
+
+pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
+
+#[derive(Parser)]
+#[command(
+    name = "lethe-bench",
+    about = "Lethe against hand-written SQL, on SQLite and PostgreSQL, in one run",
+    after_help = "Workloads:\n  \
+deep    delete and restore one root with a 42,001-row cascade (target: at most 1.5x the SQL)\n  \
+single  1,000 one-row-plus-3-kids deletes, one transaction each (target: at most 2x)\n  \
+rss     peak memory of the `lethe` CLI deleting a 1,000,001-row cascade (target: under 100 MB)\n\n\
+Build first: cargo build --release -p lethe-cli -p lethe-bench"
+)]
+struct Args {
+    /// PostgreSQL server to use; the harness creates and drops its own
+    /// database `lethe_bench_<pid>` there.
+    #[arg(long, default_value = "postgres://postgres@127.0.0.1/postgres")]
+    pg: String,
+    /// Run one workload only.
+    #[arg(long, value_enum)]
+    only: Option<Workload>,
+    /// Skip PostgreSQL.
+    #[arg(long)]
+    sqlite_only: bool,
+    /// Multiply the row counts, e.g. 0.01 for a quick smoke run.
+    #[arg(long, default_value_t = 1.0, value_name = "F")]
+    rows_scale: f64,
+    /// Measured repetitions of the deep cascade (after one warm-up run).
+    #[arg(long, default_value_t = 5, value_name = "N")]
+    repetitions: usize,
+    /// The `lethe` binary the rss workload runs.
+    #[arg(long, default_value = "target/release/lethe", value_name = "PATH")]
+    lethe_bin: PathBuf,
+    /// Print the figures as JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Workload {
+    Deep,
+    Single,
+    Rss,
+}
+
+impl Workload {
+    fn name(self) -> &'static str {
+        match self {
+            Workload::Deep => deep_cascade::NAME,
+            Workload::Single => single_deletes::NAME,
+            Workload::Rss => peak_rss::NAME,
+        }
+    }
+
+    async fn run(self, s: &Settings, d: Dialect, url: &str) -> Result<Vec<Figure>> {
+        match self {
+            Workload::Deep => deep_cascade::run(s, d, url).await,
+            Workload::Single => single_deletes::run(s, d, url).await,
+            Workload::Rss => peak_rss::run(s, d, url).await,
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args).await {
+        Ok(figures) => {
+            if args.json {
+                let out = serde_json::json!({
+                    "cores": std::thread::available_parallelism().map(|n| n.get()).ok(),
+                    "rows_scale": args.rows_scale,
+                    "figures": figures.iter().map(Figure::to_json).collect::<Vec<_>>(),
+                });
+                println!("{out:#}");
+            } else {
+                print!("{}", report::table(&figures));
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: &Args) -> Result<Vec<Figure>> {
+    if args.rows_scale.is_nan() || args.rows_scale <= 0.0 {
+        return Err("--rows-scale must be above 0".into());
+    }
+    let workloads: Vec<Workload> = match args.only {
+        Some(w) => vec![w],
+        None => vec![Workload::Deep, Workload::Single, Workload::Rss],
+    };
+    // Fail now rather than after an hour of the other workloads.
+    if workloads.contains(&Workload::Rss) && !args.lethe_bin.is_file() {
+        return Err(format!(
+            "{} not found: build it with `cargo build --release -p lethe-cli` or pass --lethe-bin",
+            args.lethe_bin.display()
+        )
+        .into());
+    }
+    let dialects: &[Dialect] = if args.sqlite_only {
+        &[Dialect::Sqlite]
+    } else {
+        &[Dialect::Sqlite, Dialect::Postgres]
+    };
+    let dir = std::env::temp_dir().join(format!("lethe-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir)?;
+    let settings = Settings {
+        scale: args.rows_scale,
+        repetitions: args.repetitions.max(1),
+        lethe_bin: std::path::absolute(&args.lethe_bin)?,
+        dir: dir.clone(),
+    };
+
+    let mut figures = Vec::new();
+    let mut outcome = Ok(());
+    'all: for w in workloads {
+        for &d in dialects {
+            let scratch = match Scratch::create(d, &dir, w.name(), &args.pg).await {
+                Ok(s) => s,
+                Err(e) => {
+                    outcome =
+                        Err(
+                            format!("{} {}: cannot create the database: {e}", d.name(), w.name())
+                                .into(),
+                        );
+                    break 'all;
+                }
+            };
+            let result = w.run(&settings, d, scratch.url()).await;
+            // Remove the database whatever happened to the run.
+            let removed = scratch.remove().await;
+            match (result, removed) {
+                (Ok(f), Ok(())) => figures.extend(f),
+                (Err(e), _) | (Ok(_), Err(e)) => {
+                    outcome = Err(format!("{} {}: {e}", d.name(), w.name()).into());
+                    break 'all;
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+    outcome.map(|()| figures)
+}

@@ -1,0 +1,203 @@
+//! Figures and how they are printed: a table per workload, or JSON.
+
+use serde_json::{Value, json};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unit {
+    Millis,
+    Seconds,
+    PerSecond,
+    Megabytes,
+}
+
+impl Unit {
+    fn symbol(self) -> &'static str {
+        match self {
+            Unit::Millis => "ms",
+            Unit::Seconds => "s",
+            Unit::PerSecond => "deletes/s",
+            Unit::Megabytes => "MB",
+        }
+    }
+
+    /// For rates more is better; for times and memory less is.
+    fn higher_is_better(self) -> bool {
+        self == Unit::PerSecond
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub enum Target {
+    /// Lethe may cost at most this many times the baseline.
+    MaxRatio(f64),
+    /// Lethe's figure must stay below this value (in the figure's unit).
+    Below(f64),
+    /// Shown for context; nothing to pass.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct Figure {
+    pub dialect: &'static str,
+    pub workload: &'static str,
+    pub measure: String,
+    pub unit: Unit,
+    pub lethe: f64,
+    pub baseline: Option<f64>,
+    pub target: Target,
+}
+
+impl Figure {
+    /// How many times the baseline's cost Lethe's is: above 1 means Lethe is
+    /// slower (or bigger), whatever the unit.
+    pub fn ratio(&self) -> Option<f64> {
+        let b = self.baseline?;
+        Some(if self.unit.higher_is_better() {
+            b / self.lethe
+        } else {
+            self.lethe / b
+        })
+    }
+
+    pub fn pass(&self) -> Option<bool> {
+        match self.target {
+            Target::MaxRatio(max) => self.ratio().map(|r| r <= max),
+            Target::Below(limit) => Some(self.lethe < limit),
+            Target::None => None,
+        }
+    }
+
+    fn target_text(&self) -> String {
+        match self.target {
+            Target::MaxRatio(max) => format!("<= {max:.1}x"),
+            Target::Below(limit) => format!("< {limit:.0} {}", self.unit.symbol()),
+            Target::None => "-".into(),
+        }
+    }
+
+    fn value_text(&self, v: f64) -> String {
+        let digits = if v >= 100.0 {
+            0
+        } else if v >= 10.0 {
+            1
+        } else {
+            2
+        };
+        format!("{v:.digits$} {}", self.unit.symbol())
+    }
+
+    pub fn to_json(&self) -> Value {
+        let (kind, value) = match self.target {
+            Target::MaxRatio(m) => ("max_ratio", Some(m)),
+            Target::Below(l) => ("below", Some(l)),
+            Target::None => ("none", None),
+        };
+        json!({
+            "dialect": self.dialect,
+            "workload": self.workload,
+            "measure": self.measure,
+            "unit": self.unit.symbol(),
+            "lethe": self.lethe,
+            "baseline": self.baseline,
+            "ratio": self.ratio(),
+            "target": { "kind": kind, "value": value },
+            "pass": self.pass(),
+        })
+    }
+}
+
+/// One table per workload, in the order the figures came.
+pub fn table(figures: &[Figure]) -> String {
+    let header = [
+        "dialect", "workload", "measure", "lethe", "baseline", "ratio", "target", "result",
+    ];
+    let mut out = String::new();
+    let mut workloads: Vec<&str> = Vec::new();
+    for f in figures {
+        if !workloads.contains(&f.workload) {
+            workloads.push(f.workload);
+        }
+    }
+    for w in workloads {
+        let rows: Vec<[String; 8]> = figures
+            .iter()
+            .filter(|f| f.workload == w)
+            .map(|f| {
+                [
+                    f.dialect.to_string(),
+                    f.workload.to_string(),
+                    f.measure.clone(),
+                    f.value_text(f.lethe),
+                    f.baseline.map_or("-".into(), |b| f.value_text(b)),
+                    f.ratio().map_or("-".into(), |r| format!("{r:.2}x")),
+                    f.target_text(),
+                    match f.pass() {
+                        Some(true) => "PASS".into(),
+                        Some(false) => "MISS".into(),
+                        None => "-".into(),
+                    },
+                ]
+            })
+            .collect();
+        let mut width = header.map(str::len);
+        for r in &rows {
+            for (w, c) in width.iter_mut().zip(r) {
+                *w = (*w).max(c.chars().count());
+            }
+        }
+        let line = |cells: &[String]| {
+            let padded: Vec<String> = cells
+                .iter()
+                .zip(width)
+                .map(|(c, w)| format!("{c:<w$}"))
+                .collect();
+            padded.join("  ").trim_end().to_string() + "\n"
+        };
+        out.push_str(&line(&header.map(String::from)));
+        out.push_str(&line(&width.map(|w| "-".repeat(w))));
+        for r in &rows {
+            out.push_str(&line(r));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+/// The median of `v` (not empty).
+pub fn median(v: &[f64]) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let n = s.len();
+    if n % 2 == 1 {
+        s[n / 2]
+    } else {
+        (s[n / 2 - 1] + s[n / 2]) / 2.0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratio_reads_as_times_slower_for_every_unit() {
+        let f = |unit, lethe, baseline| Figure {
+            dialect: "sqlite",
+            workload: "w",
+            measure: "m".into(),
+            unit,
+            lethe,
+            baseline: Some(baseline),
+            target: Target::MaxRatio(1.5),
+        };
+        assert_eq!(f(Unit::Millis, 30.0, 20.0).ratio(), Some(1.5));
+        assert_eq!(f(Unit::PerSecond, 500.0, 1000.0).ratio(), Some(2.0));
+        assert_eq!(f(Unit::Millis, 30.0, 20.0).pass(), Some(true));
+    }
+
+    #[test]
+    fn median_of_even_and_odd() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+    }
+}

@@ -1,0 +1,171 @@
+//! The harness's own database access: setup, loading and the hand-written
+//! baselines.
+//!
+//! Plain sqlx rather than lethe-store's `Db`, so the baseline shares no code
+//! with what it is measured against. The connection settings match Lethe's
+//! (WAL, foreign keys, `BEGIN IMMEDIATE` on SQLite, sqlx's default
+//! `synchronous`), so the comparison is about the SQL, not the setup.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
+use sqlx::{AssertSqlSafe, PgPool, SqlitePool};
+
+use crate::Result;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Sqlite => "sqlite",
+            Dialect::Postgres => "postgres",
+        }
+    }
+
+    /// Placeholder `n` (1-based) for a value bound as text, cast to `ty` where
+    /// the database needs the type spelled out.
+    pub fn param(self, n: usize, ty: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("CAST(${n} AS {ty})"),
+            Dialect::Sqlite => format!("?{n}"),
+        }
+    }
+
+    /// The key column type. On SQLite `INTEGER PRIMARY KEY` is the rowid, which
+    /// is what an application on SQLite would use.
+    pub fn key_type(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "bigint",
+            Dialect::Sqlite => "INTEGER",
+        }
+    }
+
+    /// A relation of the integers 1..=n in column `g`, generated inside the
+    /// database so loading a million rows sends no rows over the wire.
+    pub fn series(self, n: u64) -> String {
+        match self {
+            Dialect::Postgres => format!("generate_series(1, {n}) AS s(g)"),
+            Dialect::Sqlite => format!(
+                "(WITH RECURSIVE r(g) AS (SELECT 1 UNION ALL SELECT g + 1 FROM r WHERE g < {n}) SELECT g FROM r) AS s"
+            ),
+        }
+    }
+}
+
+/// A statement and its values, bound as text.
+pub struct Stmt {
+    pub sql: String,
+    pub params: Vec<String>,
+}
+
+pub enum Pool {
+    Postgres(PgPool),
+    Sqlite(SqlitePool),
+}
+
+impl Pool {
+    /// Connects to `url`; a SQLite file is created when missing.
+    pub async fn connect(url: &str) -> Result<Pool> {
+        if url.starts_with("sqlite:") {
+            let o = SqliteConnectOptions::from_str(url)?
+                .create_if_missing(true)
+                .journal_mode(SqliteJournalMode::Wal)
+                .busy_timeout(Duration::from_secs(30))
+                .foreign_keys(true);
+            let pool = SqlitePoolOptions::new()
+                .max_connections(1)
+                .connect_with(o)
+                .await?;
+            Ok(Pool::Sqlite(pool))
+        } else {
+            let o = PgConnectOptions::from_str(url)?.application_name("lethe-bench");
+            let pool = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(o)
+                .await?;
+            Ok(Pool::Postgres(pool))
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Pool::Postgres(_) => Dialect::Postgres,
+            Pool::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
+    /// Runs SQL without parameters outside a transaction (simple protocol, so
+    /// `VACUUM` works).
+    pub async fn exec(&self, sql: &str) -> Result<u64> {
+        let q = sqlx::raw_sql(AssertSqlSafe(sql.to_string()));
+        Ok(match self {
+            Pool::Postgres(p) => q.execute(p).await?.rows_affected(),
+            Pool::Sqlite(p) => q.execute(p).await?.rows_affected(),
+        })
+    }
+
+    /// Runs `stmts` in one write transaction; returns how many rows each
+    /// changed.
+    pub async fn transaction(&self, stmts: &[Stmt]) -> Result<Vec<u64>> {
+        let mut changed = Vec::with_capacity(stmts.len());
+        match self {
+            Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                for s in stmts {
+                    let mut q = sqlx::query(AssertSqlSafe(s.sql.clone()));
+                    for v in &s.params {
+                        q = q.bind(v.as_str());
+                    }
+                    changed.push(q.execute(&mut *tx).await?.rows_affected());
+                }
+                tx.commit().await?;
+            }
+            Pool::Sqlite(p) => {
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                for s in stmts {
+                    let mut q = sqlx::query(AssertSqlSafe(s.sql.clone()));
+                    for v in &s.params {
+                        q = q.bind(v.as_str());
+                    }
+                    changed.push(q.execute(&mut *tx).await?.rows_affected());
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(changed)
+    }
+
+    /// Gives the planner statistics after loading.
+    pub async fn analyze(&self, tables: &[&str]) -> Result<()> {
+        let sql = match self.dialect() {
+            Dialect::Postgres => format!("VACUUM ANALYZE {}", tables.join(", ")),
+            Dialect::Sqlite => "ANALYZE".to_string(),
+        };
+        self.exec(&sql).await?;
+        Ok(())
+    }
+
+    /// Between measured runs: on PostgreSQL clears the dead row versions the
+    /// last run left (and keeps autovacuum from starting mid-measurement), so
+    /// every run starts from the same state. SQLite updates in place.
+    pub async fn settle(&self, tables: &[&str]) -> Result<()> {
+        if self.dialect() == Dialect::Postgres {
+            self.analyze(tables).await?;
+        }
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Pool::Postgres(p) => p.close().await,
+            Pool::Sqlite(p) => p.close().await,
+        }
+    }
+}

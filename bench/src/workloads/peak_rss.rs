@@ -1,0 +1,135 @@
+//! Workload 3: the memory of the `lethe` CLI while it deletes a 1,000,001-row
+//! cascade (1 root, 1,000 children, 999 grandchildren each). Lethe promises
+//! memory that does not grow with the rows; this is where that shows.
+
+use std::fs::File;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use super::{Settings, expect_rows, prepare, progress};
+use crate::Result;
+use crate::fixtures::{Chain, now_text};
+use crate::report::{Figure, Target, Unit};
+use crate::sql::Dialect;
+
+pub const NAME: &str = "rss";
+const LIMIT_MB: f64 = 100.0;
+
+pub async fn run(s: &Settings, d: Dialect, url: &str) -> Result<Vec<Figure>> {
+    let chain = Chain::tree(s.scaled(1_000), 999);
+    let total = chain.total_rows();
+    let tables = chain.tables();
+    progress(d.name(), NAME, &format!("loading {total} rows"));
+    let (pool, engine) = prepare(url, &chain).await?;
+    // The CLI opens its own connections; on SQLite an idle pool of ours
+    // would not block it, but there is no reason to keep one.
+    engine.db().close().await;
+    drop(engine);
+
+    // The wall-time reference: the hand-written cascade on the same tree,
+    // then every row made active again for the CLI.
+    progress(d.name(), NAME, "baseline: hand-written cascade");
+    let id = uuid::Uuid::now_v7().to_string();
+    let t = Instant::now();
+    let n = pool
+        .transaction(&chain.baseline_delete(d, &now_text(), &id, 1))
+        .await?;
+    let baseline_secs = t.elapsed().as_secs_f64();
+    expect_rows("baseline delete", n.iter().sum(), total)?;
+    chain.reset(&pool).await?;
+    pool.settle(&tables).await?;
+    pool.close().await;
+
+    let policy = s.dir.join(format!("{}-lethe.toml", d.name()));
+    std::fs::write(&policy, chain.policy_toml(url))?;
+    progress(d.name(), NAME, "lethe delete roots 1 (child process)");
+    let (bin, dir, url_owned) = (s.lethe_bin.clone(), s.dir.clone(), url.to_string());
+    let cli =
+        tokio::task::spawn_blocking(move || run_cli(&bin, &policy, &url_owned, &dir)).await??;
+    let out: serde_json::Value = serde_json::from_str(&cli.stdout)
+        .map_err(|e| format!("lethe --json printed something else ({e}): {}", cli.stdout))?;
+    let rows = out["affected"]
+        .as_object()
+        .map(|m| m.values().filter_map(|v| v.as_u64()).sum())
+        .unwrap_or(0);
+    expect_rows("lethe delete (CLI)", rows, total)?;
+
+    Ok(vec![
+        Figure {
+            dialect: d.name(),
+            workload: NAME,
+            measure: format!("peak RSS of `lethe delete`, {total} rows"),
+            unit: Unit::Megabytes,
+            lethe: cli.peak_kib as f64 / 1024.0,
+            baseline: None,
+            target: Target::Below(LIMIT_MB),
+        },
+        Figure {
+            dialect: d.name(),
+            workload: NAME,
+            measure: format!("wall time, {total} rows (CLI process vs in-process SQL)"),
+            unit: Unit::Seconds,
+            lethe: cli.wall_secs,
+            baseline: Some(baseline_secs),
+            target: Target::None,
+        },
+    ])
+}
+
+struct CliRun {
+    peak_kib: i64,
+    wall_secs: f64,
+    stdout: String,
+}
+
+/// Runs `lethe delete roots 1 --json` and waits for it with `wait4`, whose
+/// `ru_maxrss` is the kernel's own high-water mark of that one process
+/// (VmHWM), exact where polling /proc every few milliseconds could miss a
+/// short peak. (`RUSAGE_CHILDREN` would mix in earlier children.)
+fn run_cli(bin: &Path, policy: &Path, url: &str, dir: &Path) -> Result<CliRun> {
+    let out_path = dir.join("lethe-cli.stdout");
+    let err_path = dir.join("lethe-cli.stderr");
+    let start = Instant::now();
+    let child = Command::new(bin)
+        .args(["delete", "roots", "1", "--json", "--policy"])
+        .arg(policy)
+        .args(["--database", url])
+        .env_remove("LETHE_DATABASE_URL")
+        .stdin(Stdio::null())
+        // Files, not pipes: nobody reads a pipe while we block in wait4.
+        .stdout(File::create(&out_path)?)
+        .stderr(File::create(&err_path)?)
+        .spawn()
+        .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
+    let (status, peak_kib) = wait_with_peak_rss(child.id() as libc::pid_t)?;
+    let wall_secs = start.elapsed().as_secs_f64();
+    let stdout = std::fs::read_to_string(&out_path)?;
+    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+        let stderr = std::fs::read_to_string(&err_path)?;
+        return Err(format!("lethe failed (wait status {status}): {stderr}{stdout}").into());
+    }
+    Ok(CliRun {
+        peak_kib,
+        wall_secs,
+        stdout,
+    })
+}
+
+/// Reaps `pid`; returns its wait status and peak resident set in KiB.
+fn wait_with_peak_rss(pid: libc::pid_t) -> Result<(i32, i64)> {
+    let mut status = 0;
+    // SAFETY: rusage is plain old data; all-zero is a valid value.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: both pointers point to live, writable locals.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if r == pid {
+            return Ok((status, usage.ru_maxrss));
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e.into());
+        }
+    }
+}

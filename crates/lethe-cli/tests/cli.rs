@@ -1,0 +1,213 @@
+//! The `lethe` binary end to end on SQLite: output, --json and exit codes.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+struct Dir(PathBuf);
+
+impl Dir {
+    fn new() -> Dir {
+        let p = std::env::temp_dir().join(format!("lethe-cli-test-{}", uuid::Uuid::now_v7().simple()));
+        std::fs::create_dir_all(&p).unwrap();
+        Dir(p)
+    }
+}
+
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn lethe(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lethe"))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("LETHE_DATABASE_URL")
+        .env_remove("LETHE_ACTOR")
+        .output()
+        .expect("run lethe")
+}
+
+fn text(o: &Output) -> (String, String, i32) {
+    (
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+        o.status.code().unwrap_or(-1),
+    )
+}
+
+/// A demo shop in `dir` (the demo leaves its database and policy there).
+fn demo_shop(dir: &Dir) -> PathBuf {
+    let shop = dir.0.join("shop");
+    let o = lethe(&dir.0, &["demo", "--dir", shop.to_str().unwrap()]);
+    let (out, err, code) = text(&o);
+    assert_eq!(code, 0, "demo failed:\n{out}\n{err}");
+    shop
+}
+
+#[test]
+fn help_documents_exit_codes() {
+    let d = Dir::new();
+    let (out, _, code) = text(&lethe(&d.0, &["--help"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("Exit codes:") && out.contains("3  delete blocked"), "{out}");
+    for cmd in ["init", "check", "migrate", "delete", "restore", "deletions", "show", "audit", "demo"] {
+        assert!(out.contains(cmd), "{cmd} missing from --help");
+    }
+}
+
+#[test]
+fn demo_walks_through_everything() {
+    let d = Dir::new();
+    let shop = d.0.join("shop");
+    let (out, err, code) = text(&lethe(&d.0, &["demo", "--dir", shop.to_str().unwrap()]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    for phrase in [
+        "mark deleted",
+        "remove (snapshot kept)",
+        "SELECT name FROM products_active  ->  Solaris, Kind of Blue",
+        "raw DELETE on products is refused",
+        "ok: the unique index only covers active rows",
+        "delete blocked by relation products.category_id -> categories",
+        "SELECT name FROM products_active  ->  Dune, Solaris, Kind of Blue",
+        "intact: 3 entries",
+    ] {
+        assert!(out.contains(phrase), "demo output lacks {phrase:?}:\n{out}");
+    }
+    // Running it again in the same place refuses instead of mixing data.
+    let (_, err, code) = text(&lethe(&d.0, &["demo", "--dir", shop.to_str().unwrap()]));
+    assert_eq!(code, 2, "{err}");
+}
+
+#[test]
+fn commands_on_the_demo_shop() {
+    let d = Dir::new();
+    let shop = demo_shop(&d);
+    // Plan: blocked by nothing, changes nothing.
+    let (out, _, code) = text(&lethe(&shop, &["delete", "users", "3", "--dry-run"]));
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("plan: delete users 3") && out.contains("nothing was changed"), "{out}");
+    // Blocked delete: exit 3, names the relation and the count.
+    let (_, err, code) = text(&lethe(&shop, &["delete", "categories", "4"]));
+    assert_eq!(code, 3, "{err}");
+    assert!(err.contains("products.category_id -> categories: 1 active row(s)"), "{err}");
+    // Delete with --json.
+    let (out, err, code) = text(&lethe(&shop, &["delete", "users", "3", "--actor", "ops", "--reason", "test", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let id = v["deletion_id"].as_str().unwrap().to_string();
+    assert_eq!(v["affected"]["users"], 1);
+    assert_eq!(v["affected"]["cart_items"], 1);
+    assert_eq!(v["nullified"]["reviews"], 1);
+    // Again: already deleted, exit 5. Unknown: exit 4. Bad key: exit 2.
+    let (_, err, code) = text(&lethe(&shop, &["delete", "users", "3"]));
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("already deleted") && err.contains(&id), "{err}");
+    let (_, err, code) = text(&lethe(&shop, &["delete", "users", "77"]));
+    assert_eq!(code, 4, "{err}");
+    let (_, err, code) = text(&lethe(&shop, &["delete", "users", "x"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("is not an integer"), "{err}");
+    let (_, err, code) = text(&lethe(&shop, &["delete", "ghosts", "1"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("unknown entity \"ghosts\""), "{err}");
+    // Listing and showing.
+    let (out, _, code) = text(&lethe(&shop, &["deletions", "--json"]));
+    assert_eq!(code, 0);
+    let list: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(list[0]["id"], id.as_str());
+    assert_eq!(list[0]["actor"], "ops");
+    let (out, _, code) = text(&lethe(&shop, &["deletions", "--entity", "users"]));
+    assert_eq!(code, 0);
+    assert!(out.contains(&id) && out.contains("ops"), "{out}");
+    let (out, _, code) = text(&lethe(&shop, &["show", &id]));
+    assert_eq!(code, 0);
+    assert!(out.contains("deleted users 1 key(s)") || out.contains("deleted users (1 key(s))"), "{out}");
+    // Restore: dry run, for real, then twice (exit 5).
+    let (out, _, code) = text(&lethe(&shop, &["restore", &id, "--dry-run"]));
+    assert_eq!(code, 0, "{out}");
+    let (out, err, code) = text(&lethe(&shop, &["restore", &id, "--json"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&id));
+    let (_, err, code) = text(&lethe(&shop, &["restore", &id]));
+    assert_eq!(code, 5);
+    assert!(err.contains("already restored"), "{err}");
+    // Audit.
+    let (head, _, code) = text(&lethe(&shop, &["audit", "head"]));
+    assert_eq!(code, 0);
+    let (out, _, code) = text(&lethe(&shop, &["audit", "verify", "--expect-head", head.trim()]));
+    assert_eq!(code, 0, "{out}");
+    let (out, _, code) = text(&lethe(&shop, &["audit", "verify", "--expect-head", "feedface"]));
+    assert_eq!(code, 6, "{out}");
+    // Migrate again: nothing to do.
+    let (out, _, code) = text(&lethe(&shop, &["migrate"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("nothing to do"), "{out}");
+}
+
+#[test]
+fn policy_errors_name_file_line_and_key() {
+    let d = Dir::new();
+    let shop = demo_shop(&d);
+    let policy = std::fs::read_to_string(shop.join("lethe.toml")).unwrap();
+    let bad = policy.replacen("strategy = \"hard\"", "strategy = \"hardd\"", 1);
+    std::fs::write(shop.join("bad.toml"), &bad).unwrap();
+    let line = bad.lines().position(|l| l.contains("hardd")).unwrap() + 1;
+    let (_, err, code) = text(&lethe(&shop, &["--policy", "bad.toml", "check"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&format!("bad.toml:{line}: entities.cart_items.strategy")), "{err}");
+    assert!(err.contains("unknown strategy \"hardd\""), "{err}");
+    // A policy naming a column that does not exist: check exits 6.
+    let unknown = policy.replacen("unique = [[\"sku\"]]", "unique = [[\"skew\"]]", 1);
+    std::fs::write(shop.join("unknown.toml"), unknown).unwrap();
+    let (out, _, code) = text(&lethe(&shop, &["--policy", "unknown.toml", "check"]));
+    assert_eq!(code, 6, "{out}");
+    assert!(out.contains("unknown column \"products.skew\""), "{out}");
+    // A missing policy file.
+    let (_, err, code) = text(&lethe(&d.0, &["check"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("cannot read the policy") && err.contains("lethe init"), "{err}");
+}
+
+#[test]
+fn init_writes_a_policy_and_refuses_to_overwrite() {
+    let d = Dir::new();
+    let shop = demo_shop(&d);
+    let url = format!("sqlite://{}", shop.join("shop.db").display());
+    let (out, err, code) = text(&lethe(&d.0, &["--database", &url, "init", "--out", "new.toml"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("wrote new.toml"));
+    let written = std::fs::read_to_string(d.0.join("new.toml")).unwrap();
+    assert!(written.contains("[entities.order_items]\nkey = [\"order_id\", \"product_id\"]"), "{written}");
+    assert!(written.contains("child = \"categories\"\ncolumns = [\"parent_id\"]\nparent = \"categories\""), "{written}");
+    assert!(!written.contains("lethe_audit"), "Lethe's own tables are not entities");
+    // It parses and checks clean against the same database.
+    let (out, err, code) = text(&lethe(&d.0, &["--policy", "new.toml", "check"]));
+    assert_eq!(code, 0, "{out}\n{err}");
+    let (_, err, code) = text(&lethe(&d.0, &["--database", &url, "init", "--out", "new.toml"]));
+    assert_eq!(code, 2);
+    assert!(err.contains("already exists") && err.contains("--force"), "{err}");
+    let (_, _, code) = text(&lethe(&d.0, &["--database", &url, "init", "--out", "new.toml", "--force"]));
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn missing_database_and_unknown_table_are_clear_errors() {
+    let d = Dir::new();
+    let db = d.0.join("plain.db");
+    let url = format!("sqlite://{}", db.display());
+    // Create a table with the demo's own machinery: init on an empty file
+    // fails cleanly first.
+    let (_, err, code) = text(&lethe(&d.0, &["--database", &url, "init"]));
+    assert_ne!(code, 0);
+    assert!(err.contains("error:"), "{err}");
+    let shop = demo_shop(&d);
+    let policy = std::fs::read_to_string(shop.join("lethe.toml")).unwrap();
+    // A fresh copy of the schema without Lethe's tables: use a new table name.
+    let extra = format!("{policy}\n[entities.coupons]\nkey = [\"id\"]\n");
+    std::fs::write(shop.join("extra.toml"), extra).unwrap();
+    let (out, _, code) = text(&lethe(&shop, &["--policy", "extra.toml", "check"]));
+    assert_eq!(code, 6);
+    assert!(out.contains("unknown table \"coupons\""), "{out}");
+}

@@ -1,0 +1,391 @@
+//! `check_policy`: the shop policy against a hand-built schema. The baseline
+//! matches exactly (no findings); each test changes one thing and expects
+//! exactly the findings that change causes.
+
+mod common;
+
+use common::{col, fk, shop, shop_schema, unique};
+use lethe_core::{Finding, Level, Policy, Schema, TableInfo, check_policy, parse_policy};
+
+fn tweak(table: &str, f: impl FnOnce(&mut TableInfo)) -> Schema {
+    let mut s = shop_schema();
+    f(s.tables.get_mut(table).expect("shop table"));
+    s
+}
+
+fn drop_column(t: &mut TableInfo, name: &str) {
+    let before = t.columns.len();
+    t.columns.retain(|c| c.name != name);
+    assert_eq!(t.columns.len(), before - 1, "no column {name}");
+}
+
+/// `(level, key, line)` of each finding.
+fn summary(f: &[Finding]) -> Vec<(Level, String, Option<usize>)> {
+    f.iter()
+        .map(|f| (f.level, f.key.clone(), f.line))
+        .collect()
+}
+
+fn entity_line(p: &Policy, e: &str) -> Option<usize> {
+    Some(p.entities[e].line)
+}
+
+/// Index and line of the relation `child.cols -> parent`.
+fn relation(p: &Policy, describe: &str) -> (usize, Option<usize>) {
+    let i = p
+        .relations
+        .iter()
+        .position(|r| r.describe() == describe)
+        .unwrap_or_else(|| panic!("no relation {describe}"));
+    (i, Some(p.relations[i].line))
+}
+
+#[test]
+fn matching_schema_has_no_findings() {
+    let f = check_policy(&shop(), &shop_schema());
+    assert!(f.is_empty(), "{f:#?}");
+}
+
+#[test]
+fn unknown_table() {
+    let p = shop();
+    let mut s = shop_schema();
+    s.tables.remove("invoices");
+    let f = check_policy(&p, &s);
+    assert_eq!(
+        summary(&f),
+        [(
+            Level::Error,
+            "entities.invoices".to_string(),
+            entity_line(&p, "invoices")
+        )]
+    );
+    assert!(
+        f[0].message.contains("unknown table \"invoices\""),
+        "{}",
+        f[0]
+    );
+    // Line from the fixture: [entities.invoices] is at this line.
+    let header = common::SHOP
+        .lines()
+        .position(|l| l == "[entities.invoices]")
+        .unwrap()
+        + 1;
+    assert_eq!(f[0].line, Some(header));
+    assert_eq!(
+        f[0].to_string(),
+        format!(
+            "error: line {header}: entities.invoices: {}",
+            f[0].message
+        )
+    );
+}
+
+#[test]
+fn unknown_key_column() {
+    let p = shop();
+    let f = check_policy(&p, &tweak("orders", |t| drop_column(t, "id")));
+    // The key is missing, so the "not unique" warning is not also given.
+    assert_eq!(
+        summary(&f),
+        [(
+            Level::Error,
+            "entities.orders.key".to_string(),
+            entity_line(&p, "orders")
+        )]
+    );
+    assert!(f[0].message.contains("unknown column \"orders.id\""), "{}", f[0]);
+}
+
+#[test]
+fn unknown_unique_and_pii_column() {
+    let p = shop();
+    let f = check_policy(
+        &p,
+        &tweak("users", |t| {
+            drop_column(t, "email");
+            t.uniques.clear();
+        }),
+    );
+    let line = entity_line(&p, "users");
+    assert_eq!(
+        summary(&f),
+        [
+            (Level::Error, "entities.users.unique".to_string(), line),
+            (Level::Error, "entities.users.pii".to_string(), line),
+        ]
+    );
+    assert!(f.iter().all(|f| f.message.contains("\"users.email\"")));
+}
+
+#[test]
+fn unknown_pii_column_alone() {
+    let p = shop();
+    let f = check_policy(&p, &tweak("users", |t| drop_column(t, "name")));
+    assert_eq!(
+        summary(&f),
+        [(
+            Level::Error,
+            "entities.users.pii".to_string(),
+            entity_line(&p, "users")
+        )]
+    );
+    assert!(f[0].message.contains("unknown column \"users.name\""));
+}
+
+#[test]
+fn unknown_relation_column() {
+    let p = shop();
+    let f = check_policy(
+        &p,
+        &tweak("reviews", |t| {
+            drop_column(t, "order_id");
+            t.foreign_keys.retain(|f| f.columns != ["order_id"]);
+        }),
+    );
+    let (i, line) = relation(&p, "reviews.order_id -> orders");
+    assert_eq!(
+        summary(&f),
+        [(Level::Error, format!("relations[{i}].columns"), line)]
+    );
+    assert!(f[0].message.contains("unknown column \"reviews.order_id\""));
+}
+
+#[test]
+fn set_null_on_not_null_column() {
+    let p = shop();
+    let f = check_policy(
+        &p,
+        &tweak("reviews", |t| {
+            t.columns.iter_mut().find(|c| c.name == "user_id").unwrap().not_null = true
+        }),
+    );
+    let (i, line) = relation(&p, "reviews.user_id -> users");
+    assert_eq!(
+        summary(&f),
+        [(Level::Error, format!("relations[{i}].on_delete"), line)]
+    );
+    assert!(f[0].message.contains("set_null on NOT NULL column \"reviews.user_id\""));
+}
+
+#[test]
+fn not_null_is_fine_for_other_rules() {
+    // orders.user_id is NOT NULL and cascade: no finding (baseline covers it),
+    // and a nullable set_null column is fine (reviews.user_id).
+    let s = shop_schema();
+    assert!(s.tables["orders"].column("user_id").unwrap().not_null);
+    assert!(check_policy(&shop(), &s).is_empty());
+}
+
+#[test]
+fn key_not_unique_is_a_warning() {
+    let p = shop();
+    let f = check_policy(&p, &tweak("order_items", |t| t.primary_key.clear()));
+    assert_eq!(
+        summary(&f),
+        [(
+            Level::Warning,
+            "entities.order_items.key".to_string(),
+            entity_line(&p, "order_items")
+        )]
+    );
+    assert!(f[0].message.contains("(order_id, product_id)"));
+    assert!(f[0].to_string().starts_with("warning: line "));
+
+    // A primary key in another column order is the same key.
+    let f = check_policy(
+        &p,
+        &tweak("order_items", |t| t.primary_key.reverse()),
+    );
+    assert!(f.is_empty(), "{f:#?}");
+
+    // A primary key on a subset is not the key.
+    let f = check_policy(
+        &p,
+        &tweak("order_items", |t| t.primary_key.truncate(1)),
+    );
+    assert_eq!(f.len(), 1);
+
+    // A full unique constraint counts; a partial unique index does not.
+    let f = check_policy(
+        &p,
+        &tweak("products", |t| {
+            t.primary_key.clear();
+            t.uniques.push(unique("products_id_key", &["id"]));
+        }),
+    );
+    assert!(f.is_empty(), "{f:#?}");
+    let f = check_policy(
+        &p,
+        &tweak("products", |t| {
+            t.primary_key.clear();
+            let mut u = unique("products_id_active", &["id"]);
+            u.partial = true;
+            t.uniques.push(u);
+        }),
+    );
+    assert_eq!(summary(&f).len(), 1);
+    assert_eq!(f[0].level, Level::Warning);
+}
+
+#[test]
+fn marker_column_not_null_is_an_error() {
+    let p = shop();
+    let f = check_policy(
+        &p,
+        &tweak("users", |t| {
+            t.columns
+                .iter_mut()
+                .find(|c| c.name == "deleted_at")
+                .unwrap()
+                .not_null = true
+        }),
+    );
+    assert_eq!(
+        summary(&f),
+        [(
+            Level::Error,
+            "entities.users.deleted_at".to_string(),
+            entity_line(&p, "users")
+        )]
+    );
+    assert!(f[0].message.contains("\"deleted_at\" is NOT NULL"));
+
+    // A hard entity's columns are no markers.
+    let f = check_policy(
+        &p,
+        &tweak("cart_items", |t| t.columns.push(col("deleted_at timestamptz!"))),
+    );
+    assert!(f.is_empty(), "{f:#?}");
+}
+
+#[test]
+fn missing_marker_columns_are_no_finding() {
+    // `lethe migrate` adds them.
+    let f = check_policy(
+        &shop(),
+        &tweak("users", |t| {
+            drop_column(t, "deleted_at");
+            drop_column(t, "deletion_id");
+        }),
+    );
+    assert!(f.is_empty(), "{f:#?}");
+}
+
+#[test]
+fn undeclared_foreign_key_is_a_warning() {
+    let p = shop();
+    let f = check_policy(
+        &p,
+        &tweak("reviews", |t| {
+            t.columns.push(col("editor_id bigint"));
+            t.foreign_keys
+                .push(fk(&["editor_id"], "users", &["id"], "set null"));
+        }),
+    );
+    assert_eq!(
+        summary(&f),
+        [(
+            Level::Warning,
+            "entities.reviews".to_string(),
+            entity_line(&p, "reviews")
+        )]
+    );
+    assert!(f[0].message.contains("reviews.(editor_id) -> users"));
+    assert!(f[0].message.contains("ON DELETE SET NULL"));
+
+    // A foreign key to an unmanaged table is none of Lethe's business.
+    let f = check_policy(
+        &p,
+        &tweak("reviews", |t| {
+            t.columns.push(col("locale_id bigint"));
+            t.foreign_keys
+                .push(fk(&["locale_id"], "locales", &["id"], "restrict"));
+        }),
+    );
+    assert!(f.is_empty(), "{f:#?}");
+}
+
+fn with_hard_products() -> Policy {
+    let text = common::SHOP.replace(
+        "[entities.products]\nkey = [\"id\"]\n",
+        "[entities.products]\nkey = [\"id\"]\nstrategy = \"hard\"\n",
+    );
+    assert_ne!(text, common::SHOP);
+    parse_policy(&text, "shop.toml").unwrap()
+}
+
+#[test]
+fn hard_parent_with_soft_cascade_child_and_foreign_key_is_an_error() {
+    let p = with_hard_products();
+    let f = check_policy(&p, &shop_schema());
+    let (oi, oi_line) = relation(&p, "order_items.product_id -> products");
+    let (rv, rv_line) = relation(&p, "reviews.product_id -> products");
+    // cart_items is hard itself: its rows leave with the parent, no error.
+    assert_eq!(
+        summary(&f),
+        [
+            (Level::Error, format!("relations[{oi}]"), oi_line),
+            (Level::Error, format!("relations[{rv}]"), rv_line),
+        ]
+    );
+    assert!(f[0].message.contains("\"products\" is hard-deleted"), "{}", f[0]);
+    assert!(f[0].message.contains("order_items.(product_id)"));
+
+    // Without the database foreign key, nothing refuses the delete.
+    let s = tweak("reviews", |t| t.foreign_keys.retain(|f| f.columns != ["product_id"]));
+    let f = check_policy(&p, &s);
+    assert_eq!(
+        summary(&f),
+        [(Level::Error, format!("relations[{oi}]"), oi_line)]
+    );
+}
+
+#[test]
+fn hard_parent_with_keep_child_and_foreign_key_is_an_error_restrict_is_not() {
+    let text = common::SHOP
+        .replace(
+            "[entities.orders]\nkey = [\"id\"]\n",
+            "[entities.orders]\nkey = [\"id\"]\nstrategy = \"hard\"\n",
+        )
+        .replace(
+            "child = \"order_items\"\ncolumns = [\"order_id\"]\nparent = \"orders\"\non_delete = \"cascade\"",
+            "child = \"order_items\"\ncolumns = [\"order_id\"]\nparent = \"orders\"\non_delete = \"keep\"",
+        );
+    let p = parse_policy(&text, "shop.toml").unwrap();
+    assert!(!p.entities["orders"].is_soft());
+    let f = check_policy(&p, &shop_schema());
+    let (i, line) = relation(&p, "order_items.order_id -> orders");
+    // reviews.order_id and invoices.order_id are restrict: they block the
+    // delete before the database sees it, so no error there.
+    assert_eq!(summary(&f), [(Level::Error, format!("relations[{i}]"), line)]);
+    assert!(f[0].message.contains("(soft keep)"), "{}", f[0]);
+}
+
+#[test]
+fn errors_come_before_warnings() {
+    let p = shop();
+    let mut s = tweak("order_items", |t| t.primary_key.clear());
+    s.tables.remove("invoices");
+    let f = check_policy(&p, &s);
+    let levels: Vec<Level> = f.iter().map(|f| f.level).collect();
+    assert_eq!(levels, [Level::Error, Level::Warning]);
+}
+
+#[test]
+fn hard_entity_with_unique_is_a_warning() {
+    let text = common::SHOP.replace(
+        "[entities.cart_items]\nkey = [\"id\"]\n",
+        "[entities.cart_items]\nkey = [\"id\"]\nunique = [[\"user_id\", \"product_id\"]]\n",
+    );
+    let p = parse_policy(&text, "shop.toml").unwrap();
+    let f = check_policy(&p, &shop_schema());
+    assert_eq!(
+        summary(&f),
+        [(
+            Level::Warning,
+            "entities.cart_items.unique".to_string(),
+            entity_line(&p, "cart_items")
+        )]
+    );
+}

@@ -1,0 +1,708 @@
+//! Policy parsing, data-driven: each case is a policy text, the substrings the
+//! error message must contain, and the key the error must name. The line the
+//! error must point at is marked in the text with a trailing `#<` comment, so
+//! the expectation sits next to the offending line.
+
+use lethe_core::{OnDelete, PolicyError, Strategy, parse_policy};
+
+const FILE: &str = "conf/lethe.toml";
+
+struct Case {
+    name: &'static str,
+    text: &'static str,
+    /// Substrings the message must contain.
+    message: &'static [&'static str],
+    /// The exact `PolicyError::key`, or a prefix of it ending in `*`.
+    key: &'static str,
+}
+
+/// The 1-based line carrying the `#<` marker.
+fn marked_line(text: &str) -> usize {
+    let lines: Vec<usize> = text
+        .lines()
+        .enumerate()
+        .filter(|(_, l)| l.contains("#<"))
+        .map(|(i, _)| i + 1)
+        .collect();
+    assert_eq!(lines.len(), 1, "exactly one #< marker expected in:\n{text}");
+    lines[0]
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "unknown top-level key",
+        text: r#"
+[database]
+url = "sqlite:shop.db"
+
+[entitys.users]  #<
+key = ["id"]
+"#,
+        message: &["unknown field", "entitys"],
+        key: "*",
+    },
+    Case {
+        name: "unknown key in [database]",
+        text: r#"
+[database]
+url = "sqlite:shop.db"
+row_securty = true  #<
+"#,
+        message: &["unknown field", "row_securty"],
+        key: "*",
+    },
+    Case {
+        name: "unknown entity field (typo)",
+        text: r#"
+[entities.users]
+key = ["id"]
+strtegy = "hard"  #<
+"#,
+        message: &["unknown field", "strtegy"],
+        key: "*",
+    },
+    Case {
+        name: "entity without key",
+        text: r#"
+[entities.users]  #<
+strategy = "soft"
+"#,
+        message: &["missing field", "key"],
+        key: "*",
+    },
+    Case {
+        name: "unknown strategy",
+        text: r#"
+[entities.users]
+key = ["id"]
+strategy = "sof"  #<
+"#,
+        message: &["unknown strategy \"sof\"", "soft, archive or hard"],
+        key: "entities.users.strategy",
+    },
+    Case {
+        name: "unknown default strategy",
+        text: r#"
+[defaults]
+strategy = "purge"  #<
+
+[entities.users]
+key = ["id"]
+"#,
+        message: &["unknown strategy \"purge\""],
+        key: "defaults.strategy",
+    },
+    Case {
+        name: "archive refused: not available yet",
+        text: r#"
+[entities.users]
+key = ["id"]
+
+[entities.orders]
+key = ["id"]
+strategy = "archive"  #<
+"#,
+        message: &["archive", "not available yet"],
+        key: "entities.orders.strategy",
+    },
+    Case {
+        name: "archive refused when it comes from [defaults]",
+        text: r#"
+[defaults]
+strategy = "archive"  #<
+
+[entities.users]
+key = ["id"]
+"#,
+        message: &["archive", "not available yet"],
+        key: "entities.users.strategy",
+    },
+    Case {
+        name: "unknown on_delete",
+        text: r#"
+[entities.users]
+key = ["id"]
+
+[entities.orders]
+key = ["id"]
+
+[[relations]]
+child = "orders"
+columns = ["user_id"]
+parent = "users"
+on_delete = "nullify"  #<
+"#,
+        message: &["unknown on_delete \"nullify\"", "cascade, restrict, set_null or keep"],
+        key: "relations[0].on_delete",
+    },
+    Case {
+        name: "relation to an unmanaged parent",
+        text: r#"
+[entities.orders]
+key = ["id"]
+
+[[relations]]
+child = "orders"
+columns = ["account_id"]
+parent = "accounts"  #<
+on_delete = "cascade"
+"#,
+        message: &["unmanaged", "\"accounts\""],
+        key: "relations[0].parent",
+    },
+    Case {
+        name: "unknown child",
+        text: r#"
+[entities.users]
+key = ["id"]
+
+[[relations]]
+child = "ordrs"  #<
+columns = ["user_id"]
+parent = "users"
+on_delete = "cascade"
+"#,
+        message: &["\"ordrs\" is not a managed entity"],
+        key: "relations[0].child",
+    },
+    Case {
+        name: "key length mismatch names both column counts",
+        text: r#"
+[entities.order_items]
+key = ["order_id", "product_id"]
+
+[entities.shipments]
+key = ["id"]
+
+[[relations]]
+child = "shipments"
+columns = ["order_id"]  #<
+parent = "order_items"
+on_delete = "cascade"
+"#,
+        message: &["key length mismatch", "1 column(s)", "which has 2"],
+        key: "relations[0].columns",
+    },
+    Case {
+        name: "set_null on a key column",
+        text: r#"
+[entities.orders]
+key = ["id"]
+
+[entities.order_items]
+key = ["order_id", "line"]
+
+[[relations]]
+child = "order_items"
+columns = ["order_id"]  #<
+parent = "orders"
+on_delete = "set_null"
+"#,
+        message: &["set_null cannot clear \"order_id\"", "key of \"order_items\""],
+        key: "relations[0].columns",
+    },
+    Case {
+        name: "duplicate relation",
+        text: r#"
+[entities.users]
+key = ["id"]
+
+[entities.orders]
+key = ["id"]
+
+[[relations]]
+child = "orders"
+columns = ["user_id"]
+parent = "users"
+on_delete = "cascade"
+
+[[relations]]
+child = "orders"
+columns = ["user_id"]  #<
+parent = "users"
+on_delete = "restrict"
+"#,
+        message: &["duplicate relation orders.user_id -> users"],
+        key: "relations[1]",
+    },
+    Case {
+        name: "empty key",
+        text: r#"
+[entities.users]
+key = []  #<
+"#,
+        message: &["at least one column"],
+        key: "entities.users.key",
+    },
+    Case {
+        name: "empty relation columns",
+        text: r#"
+[entities.users]
+key = ["id"]
+
+[[relations]]
+child = "users"
+columns = []  #<
+parent = "users"
+on_delete = "cascade"
+"#,
+        message: &["at least one column"],
+        key: "relations[0].columns",
+    },
+    Case {
+        name: "invalid table identifier",
+        text: r#"
+[entities.users]
+table = "users; drop"  #<
+key = ["id"]
+"#,
+        message: &["\"users; drop\" is not a valid identifier"],
+        key: "entities.users.table",
+    },
+    Case {
+        name: "invalid key column identifier",
+        text: r#"
+[entities.users]
+key = ["id", "users; drop"]  #<
+"#,
+        message: &["\"users; drop\" is not a valid identifier"],
+        key: "entities.users.key",
+    },
+    Case {
+        name: "invalid entity name",
+        text: r#"
+[entities."users; drop"]  #<
+key = ["id"]
+"#,
+        message: &["\"users; drop\" is not a valid identifier"],
+        key: "entities.users; drop",
+    },
+    Case {
+        name: "invalid marker column",
+        text: r#"
+[entities.users]
+key = ["id"]
+deleted_at = "gone at"  #<
+"#,
+        message: &["\"gone at\" is not a valid identifier"],
+        key: "entities.users.deleted_at",
+    },
+    Case {
+        name: "invalid pii column",
+        text: r#"
+[entities.users]
+key = ["id"]
+pii = { "e-mail" = "hash" }  #<
+"#,
+        message: &["\"e-mail\" is not a valid identifier"],
+        key: "entities.users.pii.e-mail",
+    },
+    Case {
+        name: "unknown pii rule",
+        text: r#"
+[entities.users]
+key = ["id"]
+pii = { email = "encrypt" }  #<
+"#,
+        message: &["unknown PII rule \"encrypt\""],
+        key: "entities.users.pii.email",
+    },
+    Case {
+        name: "duplicate column in key",
+        text: r#"
+[entities.order_items]
+key = ["order_id", "order_id"]  #<
+"#,
+        message: &["column \"order_id\" is listed twice"],
+        key: "entities.order_items.key",
+    },
+    Case {
+        name: "duplicate column in a unique set",
+        text: r#"
+[entities.users]
+key = ["id"]
+unique = [
+  ["email"],
+  ["tenant", "handle", "tenant"],  #<
+]
+"#,
+        message: &["column \"tenant\" is listed twice"],
+        key: "entities.users.unique[1]",
+    },
+    Case {
+        name: "duplicate column in relation columns",
+        text: r#"
+[entities.order_items]
+key = ["order_id", "product_id"]
+
+[entities.notes]
+key = ["id"]
+
+[[relations]]
+child = "notes"
+columns = ["a", "a"]  #<
+parent = "order_items"
+on_delete = "cascade"
+"#,
+        message: &["column \"a\" is listed twice"],
+        key: "relations[0].columns",
+    },
+    Case {
+        name: "deleted_at == deletion_id",
+        text: r#"
+[entities.users]
+key = ["id"]
+
+[entities.orders]  #<
+key = ["id"]
+deleted_at = "gone"
+deletion_id = "gone"
+"#,
+        message: &["deleted_at and deletion_id must be different", "\"gone\""],
+        key: "entities.orders",
+    },
+    Case {
+        name: "deleted_at == deletion_id through [defaults]",
+        text: r#"
+[defaults]
+deletion_id = "deleted_at"
+
+[entities.users]  #<
+key = ["id"]
+"#,
+        message: &["deleted_at and deletion_id must be different"],
+        key: "entities.users",
+    },
+    Case {
+        name: "key contains a marker column",
+        text: r#"
+[entities.users]
+key = ["id", "deleted_at"]  #<
+"#,
+        message: &["marker column \"deleted_at\""],
+        key: "entities.users.key",
+    },
+    Case {
+        name: "two entities on one table",
+        text: r#"
+[entities.customers]
+table = "users"
+key = ["id"]
+
+[entities.users]  #<
+key = ["id"]
+"#,
+        message: &["table \"users\" is already managed by entity \"customers\""],
+        key: "entities.users.table",
+    },
+    Case {
+        name: "two-entity cascade cycle",
+        text: r#"
+[entities.a]
+key = ["id"]
+
+[entities.b]
+key = ["id"]
+
+[[relations]]  #<
+child = "b"
+columns = ["a_id"]
+parent = "a"
+on_delete = "cascade"
+
+[[relations]]
+child = "a"
+columns = ["b_id"]
+parent = "b"
+on_delete = "cascade"
+"#,
+        message: &["cascade cycle a -> b -> a"],
+        key: "relations",
+    },
+];
+
+fn check_case(c: &Case) -> Result<(), String> {
+    let line = marked_line(c.text);
+    let err: PolicyError = match parse_policy(c.text, FILE) {
+        Ok(_) => return Err("parsed, but an error was expected".into()),
+        Err(e) => e,
+    };
+    let shown = err.to_string();
+    let mut problems = Vec::new();
+    if err.file != FILE {
+        problems.push(format!("file is {:?}", err.file));
+    }
+    if err.line != Some(line) {
+        problems.push(format!("line is {:?}, expected {line}", err.line));
+    }
+    for m in c.message {
+        if !err.message.contains(m) {
+            problems.push(format!("message lacks {m:?}"));
+        }
+    }
+    match c.key.strip_suffix('*') {
+        Some(prefix) => {
+            if !err.key.starts_with(prefix) {
+                problems.push(format!("key {:?} does not start with {prefix:?}", err.key));
+            }
+        }
+        None => {
+            if err.key != c.key {
+                problems.push(format!("key is {:?}, expected {:?}", err.key, c.key));
+            }
+        }
+    }
+    let loc = format!("{FILE}:{line}:");
+    if !shown.starts_with(&loc) {
+        problems.push(format!("Display does not start with {loc:?}"));
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{}\n  error: {shown}", problems.join("; ")))
+    }
+}
+
+#[test]
+fn policy_errors_name_file_line_key_and_cause() {
+    let failures: Vec<String> = CASES
+        .iter()
+        .filter_map(|c| check_case(c).err().map(|e| format!("[{}] {e}", c.name)))
+        .collect();
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases failed:\n{}",
+        failures.len(),
+        CASES.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn self_referencing_cascade_is_accepted() {
+    let p = parse_policy(
+        r#"
+[entities.categories]
+key = ["id"]
+
+[[relations]]
+child = "categories"
+columns = ["parent_id"]
+parent = "categories"
+on_delete = "cascade"
+"#,
+        FILE,
+    )
+    .expect("a self-referencing cascade is walked recursively, not a cycle");
+    assert_eq!(p.relations.len(), 1);
+    assert!(p.relations[0].is_self_reference());
+    assert_eq!(p.relations[0].on_delete, OnDelete::Cascade);
+    assert_eq!(p.relations[0].line, 5);
+}
+
+#[test]
+fn cycle_through_a_non_cascade_relation_is_accepted() {
+    let p = parse_policy(
+        r#"
+[entities.a]
+key = ["id"]
+
+[entities.b]
+key = ["id"]
+
+[[relations]]
+child = "b"
+columns = ["a_id"]
+parent = "a"
+on_delete = "cascade"
+
+[[relations]]
+child = "a"
+columns = ["b_id"]
+parent = "b"
+on_delete = "set_null"
+"#,
+        FILE,
+    );
+    assert!(p.is_ok(), "{}", p.unwrap_err());
+}
+
+#[test]
+fn three_entity_cascade_cycle_is_refused() {
+    let err = parse_policy(
+        r#"
+[entities.x]
+key = ["id"]
+[entities.y]
+key = ["id"]
+[entities.z]
+key = ["id"]
+[[relations]]
+child = "y"
+columns = ["x_id"]
+parent = "x"
+on_delete = "cascade"
+[[relations]]
+child = "z"
+columns = ["y_id"]
+parent = "y"
+on_delete = "cascade"
+[[relations]]
+child = "x"
+columns = ["z_id"]
+parent = "z"
+on_delete = "cascade"
+"#,
+        FILE,
+    )
+    .unwrap_err();
+    assert!(err.message.contains("x -> y -> z -> x"), "{err}");
+}
+
+#[test]
+fn defaults_are_applied() {
+    let p = parse_policy(
+        r#"
+[entities.users]
+key = ["id"]
+"#,
+        FILE,
+    )
+    .unwrap();
+    let u = &p.entities["users"];
+    assert_eq!(u.name, "users");
+    assert_eq!(u.table, "users", "table defaults to the entity name");
+    assert_eq!(u.strategy, Strategy::Soft, "strategy defaults to soft");
+    assert_eq!(u.deleted_at, "deleted_at");
+    assert_eq!(u.deletion_id, "deletion_id");
+    assert!(u.unique.is_empty());
+    assert!(u.pii.is_empty());
+    assert_eq!(u.line, 2);
+    assert_eq!(p.source, FILE);
+    assert!(!p.database.row_security);
+    assert_eq!(p.database.url, None);
+}
+
+#[test]
+fn defaults_section_applies_unless_the_entity_overrides() {
+    let p = parse_policy(
+        r#"
+[database]
+url = "postgres://localhost/shop"
+row_security = true
+
+[defaults]
+strategy = "hard"
+deleted_at = "removed_at"
+deletion_id = "removal_id"
+
+[entities.logs]
+key = ["id"]
+
+[entities.users]
+key = ["id"]
+strategy = "soft"
+deleted_at = "gone_at"
+"#,
+        FILE,
+    )
+    .unwrap();
+    assert_eq!(
+        p.database.url.as_deref(),
+        Some("postgres://localhost/shop")
+    );
+    assert!(p.database.row_security);
+    let logs = &p.entities["logs"];
+    assert_eq!(logs.strategy, Strategy::Hard);
+    assert_eq!(logs.deleted_at, "removed_at");
+    assert_eq!(logs.deletion_id, "removal_id");
+    let users = &p.entities["users"];
+    assert_eq!(users.strategy, Strategy::Soft);
+    assert_eq!(users.deleted_at, "gone_at");
+    assert_eq!(users.deletion_id, "removal_id");
+    assert_eq!(users.line, 14);
+}
+
+#[test]
+fn schema_qualified_table_is_accepted() {
+    let p = parse_policy(
+        r#"
+[entities.users]
+table = "public.users"
+key = ["id"]
+"#,
+        FILE,
+    )
+    .unwrap();
+    assert_eq!(p.entities["users"].table, "public.users");
+}
+
+#[test]
+fn full_entity_and_relation_are_parsed() {
+    let p = parse_policy(
+        r#"
+[entities.users]
+key = ["id"]
+unique = [["email"], ["tenant_id", "handle"]]
+pii = { email = "hash", name = "redact", phone = "null", city = "fake" }
+
+[entities.order_items]
+key = ["order_id", "product_id"]
+strategy = "hard"
+
+[entities.orders]
+key = ["id"]
+
+[[relations]]
+child = "orders"
+columns = ["user_id"]
+parent = "users"
+on_delete = "restrict"
+
+[[relations]]
+child = "order_items"
+columns = ["order_id"]
+parent = "orders"
+on_delete = "keep"
+"#,
+        FILE,
+    )
+    .unwrap();
+    let u = &p.entities["users"];
+    assert_eq!(
+        u.unique,
+        vec![
+            vec!["email".to_string()],
+            vec!["tenant_id".to_string(), "handle".to_string()]
+        ]
+    );
+    assert_eq!(u.pii.len(), 4);
+    assert_eq!(u.pii["email"].as_str(), "hash");
+    assert_eq!(u.pii["city"].as_str(), "fake");
+    assert_eq!(
+        p.entities["order_items"].key,
+        vec!["order_id".to_string(), "product_id".to_string()]
+    );
+    assert_eq!(p.entities["order_items"].strategy, Strategy::Hard);
+    assert_eq!(p.relations.len(), 2);
+    assert_eq!(p.relations[0].on_delete, OnDelete::Restrict);
+    assert_eq!(p.relations[0].line, 14);
+    assert_eq!(p.relations[1].on_delete, OnDelete::Keep);
+    assert_eq!(p.relations[1].line, 20);
+    assert_eq!(p.relations[1].describe(), "order_items.order_id -> orders");
+}
+
+#[test]
+fn toml_syntax_error_has_a_line() {
+    let err = parse_policy("[entities.users]\nkey = [\"id\"\n", FILE).unwrap_err();
+    assert_eq!(err.file, FILE);
+    assert!(err.line.is_some(), "{err}");
+    assert!(err.to_string().starts_with(&format!("{FILE}:")), "{err}");
+}
+
+#[test]
+fn empty_policy_parses_to_nothing() {
+    let p = parse_policy("", FILE).unwrap();
+    assert!(p.entities.is_empty());
+    assert!(p.relations.is_empty());
+}
