@@ -1,0 +1,163 @@
+//! Snapshots of the generated SQL for the shop policy (tests/fixtures/shop.toml)
+//! on each dialect. Review a changed snapshot as you would review SQL written
+//! by hand; accept with `cargo insta accept` (or INSTA_UPDATE=always).
+
+mod common;
+
+use common::{
+    fresh_schema, migrated_schema, shop, shop_schema, shop_with_row_security, show_delete,
+    show_restore, show_steps,
+};
+use lethe_core::{Entity, plan_delete};
+use lethe_sql::{Dialect, Mode, RestoreEntity, plan_migration, render_delete, render_restore};
+
+fn delete(d: Dialect, root: &str, mode: Mode) -> String {
+    let p = shop();
+    let plan = plan_delete(&p, root).unwrap();
+    let order: Vec<&str> = plan.nodes.iter().map(|n| n.entity.name.as_str()).collect();
+    format!(
+        "-- {} {mode:?} delete of {root}; plan: {}\n\n{}",
+        d.name(),
+        order.join(", "),
+        show_delete(&render_delete(d, &plan, &shop_schema(), mode))
+    )
+}
+
+macro_rules! delete_snapshots {
+    ($($name:ident: $d:expr, $root:expr, $mode:expr;)*) => {$(
+        #[test]
+        fn $name() {
+            insta::assert_snapshot!(delete($d, $root, $mode));
+        }
+    )*};
+}
+
+delete_snapshots! {
+    delete_postgres_execute_users: Dialect::Postgres, "users", Mode::Execute;
+    delete_postgres_preview_users: Dialect::Postgres, "users", Mode::Preview;
+    delete_postgres_execute_products: Dialect::Postgres, "products", Mode::Execute;
+    delete_postgres_preview_products: Dialect::Postgres, "products", Mode::Preview;
+    delete_postgres_execute_categories: Dialect::Postgres, "categories", Mode::Execute;
+    delete_postgres_preview_categories: Dialect::Postgres, "categories", Mode::Preview;
+    delete_sqlite_execute_users: Dialect::Sqlite, "users", Mode::Execute;
+    delete_sqlite_preview_users: Dialect::Sqlite, "users", Mode::Preview;
+    delete_sqlite_execute_products: Dialect::Sqlite, "products", Mode::Execute;
+    delete_sqlite_preview_products: Dialect::Sqlite, "products", Mode::Preview;
+    delete_sqlite_execute_categories: Dialect::Sqlite, "categories", Mode::Execute;
+    delete_sqlite_preview_categories: Dialect::Sqlite, "categories", Mode::Preview;
+}
+
+/// The restore of a deletion of a user: every entity of the plan, and the
+/// set-null children.
+fn restore(d: Dialect) -> String {
+    let p = shop();
+    let plan = plan_delete(&p, "users").unwrap();
+    let entities: Vec<RestoreEntity<'_>> = plan
+        .nodes
+        .iter()
+        .map(|n| RestoreEntity {
+            entity: &n.entity,
+            strategy: n.entity.strategy,
+        })
+        .collect();
+    let mut nullified: Vec<&Entity> = Vec::new();
+    for s in &plan.set_nulls {
+        if !nullified.iter().any(|e| e.name == s.child.name) {
+            nullified.push(&s.child);
+        }
+    }
+    format!(
+        "-- {} restore of a deletion of users; entities: {}; nullified: {}\n\n{}",
+        d.name(),
+        entities
+            .iter()
+            .map(|e| format!("{} ({})", e.entity.name, e.strategy))
+            .collect::<Vec<_>>()
+            .join(", "),
+        nullified
+            .iter()
+            .map(|e| e.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", "),
+        show_restore(&render_restore(d, &p, &shop_schema(), &entities, &nullified))
+    )
+}
+
+#[test]
+fn restore_postgres_users() {
+    insta::assert_snapshot!(restore(Dialect::Postgres));
+}
+
+#[test]
+fn restore_sqlite_users() {
+    insta::assert_snapshot!(restore(Dialect::Sqlite));
+}
+
+#[test]
+fn migrate_postgres_fresh() {
+    let p = shop_with_row_security();
+    let steps = plan_migration(Dialect::Postgres, &p, &fresh_schema(), false);
+    insta::assert_snapshot!(show_steps(&steps));
+}
+
+#[test]
+fn migrate_sqlite_fresh() {
+    // SQLite: a unique index (not a constraint) on users.email.
+    let p = shop_with_row_security();
+    let mut s = fresh_schema();
+    let u = &mut s.tables.get_mut("users").unwrap().uniques[0];
+    u.is_constraint = false;
+    u.name = "users_email_idx".into();
+    let steps = plan_migration(Dialect::Sqlite, &p, &s, false);
+    insta::assert_snapshot!(show_steps(&steps));
+}
+
+#[test]
+fn migrate_is_idempotent_when_everything_exists() {
+    let p = shop_with_row_security();
+    let s = migrated_schema(&p);
+    for d in [Dialect::Postgres, Dialect::Sqlite] {
+        let steps = plan_migration(d, &p, &s, true);
+        assert!(
+            steps.is_empty(),
+            "{}: a second migrate must find nothing to do, got:\n{}",
+            d.name(),
+            show_steps(&steps)
+        );
+    }
+}
+
+#[test]
+fn migrate_redoes_only_what_is_missing() {
+    let p = shop_with_row_security();
+    let mut s = migrated_schema(&p);
+    s.views.remove("orders_active");
+    s.tables
+        .get_mut("users")
+        .unwrap()
+        .triggers
+        .remove("lethe_guard_users");
+    let ids: Vec<String> = plan_migration(Dialect::Postgres, &p, &s, true)
+        .into_iter()
+        .map(|s| s.id)
+        .collect();
+    assert_eq!(ids, ["orders:view:active", "users:guard"]);
+
+    // A marker column added later: the view (SELECT *) is recreated with it.
+    let mut s = migrated_schema(&p);
+    s.tables
+        .get_mut("reviews")
+        .unwrap()
+        .columns
+        .retain(|c| c.name != "deletion_id");
+    let steps = plan_migration(Dialect::Postgres, &p, &s, true);
+    let ids: Vec<&str> = steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, ["reviews:column:deletion_id", "reviews:view:active"]);
+    assert_eq!(
+        steps[1].statements,
+        [
+            "DROP VIEW \"reviews_active\"",
+            "CREATE VIEW \"reviews_active\" AS SELECT * FROM \"reviews\" WHERE \"deleted_at\" IS NULL"
+        ]
+    );
+}
