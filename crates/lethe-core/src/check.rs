@@ -195,6 +195,29 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
             }
         }
     }
+    // The database's own ON DELETE CASCADE from an unmanaged table would
+    // remove rows when Lethe hard-deletes their parent, with no snapshot.
+    for t in schema.tables.values() {
+        if t.name.starts_with("lethe_") || policy.entities.values().any(|e| e.table == t.name) {
+            continue;
+        }
+        for fk in &t.foreign_keys {
+            let Some(parent) = policy.entities.values().find(|p| p.table == fk.ref_table) else {
+                continue;
+            };
+            if parent.strategy == Strategy::Hard && fk.on_delete == "cascade" {
+                out.push(Finding {
+                    level: Level::Warning,
+                    key: format!("entities.{}", parent.name),
+                    line: Some(parent.line),
+                    message: format!(
+                        "unmanaged table \"{}\" references \"{}\" with ON DELETE CASCADE: hard-deleting {} makes the database remove those rows too, and restore cannot bring them back; add \"{}\" to the policy",
+                        t.name, parent.table, parent.name, t.name
+                    ),
+                });
+            }
+        }
+    }
     out.sort_by_key(|f| f.level);
     out
 }

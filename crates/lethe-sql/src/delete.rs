@@ -257,12 +257,7 @@ fn null_prev(
             ));
         }
     }
-    let obj = d.json_object(&pairs);
-    match d {
-        Dialect::Postgres => format!("jsonb_strip_nulls({obj})"),
-        // A merge patch drops the keys whose value is null.
-        Dialect::Sqlite => format!("json_patch('{{}}', {obj})"),
-    }
+    d.json_strip_nulls(&d.json_object(&pairs))
 }
 
 /// `SET col = CASE WHEN <matched> THEN NULL ELSE col END, ...`
@@ -617,7 +612,7 @@ fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
                     d.own("snapshots"),
                     d.lit(&e.name),
                     d.json_of_columns("t", &e.key),
-                    d.json_of_columns("t", &cols),
+                    d.snapshot_row("t", &cols),
                     d.table(&e.table)
                 ),
                 false,

@@ -190,6 +190,75 @@ impl Dialect {
         self.json_object(&pairs)
     }
 
+    /// A whole row of `alias` as a JSON object for a snapshot. SQLite's JSON
+    /// cannot hold BLOBs, so a BLOB value is stored as `{"$blob": "<hex>"}`
+    /// (see [`Dialect::snapshot_field`]).
+    pub fn snapshot_row(self, alias: &str, cols: &[String]) -> String {
+        let pairs: Vec<(String, String)> = cols
+            .iter()
+            .map(|c| {
+                let v = format!("{alias}.{}", self.ident(c));
+                let e = match self {
+                    Dialect::Postgres => v,
+                    Dialect::Sqlite => format!(
+                        "CASE WHEN typeof({v}) = 'blob' THEN json_object('$blob', hex({v})) ELSE {v} END"
+                    ),
+                };
+                (c.clone(), e)
+            })
+            .collect();
+        self.json_object(&pairs)
+    }
+
+    /// Reads column `col` back out of a snapshot made by
+    /// [`Dialect::snapshot_row`] (PostgreSQL: from the populated record).
+    pub fn snapshot_field(self, json_expr: &str, row_alias: &str, col: &str) -> String {
+        match self {
+            Dialect::Postgres => self.json_field(json_expr, row_alias, col),
+            Dialect::Sqlite => {
+                let path = self.lit(&format!("$.\"{col}\""));
+                let blob = self.lit(&format!("$.\"{col}\".\"$blob\""));
+                format!(
+                    "CASE WHEN json_type({json_expr}, {path}) = 'object' THEN unhex(json_extract({json_expr}, {blob})) ELSE json_extract({json_expr}, {path}) END"
+                )
+            }
+        }
+    }
+
+    /// `obj` without its null-valued keys.
+    pub fn json_strip_nulls(self, obj: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("jsonb_strip_nulls({obj})"),
+            // A merge patch drops the keys whose value is null.
+            Dialect::Sqlite => format!("json_patch('{{}}', {obj})"),
+        }
+    }
+
+    /// Two JSON objects merged, for [`Dialect::json_record_join`] (SQLite reads
+    /// fields from each object directly, so the first one is enough there).
+    pub fn json_merge(self, a: &str, b: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("({a} || {b})"),
+            Dialect::Sqlite => a.to_string(),
+        }
+    }
+
+    /// Lets a restore re-insert rows with their original identity values.
+    pub fn insert_overriding(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " OVERRIDING SYSTEM VALUE",
+            Dialect::Sqlite => "",
+        }
+    }
+
+    /// A timestamp column as ISO 8601 UTC text, the same on every database.
+    pub fn timestamp_text(self, expr: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"),
+            Dialect::Sqlite => format!("CAST({expr} AS TEXT)"),
+        }
+    }
+
     /// Aggregates JSON values into a JSON array.
     pub fn json_agg(self, expr: &str) -> String {
         match self {

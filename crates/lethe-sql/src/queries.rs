@@ -125,7 +125,13 @@ pub fn insert_deletion(d: Dialect) -> String {
 const DELETION_COLUMNS: &str = "id, kind, at, actor, reason, context, root_entity, root_key, summary, restored_at, restored_by";
 
 fn deletion_select(d: Dialect) -> String {
-    let cols: Vec<String> = DELETION_COLUMNS.split(", ").map(|c| d.text(&format!("x.{c}"))).collect();
+    let cols: Vec<String> = DELETION_COLUMNS
+        .split(", ")
+        .map(|c| match c {
+            "at" | "restored_at" => d.timestamp_text(&format!("x.{c}")),
+            _ => d.text(&format!("x.{c}")),
+        })
+        .collect();
     format!("SELECT {} FROM {} x", cols.join(", "), d.own("deletions"))
 }
 

@@ -212,10 +212,7 @@ pub fn render_restore(
             .unwrap_or_default();
         let mut b = Binder::new(d);
         let src = source(d, &mut b, e, Strategy::Hard);
-        let overriding = match d {
-            Dialect::Postgres => " OVERRIDING SYSTEM VALUE",
-            Dialect::Sqlite => "",
-        };
+        let overriding = d.insert_overriding();
         let sql = format!(
             "INSERT INTO {} ({}){overriding} SELECT {} FROM {} WHERE {}",
             d.table(&e.table),
@@ -224,7 +221,7 @@ pub fn render_restore(
                 .collect::<Vec<_>>()
                 .join(", "),
             cols.iter()
-                .map(|c| (src.col)(c))
+                .map(|c| d.snapshot_field("s.row", "r", c))
                 .collect::<Vec<_>>()
                 .join(", "),
             src.from,
@@ -256,10 +253,7 @@ pub fn render_restore(
         }
         let mut b = Binder::new(d);
         let id = d.deletion_id(&mut b);
-        let merged = match d {
-            Dialect::Postgres => "(n.prev || n.key)",
-            Dialect::Sqlite => "n.prev",
-        };
+        let merged = d.json_merge("n.prev", "n.key");
         let sets: Vec<String> = cols
             .iter()
             .map(|c| {
@@ -283,7 +277,7 @@ pub fn render_restore(
             d.table(&e.table),
             sets.join(", "),
             d.own("nullified"),
-            d.json_record_join(merged, &e.table, "r"),
+            d.json_record_join(&merged, &e.table, "r"),
             d.lit(&e.name),
             key_match.join(" AND ")
         )));

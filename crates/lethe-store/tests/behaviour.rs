@@ -505,3 +505,54 @@ async fn inserted_audit_entry_is_detected(b: Backend) {
     db.cleanup().await;
 }
 on_both!(inserted_audit_entry_is_detected, inserted_audit_entry_is_detected);
+
+async fn hard_snapshots_round_trip_column_types(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    let (blob, real, boolean, ts) = match b {
+        Backend::Postgres => ("bytea", "double precision", "boolean", "timestamptz"),
+        Backend::Sqlite => ("BLOB", "REAL", "BOOLEAN", "TEXT"),
+    };
+    db.exec(&format!(
+        "CREATE TABLE owners (id INTEGER PRIMARY KEY, name TEXT NOT NULL);
+         CREATE TABLE files (id INTEGER PRIMARY KEY, owner_id INTEGER NOT NULL REFERENCES owners (id), data {blob}, size {real} NOT NULL, flag {boolean} NOT NULL, created {ts} NOT NULL, note TEXT)"
+    ))
+    .await;
+    let (bytes, yes) = match b {
+        Backend::Postgres => ("'\\x00ff10'::bytea", "true"),
+        Backend::Sqlite => ("x'00ff10'", "1"),
+    };
+    db.exec(&format!(
+        "INSERT INTO owners VALUES (1, 'o');
+         INSERT INTO files VALUES (1, 1, {bytes}, 1.5, {yes}, '2026-01-02 03:04:05.123456+00', NULL), (2, 1, NULL, 0.1, {yes}, '2026-01-02 03:04:05+00', 'it''s \"quoted\"')"
+    ))
+    .await;
+    let text = r#"
+        [entities.owners]
+        key = ["id"]
+        [entities.files]
+        key = ["id"]
+        strategy = "hard"
+        [[relations]]
+        child = "files"
+        columns = ["owner_id"]
+        parent = "owners"
+        on_delete = "cascade"
+    "#;
+    let mut engine = lethe_store::Engine::connect(policy(text), &db.url).await.unwrap();
+    engine.migrate(false).await.unwrap();
+    let hex = match b {
+        Backend::Postgres => "COALESCE(encode(data, 'hex'), '~')",
+        Backend::Sqlite => "COALESCE(hex(data), '~')",
+    };
+    let sql = format!(
+        "SELECT CAST(id AS TEXT), {hex}, CAST(size AS TEXT), CAST(flag AS TEXT), CAST(created AS TEXT), COALESCE(note, '~') FROM files ORDER BY id"
+    );
+    let before = q(&engine, &sql).await;
+    assert_eq!(before[0][1].to_lowercase(), "00ff10");
+    let done = engine.delete(&DeleteRequest::new("owners", "1")).await.unwrap();
+    assert!(q(&engine, &sql).await.is_empty());
+    engine.restore(&done.deletion_id, None).await.unwrap();
+    assert_eq!(q(&engine, &sql).await, before);
+    db.cleanup().await;
+}
+on_both!(hard_snapshots_round_trip_column_types, hard_snapshots_round_trip_column_types);
