@@ -141,12 +141,20 @@ fn heading(n: u32, text: &str) {
 }
 
 async fn names(db: &Db, sql: &str) -> Result<Vec<String>, StoreError> {
-    Ok(db.rows(sql, &[]).await?.into_iter().map(|r| r.into_iter().flatten().collect::<Vec<_>>().join(" ")).collect())
+    Ok(db
+        .rows(sql, &[])
+        .await?
+        .into_iter()
+        .map(|r| r.into_iter().flatten().collect::<Vec<_>>().join(" "))
+        .collect())
 }
 
 pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
-    let dir = dir.unwrap_or_else(|| std::env::temp_dir().join(format!("lethe-demo-{}", uuid::Uuid::now_v7().simple())));
-    std::fs::create_dir_all(&dir).map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display())))?;
+    let dir = dir.unwrap_or_else(|| {
+        std::env::temp_dir().join(format!("lethe-demo-{}", uuid::Uuid::now_v7().simple()))
+    });
+    std::fs::create_dir_all(&dir)
+        .map_err(|e| StoreError::Database(format!("cannot create {}: {e}", dir.display())))?;
     let db_path = dir.join("shop.db");
     if db_path.exists() {
         eprintln!("error: {} already exists", db_path.display());
@@ -160,33 +168,60 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
     println!("  database: {}", db_path.display());
     println!("  policy:   {}", policy_path.display());
 
-    let db = Db::connect(&url, ConnectOptions { create_sqlite: true, max_connections: None }).await?;
+    let db = Db::connect(
+        &url,
+        ConnectOptions {
+            create_sqlite: true,
+            max_connections: None,
+        },
+    )
+    .await?;
     let mut tx = db.begin_write().await?;
     for stmt in SCHEMA.split(';').map(str::trim).filter(|s| !s.is_empty()) {
         tx.exec(stmt, &[]).await?;
     }
     tx.commit().await?;
     let text = policy_text(&url);
-    std::fs::write(&policy_path, &text).map_err(|e| StoreError::Database(format!("cannot write the policy: {e}")))?;
+    std::fs::write(&policy_path, &text)
+        .map_err(|e| StoreError::Database(format!("cannot write the policy: {e}")))?;
     let policy = parse_policy(&text, &policy_path.display().to_string())?;
     let mut engine = Engine::from_db(policy, db.clone()).await?;
 
     heading(1, "Install the guards (lethe migrate)");
     let report = engine.migrate(false).await?;
-    println!("applied {} steps in one transaction, for example:", report.steps.len());
-    for s in report.steps.iter().filter(|s| s.id.starts_with("products:") || s.id.starts_with("users:unique")) {
+    println!(
+        "applied {} steps in one transaction, for example:",
+        report.steps.len()
+    );
+    for s in report
+        .steps
+        .iter()
+        .filter(|s| s.id.starts_with("products:") || s.id.starts_with("users:unique"))
+    {
         println!("  - {}", s.description);
     }
     let db = engine.db().clone();
 
-    heading(2, "Plan a delete before doing it (lethe delete products 1 --dry-run)");
+    heading(
+        2,
+        "Plan a delete before doing it (lethe delete products 1 --dry-run)",
+    );
     let plan = engine.plan("products", "1").await?;
     print!("{}", describe_plan(&plan));
-    println!("order_items keep pointing at the product (on_delete = keep): order history stays intact.");
+    println!(
+        "order_items keep pointing at the product (on_delete = keep): order history stays intact."
+    );
 
-    heading(3, "Delete the product, with its cascade, in one transaction");
+    heading(
+        3,
+        "Delete the product, with its cascade, in one transaction",
+    );
     let done = engine
-        .delete(&DeleteRequest::new("products", "1").actor("demo").reason("discontinued"))
+        .delete(
+            &DeleteRequest::new("products", "1")
+                .actor("demo")
+                .reason("discontinued"),
+        )
         .await?;
     println!("deletion {} by demo (\"discontinued\")", done.deletion_id);
     let rows: Vec<Vec<String>> = done
@@ -202,14 +237,29 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
     );
 
     heading(4, "The active view hides it; the table still has it");
-    println!("SELECT name FROM products_active  ->  {}", names(&db, "SELECT name FROM products_active ORDER BY id").await?.join(", "));
+    println!(
+        "SELECT name FROM products_active  ->  {}",
+        names(&db, "SELECT name FROM products_active ORDER BY id")
+            .await?
+            .join(", ")
+    );
     println!(
         "SELECT name, deletion_id FROM products WHERE id = 1  ->  {}",
-        names(&db, "SELECT name || ' ' || deletion_id FROM products WHERE id = 1").await?.join(", ")
+        names(
+            &db,
+            "SELECT name || ' ' || deletion_id FROM products WHERE id = 1"
+        )
+        .await?
+        .join(", ")
     );
     println!(
         "cart items left for Dune: {} (hard strategy: removed, snapshot kept)",
-        names(&db, "SELECT CAST(count(*) AS TEXT) FROM cart_items WHERE product_id = 1").await?.join("")
+        names(
+            &db,
+            "SELECT CAST(count(*) AS TEXT) FROM cart_items WHERE product_id = 1"
+        )
+        .await?
+        .join("")
     );
 
     heading(5, "A raw DELETE is refused by the database guard");
@@ -224,21 +274,34 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
     tx.rollback().await?;
 
     heading(6, "A soft-deleted user's email can be registered again");
-    let bob = engine.delete(&DeleteRequest::new("users", "2").actor("demo").reason("account closed")).await?;
+    let bob = engine
+        .delete(
+            &DeleteRequest::new("users", "2")
+                .actor("demo")
+                .reason("account closed"),
+        )
+        .await?;
     println!(
         "deleted user 2 (bob@example.com): {} row(s) in {} table(s); their review stays, with user_id set to NULL",
         bob.affected.iter().map(|c| c.rows).sum::<u64>(),
         bob.affected.len()
     );
     let mut tx = db.begin_write().await?;
-    tx.exec("INSERT INTO users (id, email, name) VALUES (4, 'bob@example.com', 'Bob (new account)')", &[])
-        .await?;
+    tx.exec(
+        "INSERT INTO users (id, email, name) VALUES (4, 'bob@example.com', 'Bob (new account)')",
+        &[],
+    )
+    .await?;
     tx.commit().await?;
-    println!("INSERT INTO users (email) VALUES ('bob@example.com')  ->  ok: the unique index only covers active rows");
+    println!(
+        "INSERT INTO users (email) VALUES ('bob@example.com')  ->  ok: the unique index only covers active rows"
+    );
 
     heading(7, "A restrict relation blocks a delete and says why");
     match engine.delete(&DeleteRequest::new("categories", "1")).await {
-        Err(e @ StoreError::Blocked { .. }) => println!("lethe delete categories 1\n  -> error: {e}"),
+        Err(e @ StoreError::Blocked { .. }) => {
+            println!("lethe delete categories 1\n  -> error: {e}")
+        }
         Err(e) => return Err(e),
         Ok(_) => {
             println!("unexpected: the delete was not blocked");
@@ -256,11 +319,24 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
         preview.deleted_parents.len()
     );
     let restored = engine.restore(&done.deletion_id, Some("demo")).await?;
-    println!("restored {} row(s)", restored.restored.iter().map(|c| c.rows).sum::<u64>());
-    println!("SELECT name FROM products_active  ->  {}", names(&db, "SELECT name FROM products_active ORDER BY id").await?.join(", "));
+    println!(
+        "restored {} row(s)",
+        restored.restored.iter().map(|c| c.rows).sum::<u64>()
+    );
+    println!(
+        "SELECT name FROM products_active  ->  {}",
+        names(&db, "SELECT name FROM products_active ORDER BY id")
+            .await?
+            .join(", ")
+    );
     println!(
         "cart items for Dune: {} (re-inserted from the snapshot)",
-        names(&db, "SELECT CAST(count(*) AS TEXT) FROM cart_items WHERE product_id = 1").await?.join("")
+        names(
+            &db,
+            "SELECT CAST(count(*) AS TEXT) FROM cart_items WHERE product_id = 1"
+        )
+        .await?
+        .join("")
     );
     match engine.restore(&bob.deletion_id, Some("demo")).await {
         Err(StoreError::RestoreConflict { conflicts }) => println!(
@@ -291,11 +367,18 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
                 d.actor.clone().unwrap_or_default(),
                 format!("{} {}", d.entity, crate::commands::key_text(&d.key)),
                 d.total_rows().to_string(),
-                if d.restored_at.is_some() { "restored".into() } else { "deleted".into() },
+                if d.restored_at.is_some() {
+                    "restored".into()
+                } else {
+                    "deleted".into()
+                },
             ]
         })
         .collect();
-    print!("{}", table::render(&["DELETION", "ACTOR", "ROOT", "ROWS", "STATUS"], &rows));
+    print!(
+        "{}",
+        table::render(&["DELETION", "ACTOR", "ROOT", "ROWS", "STATUS"], &rows)
+    );
 
     println!("\nTry it yourself:");
     println!("  cd {}", dir.display());

@@ -7,7 +7,8 @@ struct Dir(PathBuf);
 
 impl Dir {
     fn new() -> Dir {
-        let p = std::env::temp_dir().join(format!("lethe-cli-test-{}", uuid::Uuid::now_v7().simple()));
+        let p =
+            std::env::temp_dir().join(format!("lethe-cli-test-{}", uuid::Uuid::now_v7().simple()));
         std::fs::create_dir_all(&p).unwrap();
         Dir(p)
     }
@@ -51,8 +52,21 @@ fn help_documents_exit_codes() {
     let d = Dir::new();
     let (out, _, code) = text(&lethe(&d.0, &["--help"]));
     assert_eq!(code, 0);
-    assert!(out.contains("Exit codes:") && out.contains("3  delete blocked"), "{out}");
-    for cmd in ["init", "check", "migrate", "delete", "restore", "deletions", "show", "audit", "demo"] {
+    assert!(
+        out.contains("Exit codes:") && out.contains("3  delete blocked"),
+        "{out}"
+    );
+    for cmd in [
+        "init",
+        "check",
+        "migrate",
+        "delete",
+        "restore",
+        "deletions",
+        "show",
+        "audit",
+        "demo",
+    ] {
         assert!(out.contains(cmd), "{cmd} missing from --help");
     }
 }
@@ -87,13 +101,24 @@ fn commands_on_the_demo_shop() {
     // Plan: blocked by nothing, changes nothing.
     let (out, _, code) = text(&lethe(&shop, &["delete", "users", "3", "--dry-run"]));
     assert_eq!(code, 0, "{out}");
-    assert!(out.contains("plan: delete users 3") && out.contains("nothing was changed"), "{out}");
+    assert!(
+        out.contains("plan: delete users 3") && out.contains("nothing was changed"),
+        "{out}"
+    );
     // Blocked delete: exit 3, names the relation and the count.
     let (_, err, code) = text(&lethe(&shop, &["delete", "categories", "4"]));
     assert_eq!(code, 3, "{err}");
-    assert!(err.contains("products.category_id -> categories: 1 active row(s)"), "{err}");
+    assert!(
+        err.contains("products.category_id -> categories: 1 active row(s)"),
+        "{err}"
+    );
     // Delete with --json.
-    let (out, err, code) = text(&lethe(&shop, &["delete", "users", "3", "--actor", "ops", "--reason", "test", "--json"]));
+    let (out, err, code) = text(&lethe(
+        &shop,
+        &[
+            "delete", "users", "3", "--actor", "ops", "--reason", "test", "--json",
+        ],
+    ));
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let id = v["deletion_id"].as_str().unwrap().to_string();
@@ -103,7 +128,10 @@ fn commands_on_the_demo_shop() {
     // Again: already deleted, exit 5. Unknown: exit 4. Bad key: exit 2.
     let (_, err, code) = text(&lethe(&shop, &["delete", "users", "3"]));
     assert_eq!(code, 5, "{err}");
-    assert!(err.contains("already deleted") && err.contains(&id), "{err}");
+    assert!(
+        err.contains("already deleted") && err.contains(&id),
+        "{err}"
+    );
     let (_, err, code) = text(&lethe(&shop, &["delete", "users", "77"]));
     assert_eq!(code, 4, "{err}");
     let (_, err, code) = text(&lethe(&shop, &["delete", "users", "x"]));
@@ -123,7 +151,10 @@ fn commands_on_the_demo_shop() {
     assert!(out.contains(&id) && out.contains("ops"), "{out}");
     let (out, _, code) = text(&lethe(&shop, &["show", &id]));
     assert_eq!(code, 0);
-    assert!(out.contains("deleted users 1 key(s)") || out.contains("deleted users (1 key(s))"), "{out}");
+    assert!(
+        out.contains("deleted users 1 key(s)") || out.contains("deleted users (1 key(s))"),
+        "{out}"
+    );
     // Restore: dry run, for real, then twice (exit 5).
     let (out, _, code) = text(&lethe(&shop, &["restore", &id, "--dry-run"]));
     assert_eq!(code, 0, "{out}");
@@ -136,9 +167,15 @@ fn commands_on_the_demo_shop() {
     // Audit.
     let (head, _, code) = text(&lethe(&shop, &["audit", "head"]));
     assert_eq!(code, 0);
-    let (out, _, code) = text(&lethe(&shop, &["audit", "verify", "--expect-head", head.trim()]));
+    let (out, _, code) = text(&lethe(
+        &shop,
+        &["audit", "verify", "--expect-head", head.trim()],
+    ));
     assert_eq!(code, 0, "{out}");
-    let (out, _, code) = text(&lethe(&shop, &["audit", "verify", "--expect-head", "feedface"]));
+    let (out, _, code) = text(&lethe(
+        &shop,
+        &["audit", "verify", "--expect-head", "feedface"],
+    ));
     assert_eq!(code, 6, "{out}");
     // Migrate again: nothing to do.
     let (out, _, code) = text(&lethe(&shop, &["migrate"]));
@@ -156,7 +193,10 @@ fn policy_errors_name_file_line_and_key() {
     let line = bad.lines().position(|l| l.contains("hardd")).unwrap() + 1;
     let (_, err, code) = text(&lethe(&shop, &["--policy", "bad.toml", "check"]));
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains(&format!("bad.toml:{line}: entities.cart_items.strategy")), "{err}");
+    assert!(
+        err.contains(&format!("bad.toml:{line}: entities.cart_items.strategy")),
+        "{err}"
+    );
     assert!(err.contains("unknown strategy \"hardd\""), "{err}");
     // A policy naming a column that does not exist: check exits 6.
     let unknown = policy.replacen("unique = [[\"sku\"]]", "unique = [[\"skew\"]]", 1);
@@ -167,7 +207,10 @@ fn policy_errors_name_file_line_and_key() {
     // A missing policy file.
     let (_, err, code) = text(&lethe(&d.0, &["check"]));
     assert_eq!(code, 2);
-    assert!(err.contains("cannot read the policy") && err.contains("lethe init"), "{err}");
+    assert!(
+        err.contains("cannot read the policy") && err.contains("lethe init"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -175,20 +218,42 @@ fn init_writes_a_policy_and_refuses_to_overwrite() {
     let d = Dir::new();
     let shop = demo_shop(&d);
     let url = format!("sqlite://{}", shop.join("shop.db").display());
-    let (out, err, code) = text(&lethe(&d.0, &["--database", &url, "init", "--out", "new.toml"]));
+    let (out, err, code) = text(&lethe(
+        &d.0,
+        &["--database", &url, "init", "--out", "new.toml"],
+    ));
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("wrote new.toml"));
     let written = std::fs::read_to_string(d.0.join("new.toml")).unwrap();
-    assert!(written.contains("[entities.order_items]\nkey = [\"order_id\", \"product_id\"]"), "{written}");
-    assert!(written.contains("child = \"categories\"\ncolumns = [\"parent_id\"]\nparent = \"categories\""), "{written}");
-    assert!(!written.contains("lethe_audit"), "Lethe's own tables are not entities");
+    assert!(
+        written.contains("[entities.order_items]\nkey = [\"order_id\", \"product_id\"]"),
+        "{written}"
+    );
+    assert!(
+        written
+            .contains("child = \"categories\"\ncolumns = [\"parent_id\"]\nparent = \"categories\""),
+        "{written}"
+    );
+    assert!(
+        !written.contains("lethe_audit"),
+        "Lethe's own tables are not entities"
+    );
     // It parses and checks clean against the same database.
     let (out, err, code) = text(&lethe(&d.0, &["--policy", "new.toml", "check"]));
     assert_eq!(code, 0, "{out}\n{err}");
-    let (_, err, code) = text(&lethe(&d.0, &["--database", &url, "init", "--out", "new.toml"]));
+    let (_, err, code) = text(&lethe(
+        &d.0,
+        &["--database", &url, "init", "--out", "new.toml"],
+    ));
     assert_eq!(code, 2);
-    assert!(err.contains("already exists") && err.contains("--force"), "{err}");
-    let (_, _, code) = text(&lethe(&d.0, &["--database", &url, "init", "--out", "new.toml", "--force"]));
+    assert!(
+        err.contains("already exists") && err.contains("--force"),
+        "{err}"
+    );
+    let (_, _, code) = text(&lethe(
+        &d.0,
+        &["--database", &url, "init", "--out", "new.toml", "--force"],
+    ));
     assert_eq!(code, 0);
 }
 

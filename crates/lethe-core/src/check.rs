@@ -90,20 +90,19 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
                 ),
             );
         }
-        if e.is_soft() {
-            if let Some(c) = t.column(&e.deleted_at) {
-                if c.not_null {
-                    push(
-                        Level::Error,
-                        format!("{k}.deleted_at"),
-                        Some(e.line),
-                        format!(
-                            "marker column \"{}\" is NOT NULL; it must be nullable (NULL = active)",
-                            c.name
-                        ),
-                    );
-                }
-            }
+        if let Some(c) = t.column(&e.deleted_at)
+            && e.is_soft()
+            && c.not_null
+        {
+            push(
+                Level::Error,
+                format!("{k}.deleted_at"),
+                Some(e.line),
+                format!(
+                    "marker column \"{}\" is NOT NULL; it must be nullable (NULL = active)",
+                    c.name
+                ),
+            );
         }
         if e.strategy == Strategy::Hard && !e.unique.is_empty() {
             push(

@@ -293,17 +293,17 @@ pub fn parse_policy(source: &str, file: &str) -> Result<Policy, PolicyError> {
                 ),
             ));
         }
-        if on_delete == OnDelete::SetNull {
-            if let Some(c) = columns.iter().find(|c| child.key.contains(c)) {
-                return Err(lines.err(
-                    &r.columns,
-                    format!("{key_path}.columns"),
-                    format!(
-                        "set_null cannot clear \"{c}\": it is part of the key of \"{}\"",
-                        child.name
-                    ),
-                ));
-            }
+        if on_delete == OnDelete::SetNull
+            && let Some(c) = columns.iter().find(|c| child.key.contains(c))
+        {
+            return Err(lines.err(
+                &r.columns,
+                format!("{key_path}.columns"),
+                format!(
+                    "set_null cannot clear \"{c}\": it is part of the key of \"{}\"",
+                    child.name
+                ),
+            ));
         }
         if !seen.insert((child.name.clone(), columns.clone(), parent.name.clone())) {
             return Err(lines.err(

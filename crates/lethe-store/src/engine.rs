@@ -24,6 +24,9 @@ use crate::records::*;
 /// failure before the error reaches the caller.
 const MAX_ATTEMPTS: u32 = 5;
 
+/// A plan and its rendered SQL, cached per root entity and mode.
+type CachedProgram = Arc<(DeletePlan, DeleteProgram)>;
+
 /// A request to delete one root row and its cascade.
 #[derive(Debug, Clone, Default)]
 pub struct DeleteRequest {
@@ -83,7 +86,7 @@ pub struct Engine {
     policy: Arc<Policy>,
     schema: Schema,
     internal_installed: bool,
-    programs: Mutex<HashMap<(String, bool), Arc<(DeletePlan, DeleteProgram)>>>,
+    programs: Mutex<HashMap<(String, bool), CachedProgram>>,
 }
 
 fn now_text() -> (OffsetDateTime, String) {
@@ -304,7 +307,7 @@ impl Engine {
         Ok(())
     }
 
-    fn program(&self, entity: &str, mode: Mode) -> Result<Arc<(DeletePlan, DeleteProgram)>> {
+    fn program(&self, entity: &str, mode: Mode) -> Result<CachedProgram> {
         let k = (entity.to_string(), mode == Mode::Execute);
         if let Some(p) = self.programs.lock().expect("programs lock").get(&k) {
             return Ok(p.clone());

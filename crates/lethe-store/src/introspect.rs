@@ -100,10 +100,10 @@ pub async fn load_schema(db: &Db) -> Result<Schema> {
         .collect();
     for t in schema.tables.values_mut() {
         for fk in &mut t.foreign_keys {
-            if fk.ref_columns.is_empty() {
-                if let Some((_, pk)) = pks.iter().find(|(n, _)| *n == fk.ref_table) {
-                    fk.ref_columns = pk.clone();
-                }
+            if fk.ref_columns.is_empty()
+                && let Some((_, pk)) = pks.iter().find(|(n, _)| *n == fk.ref_table)
+            {
+                fk.ref_columns = pk.clone();
             }
         }
     }

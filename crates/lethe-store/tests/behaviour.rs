@@ -8,9 +8,15 @@ use lethe_store::{DeleteRequest, StoreError};
 use serde_json::json;
 
 async fn delete_user_cascades_and_records(b: Backend) {
-    let Some((db, engine)) = shop(b).await else { return };
+    let Some((db, engine)) = shop(b).await else {
+        return;
+    };
     let done = engine
-        .delete(&DeleteRequest::new("users", "1").actor("alice").reason("account closed"))
+        .delete(
+            &DeleteRequest::new("users", "1")
+                .actor("alice")
+                .reason("account closed"),
+        )
         .await
         .expect("delete");
     let id = done.deletion_id.clone();
@@ -20,12 +26,18 @@ async fn delete_user_cascades_and_records(b: Backend) {
     assert_eq!(mark(&engine, "users", "id = 1").await, id);
     assert_eq!(mark(&engine, "orders", "id = 100").await, id);
     assert_eq!(mark(&engine, "orders", "id = 101").await, id);
-    assert_eq!(mark(&engine, "order_items", "order_id = 100 AND product_id = 11").await, id);
+    assert_eq!(
+        mark(&engine, "order_items", "order_id = 100 AND product_id = 11").await,
+        id
+    );
     assert_eq!(mark(&engine, "order_items", "order_id = 101").await, id);
     assert_eq!(active_ids(&engine, "users", "id").await, vec!["2", "3"]);
     assert_eq!(active_ids(&engine, "orders", "id").await, vec!["102"]);
     assert_eq!(all_ids(&engine, "cart_items", "id").await, vec!["1002"]);
-    assert_eq!(all_ids(&engine, "wishlist_items", "id").await, vec!["2001", "2002"]);
+    assert_eq!(
+        all_ids(&engine, "wishlist_items", "id").await,
+        vec!["2001", "2002"]
+    );
     assert_eq!(
         one(&engine, "SELECT CAST(count(*) AS TEXT) FROM reviews WHERE user_id IS NULL AND deleted_at IS NULL").await,
         "2"
@@ -34,14 +46,37 @@ async fn delete_user_cascades_and_records(b: Backend) {
     assert_eq!(mark(&engine, "orders", "id = 102").await, "");
 
     // Outcome counts.
-    let counts: Vec<(String, u64)> = done.affected.iter().map(|c| (c.entity.clone(), c.rows)).collect();
-    for (e, n) in [("users", 1), ("orders", 2), ("order_items", 3), ("cart_items", 2), ("wishlist_items", 1)] {
-        assert!(counts.contains(&(e.to_string(), n)), "{e}={n} missing in {counts:?}");
+    let counts: Vec<(String, u64)> = done
+        .affected
+        .iter()
+        .map(|c| (c.entity.clone(), c.rows))
+        .collect();
+    for (e, n) in [
+        ("users", 1),
+        ("orders", 2),
+        ("order_items", 3),
+        ("cart_items", 2),
+        ("wishlist_items", 1),
+    ] {
+        assert!(
+            counts.contains(&(e.to_string(), n)),
+            "{e}={n} missing in {counts:?}"
+        );
     }
-    assert_eq!(done.nullified.iter().map(|n| (n.entity.as_str(), n.rows)).collect::<Vec<_>>(), vec![("reviews", 2)]);
+    assert_eq!(
+        done.nullified
+            .iter()
+            .map(|n| (n.entity.as_str(), n.rows))
+            .collect::<Vec<_>>(),
+        vec![("reviews", 2)]
+    );
 
     // Audit: one entry for this deletion, no PII value in it.
-    let audit = q(&engine, &format!("SELECT action, entry FROM {} ORDER BY seq", own(b, "audit"))).await;
+    let audit = q(
+        &engine,
+        &format!("SELECT action, entry FROM {} ORDER BY seq", own(b, "audit")),
+    )
+    .await;
     assert_eq!(audit.len(), 1);
     assert_eq!(audit[0][0], "delete");
     let entry: serde_json::Value = serde_json::from_str(&audit[0][1]).unwrap();
@@ -79,62 +114,150 @@ async fn delete_user_cascades_and_records(b: Backend) {
     assert_eq!(rec.total_rows(), 9);
     db.cleanup().await;
 }
-on_both!(delete_user_cascades_and_records, delete_user_cascades_and_records);
+on_both!(
+    delete_user_cascades_and_records,
+    delete_user_cascades_and_records
+);
 
 async fn restore_undoes_exactly_one_deletion(b: Backend) {
-    let Some((db, engine)) = shop(b).await else { return };
+    let Some((db, engine)) = shop(b).await else {
+        return;
+    };
     // An order deleted on its own first keeps its own deletion.
-    let first = engine.delete(&DeleteRequest::new("orders", "101")).await.unwrap();
+    let first = engine
+        .delete(&DeleteRequest::new("orders", "101"))
+        .await
+        .unwrap();
     let before_users = active_ids(&engine, "users", "id").await;
-    let user = engine.delete(&DeleteRequest::new("users", "1")).await.unwrap();
-    assert_eq!(mark(&engine, "orders", "id = 101").await, first.deletion_id, "already-deleted row keeps its id");
-    assert!(!user.affected.iter().any(|c| c.entity == "orders" && c.rows != 1));
+    let user = engine
+        .delete(&DeleteRequest::new("users", "1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        mark(&engine, "orders", "id = 101").await,
+        first.deletion_id,
+        "already-deleted row keeps its id"
+    );
+    assert!(
+        !user
+            .affected
+            .iter()
+            .any(|c| c.entity == "orders" && c.rows != 1)
+    );
 
-    let restored = engine.restore(&user.deletion_id, Some("carol")).await.expect("restore");
+    let restored = engine
+        .restore(&user.deletion_id, Some("carol"))
+        .await
+        .expect("restore");
     assert_eq!(restored.deletion_id, user.deletion_id);
     assert_eq!(active_ids(&engine, "users", "id").await, before_users);
-    assert_eq!(active_ids(&engine, "orders", "id").await, vec!["100", "102"]);
-    assert_eq!(mark(&engine, "orders", "id = 101").await, first.deletion_id, "the earlier deletion stays");
-    assert_eq!(all_ids(&engine, "cart_items", "id").await, vec!["1000", "1001", "1002"]);
     assert_eq!(
-        q(&engine, "SELECT CAST(qty AS TEXT) FROM cart_items WHERE id = 1001").await,
+        active_ids(&engine, "orders", "id").await,
+        vec!["100", "102"]
+    );
+    assert_eq!(
+        mark(&engine, "orders", "id = 101").await,
+        first.deletion_id,
+        "the earlier deletion stays"
+    );
+    assert_eq!(
+        all_ids(&engine, "cart_items", "id").await,
+        vec!["1000", "1001", "1002"]
+    );
+    assert_eq!(
+        q(
+            &engine,
+            "SELECT CAST(qty AS TEXT) FROM cart_items WHERE id = 1001"
+        )
+        .await,
         vec![vec!["3".to_string()]],
         "snapshotted columns come back"
     );
-    assert_eq!(all_ids(&engine, "wishlist_items", "id").await, vec!["2000", "2001", "2002"]);
     assert_eq!(
-        q(&engine, "SELECT CAST(id AS TEXT) FROM reviews WHERE user_id = 1 ORDER BY id").await,
+        all_ids(&engine, "wishlist_items", "id").await,
+        vec!["2000", "2001", "2002"]
+    );
+    assert_eq!(
+        q(
+            &engine,
+            "SELECT CAST(id AS TEXT) FROM reviews WHERE user_id = 1 ORDER BY id"
+        )
+        .await,
         vec![vec!["3000".to_string()], vec!["3002".to_string()]],
         "set_null columns are put back"
     );
     // Restore is audited and announced.
-    let actions = q(&engine, &format!("SELECT action FROM {} ORDER BY seq", own(b, "audit"))).await;
-    assert_eq!(actions, vec![vec!["delete".to_string()], vec!["delete".to_string()], vec!["restore".to_string()]]);
+    let actions = q(
+        &engine,
+        &format!("SELECT action FROM {} ORDER BY seq", own(b, "audit")),
+    )
+    .await;
+    assert_eq!(
+        actions,
+        vec![
+            vec!["delete".to_string()],
+            vec!["delete".to_string()],
+            vec!["restore".to_string()]
+        ]
+    );
     let outbox = engine.outbox(&user.deletion_id).await.unwrap();
-    let restored_users: Vec<_> = outbox.iter().filter(|o| o.event == "restored" && o.entity == "users").collect();
+    let restored_users: Vec<_> = outbox
+        .iter()
+        .filter(|o| o.event == "restored" && o.entity == "users")
+        .collect();
     assert_eq!(restored_users.len(), 1);
     assert_eq!(restored_users[0].keys, json!([{"id": 1}]));
-    assert!(outbox.iter().any(|o| o.event == "restored" && o.entity == "cart_items" && o.rows == 2));
+    assert!(
+        outbox
+            .iter()
+            .any(|o| o.event == "restored" && o.entity == "cart_items" && o.rows == 2)
+    );
     // No copies left behind.
     assert_eq!(
-        one(&engine, &format!("SELECT CAST(count(*) AS TEXT) FROM {} WHERE deletion_id = '{}'", own(b, "snapshots"), user.deletion_id)).await,
+        one(
+            &engine,
+            &format!(
+                "SELECT CAST(count(*) AS TEXT) FROM {} WHERE deletion_id = '{}'",
+                own(b, "snapshots"),
+                user.deletion_id
+            )
+        )
+        .await,
         "0"
     );
     // Twice is an error and changes nothing.
     let err = engine.restore(&user.deletion_id, None).await.unwrap_err();
     assert!(matches!(err, StoreError::AlreadyRestored { .. }), "{err}");
-    assert!(engine.deletion(&user.deletion_id).await.unwrap().restored_at.is_some());
+    assert!(
+        engine
+            .deletion(&user.deletion_id)
+            .await
+            .unwrap()
+            .restored_at
+            .is_some()
+    );
     db.cleanup().await;
 }
-on_both!(restore_undoes_exactly_one_deletion, restore_undoes_exactly_one_deletion);
+on_both!(
+    restore_undoes_exactly_one_deletion,
+    restore_undoes_exactly_one_deletion
+);
 
 async fn restrict_blocks_and_changes_nothing(b: Backend) {
-    let Some((db, engine)) = shop(b).await else { return };
+    let Some((db, engine)) = shop(b).await else {
+        return;
+    };
     let plan = engine.plan("products", "10").await.unwrap();
     assert_eq!(plan.blocked_by.len(), 1);
-    assert_eq!(plan.blocked_by[0].relation, "order_items.product_id -> products");
+    assert_eq!(
+        plan.blocked_by[0].relation,
+        "order_items.product_id -> products"
+    );
     assert_eq!(plan.blocked_by[0].rows, 2);
-    let err = engine.delete(&DeleteRequest::new("products", "10")).await.unwrap_err();
+    let err = engine
+        .delete(&DeleteRequest::new("products", "10"))
+        .await
+        .unwrap_err();
     match &err {
         StoreError::Blocked { relation, count } => {
             assert_eq!(relation, "order_items.product_id -> products");
@@ -142,109 +265,274 @@ async fn restrict_blocks_and_changes_nothing(b: Backend) {
         }
         other => panic!("expected Blocked, got {other}"),
     }
-    assert!(err.to_string().contains("order_items.product_id -> products") && err.to_string().contains('2'));
-    assert_eq!(active_ids(&engine, "products", "id").await, vec!["10", "11", "12"]);
+    assert!(
+        err.to_string()
+            .contains("order_items.product_id -> products")
+            && err.to_string().contains('2')
+    );
+    assert_eq!(
+        active_ids(&engine, "products", "id").await,
+        vec!["10", "11", "12"]
+    );
     assert_eq!(all_ids(&engine, "cart_items", "id").await.len(), 3);
     assert_eq!(active_ids(&engine, "reviews", "id").await.len(), 4);
     for t in ["deletions", "audit", "outbox", "snapshots"] {
-        assert_eq!(one(&engine, &format!("SELECT CAST(count(*) AS TEXT) FROM {}", own(b, t))).await, "0", "{t}");
+        assert_eq!(
+            one(
+                &engine,
+                &format!("SELECT CAST(count(*) AS TEXT) FROM {}", own(b, t))
+            )
+            .await,
+            "0",
+            "{t}"
+        );
     }
     // Once the blocking order items are gone (their orders deleted), it passes.
-    engine.delete(&DeleteRequest::new("orders", "100")).await.unwrap();
-    engine.delete(&DeleteRequest::new("orders", "102")).await.unwrap();
-    let done = engine.delete(&DeleteRequest::new("products", "10")).await.expect("no active children now");
-    assert!(done.affected.iter().any(|c| c.entity == "reviews" && c.rows == 2));
+    engine
+        .delete(&DeleteRequest::new("orders", "100"))
+        .await
+        .unwrap();
+    engine
+        .delete(&DeleteRequest::new("orders", "102"))
+        .await
+        .unwrap();
+    let done = engine
+        .delete(&DeleteRequest::new("products", "10"))
+        .await
+        .expect("no active children now");
+    assert!(
+        done.affected
+            .iter()
+            .any(|c| c.entity == "reviews" && c.rows == 2)
+    );
     db.cleanup().await;
 }
-on_both!(restrict_blocks_and_changes_nothing, restrict_blocks_and_changes_nothing);
+on_both!(
+    restrict_blocks_and_changes_nothing,
+    restrict_blocks_and_changes_nothing
+);
 
 async fn dry_run_plans_without_changing(b: Backend) {
-    let Some((db, engine)) = shop(b).await else { return };
+    let Some((db, engine)) = shop(b).await else {
+        return;
+    };
     let plan = engine.plan("users", "1").await.unwrap();
-    let rows: Vec<(String, String, u64)> = plan.affected.iter().map(|c| (c.entity.clone(), c.strategy.clone(), c.rows)).collect();
+    let rows: Vec<(String, String, u64)> = plan
+        .affected
+        .iter()
+        .map(|c| (c.entity.clone(), c.strategy.clone(), c.rows))
+        .collect();
     assert_eq!(rows[0], ("users".to_string(), "soft".to_string(), 1));
     assert!(rows.contains(&("cart_items".to_string(), "hard".to_string(), 2)));
     assert!(rows.contains(&("order_items".to_string(), "soft".to_string(), 3)));
     assert_eq!(plan.nullified[0].entity, "reviews");
     assert_eq!(plan.total_rows(), 9);
-    assert_eq!(active_ids(&engine, "users", "id").await, vec!["1", "2", "3"]);
+    assert_eq!(
+        active_ids(&engine, "users", "id").await,
+        vec!["1", "2", "3"]
+    );
     assert_eq!(all_ids(&engine, "cart_items", "id").await.len(), 3);
-    assert_eq!(one(&engine, &format!("SELECT CAST(count(*) AS TEXT) FROM {}", own(b, "outbox"))).await, "0");
+    assert_eq!(
+        one(
+            &engine,
+            &format!("SELECT CAST(count(*) AS TEXT) FROM {}", own(b, "outbox"))
+        )
+        .await,
+        "0"
+    );
     // The plan and the delete agree.
-    let done = engine.delete(&DeleteRequest::new("users", "1")).await.unwrap();
-    assert_eq!(done.affected.iter().map(|c| c.rows).sum::<u64>(), plan.total_rows());
+    let done = engine
+        .delete(&DeleteRequest::new("users", "1"))
+        .await
+        .unwrap();
+    assert_eq!(
+        done.affected.iter().map(|c| c.rows).sum::<u64>(),
+        plan.total_rows()
+    );
     db.cleanup().await;
 }
-on_both!(dry_run_plans_without_changing, dry_run_plans_without_changing);
+on_both!(
+    dry_run_plans_without_changing,
+    dry_run_plans_without_changing
+);
 
 async fn missing_deleted_and_bad_roots_are_clear_errors(b: Backend) {
-    let Some((db, engine)) = shop(b).await else { return };
-    let err = engine.delete(&DeleteRequest::new("users", "99")).await.unwrap_err();
+    let Some((db, engine)) = shop(b).await else {
+        return;
+    };
+    let err = engine
+        .delete(&DeleteRequest::new("users", "99"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
-    let done = engine.delete(&DeleteRequest::new("users", "3")).await.unwrap();
-    let err = engine.delete(&DeleteRequest::new("users", "3")).await.unwrap_err();
+    let done = engine
+        .delete(&DeleteRequest::new("users", "3"))
+        .await
+        .unwrap();
+    let err = engine
+        .delete(&DeleteRequest::new("users", "3"))
+        .await
+        .unwrap_err();
     match err {
-        StoreError::AlreadyDeleted { by, .. } => assert_eq!(by.as_deref(), Some(done.deletion_id.as_str())),
+        StoreError::AlreadyDeleted { by, .. } => {
+            assert_eq!(by.as_deref(), Some(done.deletion_id.as_str()))
+        }
         other => panic!("{other}"),
     }
-    let err = engine.delete(&DeleteRequest::new("nope", "1")).await.unwrap_err();
+    let err = engine
+        .delete(&DeleteRequest::new("nope", "1"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("unknown entity \"nope\""), "{err}");
-    let err = engine.delete(&DeleteRequest::new("users", "abc")).await.unwrap_err();
+    let err = engine
+        .delete(&DeleteRequest::new("users", "abc"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("is not an integer"), "{err}");
-    let err = engine.delete(&DeleteRequest::new("order_items", "order_id=100")).await.unwrap_err();
-    assert!(err.to_string().contains("missing key column \"product_id\""), "{err}");
-    let err = engine.delete(&DeleteRequest::new("order_items", "order_id=100,color=1")).await.unwrap_err();
+    let err = engine
+        .delete(&DeleteRequest::new("order_items", "order_id=100"))
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("missing key column \"product_id\""),
+        "{err}"
+    );
+    let err = engine
+        .delete(&DeleteRequest::new("order_items", "order_id=100,color=1"))
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("not a key column"), "{err}");
-    let err = engine.restore("0190b5a4-0000-7000-8000-000000000000", None).await.unwrap_err();
+    let err = engine
+        .restore("0190b5a4-0000-7000-8000-000000000000", None)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::DeletionNotFound(_)), "{err}");
     // Only the one successful deletion was recorded.
     assert_eq!(engine.deletions(None, 100).await.unwrap().len(), 1);
-    assert_eq!(one(&engine, &format!("SELECT CAST(count(*) AS TEXT) FROM {}", own(b, "audit"))).await, "1");
+    assert_eq!(
+        one(
+            &engine,
+            &format!("SELECT CAST(count(*) AS TEXT) FROM {}", own(b, "audit"))
+        )
+        .await,
+        "1"
+    );
     db.cleanup().await;
 }
-on_both!(missing_deleted_and_bad_roots_are_clear_errors, missing_deleted_and_bad_roots_are_clear_errors);
+on_both!(
+    missing_deleted_and_bad_roots_are_clear_errors,
+    missing_deleted_and_bad_roots_are_clear_errors
+);
 
 async fn composite_and_hard_roots(b: Backend) {
-    let Some((db, engine)) = shop(b).await else { return };
-    let d = engine.delete(&DeleteRequest::new("order_items", "order_id=100,product_id=11")).await.unwrap();
-    assert_eq!(mark(&engine, "order_items", "order_id = 100 AND product_id = 11").await, d.deletion_id);
-    assert_eq!(mark(&engine, "order_items", "order_id = 100 AND product_id = 10").await, "");
+    let Some((db, engine)) = shop(b).await else {
+        return;
+    };
+    let d = engine
+        .delete(&DeleteRequest::new(
+            "order_items",
+            "order_id=100,product_id=11",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(
+        mark(&engine, "order_items", "order_id = 100 AND product_id = 11").await,
+        d.deletion_id
+    );
+    assert_eq!(
+        mark(&engine, "order_items", "order_id = 100 AND product_id = 10").await,
+        ""
+    );
     assert_eq!(d.key, json!({"order_id": 100, "product_id": 11}));
-    let h = engine.delete(&DeleteRequest::new("cart_items", "1001")).await.unwrap();
-    assert_eq!(all_ids(&engine, "cart_items", "id").await, vec!["1000", "1002"]);
-    let err = engine.delete(&DeleteRequest::new("cart_items", "1001")).await.unwrap_err();
+    let h = engine
+        .delete(&DeleteRequest::new("cart_items", "1001"))
+        .await
+        .unwrap();
+    assert_eq!(
+        all_ids(&engine, "cart_items", "id").await,
+        vec!["1000", "1002"]
+    );
+    let err = engine
+        .delete(&DeleteRequest::new("cart_items", "1001"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
     engine.restore(&h.deletion_id, None).await.unwrap();
-    assert_eq!(all_ids(&engine, "cart_items", "id").await, vec!["1000", "1001", "1002"]);
+    assert_eq!(
+        all_ids(&engine, "cart_items", "id").await,
+        vec!["1000", "1001", "1002"]
+    );
     engine.restore(&d.deletion_id, None).await.unwrap();
-    assert_eq!(mark(&engine, "order_items", "order_id = 100 AND product_id = 11").await, "");
+    assert_eq!(
+        mark(&engine, "order_items", "order_id = 100 AND product_id = 11").await,
+        ""
+    );
     db.cleanup().await;
 }
 on_both!(composite_and_hard_roots, composite_and_hard_roots);
 
 async fn self_referencing_tree(b: Backend) {
-    let Some((db, engine)) = shop(b).await else { return };
+    let Some((db, engine)) = shop(b).await else {
+        return;
+    };
     // books(2) > novels(3) > crime(4); products in them get category_id NULL.
-    let d = engine.delete(&DeleteRequest::new("categories", "2")).await.unwrap();
-    assert_eq!(active_ids(&engine, "categories", "id").await, vec!["1", "5"]);
+    let d = engine
+        .delete(&DeleteRequest::new("categories", "2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        active_ids(&engine, "categories", "id").await,
+        vec!["1", "5"]
+    );
     for id in [2, 3, 4] {
-        assert_eq!(mark(&engine, "categories", &format!("id = {id}")).await, d.deletion_id);
+        assert_eq!(
+            mark(&engine, "categories", &format!("id = {id}")).await,
+            d.deletion_id
+        );
     }
     assert_eq!(
-        q(&engine, "SELECT CAST(id AS TEXT) FROM products WHERE category_id IS NULL ORDER BY id").await,
+        q(
+            &engine,
+            "SELECT CAST(id AS TEXT) FROM products WHERE category_id IS NULL ORDER BY id"
+        )
+        .await,
         vec![vec!["10".to_string()], vec!["12".to_string()]]
     );
     // A subtree deleted first keeps its own id through the parent's restore.
     engine.restore(&d.deletion_id, None).await.unwrap();
-    let crime = engine.delete(&DeleteRequest::new("categories", "4")).await.unwrap();
-    let all = engine.delete(&DeleteRequest::new("categories", "1")).await.unwrap();
-    assert_eq!(all.affected[0].rows, 4, "1, 2, 3, 5: crime was already deleted");
-    engine.restore(&all.deletion_id, None).await.unwrap();
-    assert_eq!(active_ids(&engine, "categories", "id").await, vec!["1", "2", "3", "5"]);
-    assert_eq!(mark(&engine, "categories", "id = 4").await, crime.deletion_id);
+    let crime = engine
+        .delete(&DeleteRequest::new("categories", "4"))
+        .await
+        .unwrap();
+    let all = engine
+        .delete(&DeleteRequest::new("categories", "1"))
+        .await
+        .unwrap();
     assert_eq!(
-        q(&engine, "SELECT CAST(category_id AS TEXT) FROM products ORDER BY id").await,
-        vec![vec!["".to_string()], vec!["5".to_string()], vec!["3".to_string()]],
+        all.affected[0].rows, 4,
+        "1, 2, 3, 5: crime was already deleted"
+    );
+    engine.restore(&all.deletion_id, None).await.unwrap();
+    assert_eq!(
+        active_ids(&engine, "categories", "id").await,
+        vec!["1", "2", "3", "5"]
+    );
+    assert_eq!(
+        mark(&engine, "categories", "id = 4").await,
+        crime.deletion_id
+    );
+    assert_eq!(
+        q(
+            &engine,
+            "SELECT CAST(category_id AS TEXT) FROM products ORDER BY id"
+        )
+        .await,
+        vec![
+            vec!["".to_string()],
+            vec!["5".to_string()],
+            vec!["3".to_string()]
+        ],
         "product 10 stays detached: its category (crime) is still deleted"
     );
     db.cleanup().await;
@@ -252,7 +540,9 @@ async fn self_referencing_tree(b: Backend) {
 on_both!(self_referencing_tree, self_referencing_tree);
 
 async fn row_reachable_twice_is_touched_once(b: Backend) {
-    let Some(db) = TestDb::new(b).await else { return };
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
     db.exec(
         "CREATE TABLE a (id INTEGER PRIMARY KEY);
          CREATE TABLE b (id INTEGER PRIMARY KEY, a_id INTEGER NOT NULL);
@@ -294,26 +584,41 @@ async fn row_reachable_twice_is_touched_once(b: Backend) {
         parent = "c"
         on_delete = "cascade"
     "#;
-    let mut engine = lethe_store::Engine::connect(policy(text), &db.url).await.unwrap();
+    let mut engine = lethe_store::Engine::connect(policy(text), &db.url)
+        .await
+        .unwrap();
     engine.migrate(false).await.unwrap();
     let done = engine.delete(&DeleteRequest::new("a", "1")).await.unwrap();
     let d = done.affected.iter().find(|c| c.entity == "d").unwrap();
     assert_eq!(d.rows, 2, "30 via both b and c, 31 via b");
     let outbox = engine.outbox(&done.deletion_id).await.unwrap();
-    let dkeys: Vec<_> = outbox.iter().filter(|o| o.entity == "d").flat_map(|o| o.keys.as_array().cloned().unwrap()).collect();
+    let dkeys: Vec<_> = outbox
+        .iter()
+        .filter(|o| o.entity == "d")
+        .flat_map(|o| o.keys.as_array().cloned().unwrap())
+        .collect();
     assert_eq!(dkeys.len(), 2);
     assert_eq!(active_ids(&engine, "d", "id").await, vec!["32"]);
     engine.restore(&done.deletion_id, None).await.unwrap();
     assert_eq!(active_ids(&engine, "d", "id").await, vec!["30", "31", "32"]);
     db.cleanup().await;
 }
-on_both!(row_reachable_twice_is_touched_once, row_reachable_twice_is_touched_once);
+on_both!(
+    row_reachable_twice_is_touched_once,
+    row_reachable_twice_is_touched_once
+);
 
 async fn unique_conflict_refuses_restore(b: Backend) {
-    let Some((db, engine)) = shop(b).await else { return };
-    let gone = engine.delete(&DeleteRequest::new("users", "3")).await.unwrap();
+    let Some((db, engine)) = shop(b).await else {
+        return;
+    };
+    let gone = engine
+        .delete(&DeleteRequest::new("users", "3"))
+        .await
+        .unwrap();
     // The email is free again among active rows.
-    db.exec("INSERT INTO users (id, email, name) VALUES (4, 'cy@example.com', 'Cy again')").await;
+    db.exec("INSERT INTO users (id, email, name) VALUES (4, 'cy@example.com', 'Cy again')")
+        .await;
     let preview = engine.restore_preview(&gone.deletion_id).await.unwrap();
     assert_eq!(preview.conflicts.len(), 1);
     let err = engine.restore(&gone.deletion_id, None).await.unwrap_err();
@@ -321,27 +626,65 @@ async fn unique_conflict_refuses_restore(b: Backend) {
         StoreError::RestoreConflict { conflicts } => {
             assert_eq!(conflicts[0].entity, "users");
             assert_eq!(conflicts[0].columns, "email");
-            assert!(conflicts[0].restored.contains('3') && conflicts[0].active.contains('4'), "{conflicts:?}");
+            assert!(
+                conflicts[0].restored.contains('3') && conflicts[0].active.contains('4'),
+                "{conflicts:?}"
+            );
         }
         other => panic!("{other}"),
     }
     // Nothing changed: still deleted, not marked restored, no audit entry.
     assert_eq!(mark(&engine, "users", "id = 3").await, gone.deletion_id);
-    assert!(engine.deletion(&gone.deletion_id).await.unwrap().restored_at.is_none());
-    assert_eq!(one(&engine, &format!("SELECT CAST(count(*) AS TEXT) FROM {}", own(b, "audit"))).await, "1");
-    assert_eq!(all_ids(&engine, "wishlist_items", "id").await, vec!["2000"], "hard rows not re-inserted");
+    assert!(
+        engine
+            .deletion(&gone.deletion_id)
+            .await
+            .unwrap()
+            .restored_at
+            .is_none()
+    );
+    assert_eq!(
+        one(
+            &engine,
+            &format!("SELECT CAST(count(*) AS TEXT) FROM {}", own(b, "audit"))
+        )
+        .await,
+        "1"
+    );
+    assert_eq!(
+        all_ids(&engine, "wishlist_items", "id").await,
+        vec!["2000"],
+        "hard rows not re-inserted"
+    );
     // Free the value and the restore goes through.
-    engine.delete(&DeleteRequest::new("users", "4")).await.unwrap();
+    engine
+        .delete(&DeleteRequest::new("users", "4"))
+        .await
+        .unwrap();
     engine.restore(&gone.deletion_id, None).await.unwrap();
-    assert_eq!(active_ids(&engine, "users", "id").await, vec!["1", "2", "3"]);
+    assert_eq!(
+        active_ids(&engine, "users", "id").await,
+        vec!["1", "2", "3"]
+    );
     db.cleanup().await;
 }
-on_both!(unique_conflict_refuses_restore, unique_conflict_refuses_restore);
+on_both!(
+    unique_conflict_refuses_restore,
+    unique_conflict_refuses_restore
+);
 
 async fn deleted_parent_refuses_restore(b: Backend) {
-    let Some((db, engine)) = shop(b).await else { return };
-    let order = engine.delete(&DeleteRequest::new("orders", "100")).await.unwrap();
-    let user = engine.delete(&DeleteRequest::new("users", "1")).await.unwrap();
+    let Some((db, engine)) = shop(b).await else {
+        return;
+    };
+    let order = engine
+        .delete(&DeleteRequest::new("orders", "100"))
+        .await
+        .unwrap();
+    let user = engine
+        .delete(&DeleteRequest::new("users", "1"))
+        .await
+        .unwrap();
     let err = engine.restore(&order.deletion_id, None).await.unwrap_err();
     match &err {
         StoreError::ParentDeleted { parents } => {
@@ -354,85 +697,178 @@ async fn deleted_parent_refuses_restore(b: Backend) {
     assert_eq!(mark(&engine, "orders", "id = 100").await, order.deletion_id);
     engine.restore(&user.deletion_id, None).await.unwrap();
     engine.restore(&order.deletion_id, None).await.unwrap();
-    assert_eq!(active_ids(&engine, "orders", "id").await, vec!["100", "101", "102"]);
+    assert_eq!(
+        active_ids(&engine, "orders", "id").await,
+        vec!["100", "101", "102"]
+    );
     db.cleanup().await;
 }
-on_both!(deleted_parent_refuses_restore, deleted_parent_refuses_restore);
+on_both!(
+    deleted_parent_refuses_restore,
+    deleted_parent_refuses_restore
+);
 
 async fn guards_view_and_partial_unique(b: Backend) {
-    let Some((db, engine)) = shop(b).await else { return };
-    engine.delete(&DeleteRequest::new("users", "2")).await.unwrap();
+    let Some((db, engine)) = shop(b).await else {
+        return;
+    };
+    engine
+        .delete(&DeleteRequest::new("users", "2"))
+        .await
+        .unwrap();
     // The active view hides the deleted user.
-    let ids: Vec<String> = q(&engine, "SELECT CAST(id AS TEXT) FROM users_active ORDER BY id").await.into_iter().map(|r| r[0].clone()).collect();
+    let ids: Vec<String> = q(
+        &engine,
+        "SELECT CAST(id AS TEXT) FROM users_active ORDER BY id",
+    )
+    .await
+    .into_iter()
+    .map(|r| r[0].clone())
+    .collect();
     assert_eq!(ids, vec!["1", "3"]);
     // A raw DELETE is refused, with a message that says to use Lethe.
-    let raw = lethe_store::Db::connect(&db.url, Default::default()).await.unwrap();
+    let raw = lethe_store::Db::connect(&db.url, Default::default())
+        .await
+        .unwrap();
     let mut tx = raw.begin_write().await.unwrap();
-    let err = tx.exec("DELETE FROM users WHERE id = 3", &[]).await.unwrap_err();
+    let err = tx
+        .exec("DELETE FROM users WHERE id = 3", &[])
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("lethe delete users"), "{err}");
     drop(tx);
     // Lethe's own purge path passes the guard.
     let mut tx = raw.begin_write().await.unwrap();
-    tx.exec(lethe_sql::queries::enable_bypass(engine.dialect()), &[]).await.unwrap();
-    tx.exec("DELETE FROM reviews WHERE id = 3003", &[]).await.expect("bypass passes the guard");
+    tx.exec(lethe_sql::queries::enable_bypass(engine.dialect()), &[])
+        .await
+        .unwrap();
+    tx.exec("DELETE FROM reviews WHERE id = 3003", &[])
+        .await
+        .expect("bypass passes the guard");
     tx.rollback().await.unwrap();
     raw.close().await;
     assert_eq!(active_ids(&engine, "users", "id").await, vec!["1", "3"]);
     // The soft-deleted user's email can be registered again.
-    db.exec("INSERT INTO users (id, email, name) VALUES (5, 'bob@example.com', 'Bob 2')").await;
+    db.exec("INSERT INTO users (id, email, name) VALUES (5, 'bob@example.com', 'Bob 2')")
+        .await;
     // But not twice among active rows.
-    let raw = lethe_store::Db::connect(&db.url, Default::default()).await.unwrap();
+    let raw = lethe_store::Db::connect(&db.url, Default::default())
+        .await
+        .unwrap();
     let mut tx = raw.begin_write().await.unwrap();
-    assert!(tx.exec("INSERT INTO users (id, email, name) VALUES (6, 'bob@example.com', 'x')", &[]).await.is_err());
+    assert!(
+        tx.exec(
+            "INSERT INTO users (id, email, name) VALUES (6, 'bob@example.com', 'x')",
+            &[]
+        )
+        .await
+        .is_err()
+    );
     drop(tx);
     raw.close().await;
     db.cleanup().await;
 }
-on_both!(guards_view_and_partial_unique, guards_view_and_partial_unique);
+on_both!(
+    guards_view_and_partial_unique,
+    guards_view_and_partial_unique
+);
 
 async fn migrate_is_idempotent_and_dry_run_changes_nothing(b: Backend) {
-    let Some(db) = TestDb::new(b).await else { return };
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
     db.exec(&shop_schema(b)).await;
-    let mut engine = lethe_store::Engine::connect(policy(SHOP_POLICY), &db.url).await.unwrap();
+    let mut engine = lethe_store::Engine::connect(policy(SHOP_POLICY), &db.url)
+        .await
+        .unwrap();
     let dry = engine.migrate(true).await.unwrap();
     assert!(dry.steps.len() > 10);
-    assert!(dry.steps.iter().any(|s| s.id == "users:unique:email" && s.description.contains("replace plain unique users_email")));
+    assert!(dry.steps.iter().any(|s| s.id == "users:unique:email"
+        && s.description.contains("replace plain unique users_email")));
     engine.refresh().await.unwrap();
-    assert!(!engine.schema().table("users").unwrap().has_column("deleted_at"), "dry run changed nothing");
+    assert!(
+        !engine
+            .schema()
+            .table("users")
+            .unwrap()
+            .has_column("deleted_at"),
+        "dry run changed nothing"
+    );
     let applied = engine.migrate(false).await.unwrap();
     assert_eq!(applied.steps.len(), dry.steps.len());
-    assert!(engine.schema().table("users").unwrap().has_column("deleted_at"));
+    assert!(
+        engine
+            .schema()
+            .table("users")
+            .unwrap()
+            .has_column("deleted_at")
+    );
     let again = engine.migrate(false).await.unwrap();
-    assert!(again.steps.is_empty(), "second run: {:?}", again.steps.iter().map(|s| &s.id).collect::<Vec<_>>());
+    assert!(
+        again.steps.is_empty(),
+        "second run: {:?}",
+        again.steps.iter().map(|s| &s.id).collect::<Vec<_>>()
+    );
     // Applied steps are recorded.
-    let n: usize = one(&engine, &format!("SELECT CAST(count(*) AS TEXT) FROM {}", own(b, "migrations"))).await.parse().unwrap();
+    let n: usize = one(
+        &engine,
+        &format!(
+            "SELECT CAST(count(*) AS TEXT) FROM {}",
+            own(b, "migrations")
+        ),
+    )
+    .await
+    .parse()
+    .unwrap();
     assert_eq!(n, applied.steps.len());
     // A fresh engine on the same database sees nothing to do either.
-    let mut fresh = lethe_store::Engine::connect(policy(SHOP_POLICY), &db.url).await.unwrap();
+    let mut fresh = lethe_store::Engine::connect(policy(SHOP_POLICY), &db.url)
+        .await
+        .unwrap();
     assert!(fresh.migrate(true).await.unwrap().steps.is_empty());
     db.cleanup().await;
 }
-on_both!(migrate_is_idempotent_and_dry_run_changes_nothing, migrate_is_idempotent_and_dry_run_changes_nothing);
+on_both!(
+    migrate_is_idempotent_and_dry_run_changes_nothing,
+    migrate_is_idempotent_and_dry_run_changes_nothing
+);
 
 async fn not_migrated_is_refused(b: Backend) {
-    let Some(db) = TestDb::new(b).await else { return };
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
     db.exec(&shop_schema(b)).await;
     db.exec(SHOP_DATA).await;
-    let engine = lethe_store::Engine::connect(policy(SHOP_POLICY), &db.url).await.unwrap();
-    let err = engine.delete(&DeleteRequest::new("users", "1")).await.unwrap_err();
+    let engine = lethe_store::Engine::connect(policy(SHOP_POLICY), &db.url)
+        .await
+        .unwrap();
+    let err = engine
+        .delete(&DeleteRequest::new("users", "1"))
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::NotMigrated(_)), "{err}");
     assert_eq!(active_ids_unmigrated(&engine).await, 3);
     db.cleanup().await;
 }
 async fn active_ids_unmigrated(engine: &lethe_store::Engine) -> usize {
-    q(engine, "SELECT CAST(id AS TEXT) FROM users WHERE id IS NOT NULL").await.len()
+    q(
+        engine,
+        "SELECT CAST(id AS TEXT) FROM users WHERE id IS NOT NULL",
+    )
+    .await
+    .len()
 }
 on_both!(not_migrated_is_refused, not_migrated_is_refused);
 
 async fn audit_chain_detects_tampering(b: Backend) {
-    let Some((db, engine)) = shop(b).await else { return };
+    let Some((db, engine)) = shop(b).await else {
+        return;
+    };
     for id in ["1", "2", "3"] {
-        let d = engine.delete(&DeleteRequest::new("users", id)).await.unwrap();
+        let d = engine
+            .delete(&DeleteRequest::new("users", id))
+            .await
+            .unwrap();
         engine.restore(&d.deletion_id, None).await.unwrap();
     }
     let ok = engine.audit_verify(None).await.unwrap();
@@ -443,19 +879,33 @@ async fn audit_chain_detects_tampering(b: Backend) {
     let audit = own(b, "audit");
     // The append-only trigger refuses edits; an attacker with DDL rights
     // removes it first.
-    let raw = lethe_store::Db::connect(&db.url, Default::default()).await.unwrap();
+    let raw = lethe_store::Db::connect(&db.url, Default::default())
+        .await
+        .unwrap();
     let mut tx = raw.begin_write().await.unwrap();
-    assert!(tx.exec(&format!("UPDATE {audit} SET action = 'x' WHERE seq = 2"), &[]).await.is_err());
+    assert!(
+        tx.exec(
+            &format!("UPDATE {audit} SET action = 'x' WHERE seq = 2"),
+            &[]
+        )
+        .await
+        .is_err()
+    );
     drop(tx);
     raw.close().await;
     let untrigger = match b {
         Backend::Postgres => "ALTER TABLE lethe.audit DISABLE TRIGGER USER".to_string(),
-        Backend::Sqlite => "DROP TRIGGER lethe_audit_no_update; DROP TRIGGER lethe_audit_no_delete".to_string(),
+        Backend::Sqlite => {
+            "DROP TRIGGER lethe_audit_no_update; DROP TRIGGER lethe_audit_no_delete".to_string()
+        }
     };
     db.exec(&untrigger).await;
 
     // Edited entry.
-    db.exec(&format!("UPDATE {audit} SET entry = replace(entry, '\"users\"', '\"orders\"') WHERE seq = 3")).await;
+    db.exec(&format!(
+        "UPDATE {audit} SET entry = replace(entry, '\"users\"', '\"orders\"') WHERE seq = 3"
+    ))
+    .await;
     let r = engine.audit_verify(None).await.unwrap();
     assert!(!r.ok);
     assert_eq!(r.broken_at, Some(3), "{r:?}");
@@ -468,11 +918,22 @@ async fn audit_chain_detects_tampering(b: Backend) {
     assert!(r.problem.unwrap().contains("deleted"));
     // Cut-off tail: remove the last entries and move the head back, as a
     // careful attacker would. Only the kept head hash reveals it.
-    db.exec(&format!("DELETE FROM {audit} WHERE seq >= 3")).await;
-    let (_, h2) = (2, q(&engine, &format!("SELECT hash FROM {audit} WHERE seq = 2")).await[0][0].clone());
-    db.exec(&format!("UPDATE {} SET seq = 2, hash = '{h2}'", own(b, "audit_head"))).await;
+    db.exec(&format!("DELETE FROM {audit} WHERE seq >= 3"))
+        .await;
+    let (_, h2) = (
+        2,
+        q(&engine, &format!("SELECT hash FROM {audit} WHERE seq = 2")).await[0][0].clone(),
+    );
+    db.exec(&format!(
+        "UPDATE {} SET seq = 2, hash = '{h2}'",
+        own(b, "audit_head")
+    ))
+    .await;
     let r = engine.audit_verify(None).await.unwrap();
-    assert!(r.ok, "a consistent but truncated chain verifies without the head: {r:?}");
+    assert!(
+        r.ok,
+        "a consistent but truncated chain verifies without the head: {r:?}"
+    );
     let r = engine.audit_verify(Some(&head)).await.unwrap();
     assert!(!r.ok && r.problem.unwrap().contains("not in the log"));
     db.cleanup().await;
@@ -480,18 +941,26 @@ async fn audit_chain_detects_tampering(b: Backend) {
 on_both!(audit_chain_detects_tampering, audit_chain_detects_tampering);
 
 async fn inserted_audit_entry_is_detected(b: Backend) {
-    let Some((db, engine)) = shop(b).await else { return };
+    let Some((db, engine)) = shop(b).await else {
+        return;
+    };
     for id in ["1", "2"] {
-        engine.delete(&DeleteRequest::new("users", id)).await.unwrap();
+        engine
+            .delete(&DeleteRequest::new("users", id))
+            .await
+            .unwrap();
     }
     let audit = own(b, "audit");
     let untrigger = match b {
         Backend::Postgres => "ALTER TABLE lethe.audit DISABLE TRIGGER USER".to_string(),
-        Backend::Sqlite => "DROP TRIGGER lethe_audit_no_update; DROP TRIGGER lethe_audit_no_delete".to_string(),
+        Backend::Sqlite => {
+            "DROP TRIGGER lethe_audit_no_update; DROP TRIGGER lethe_audit_no_delete".to_string()
+        }
     };
     db.exec(&untrigger).await;
     // Shift entry 2 to 3 and insert a forged entry 2 that links to entry 1.
-    db.exec(&format!("UPDATE {audit} SET seq = 3 WHERE seq = 2")).await;
+    db.exec(&format!("UPDATE {audit} SET seq = 3 WHERE seq = 2"))
+        .await;
     let h1 = q(&engine, &format!("SELECT hash FROM {audit} WHERE seq = 1")).await[0][0].clone();
     let entry = r#"{"action":"delete","deletion_id":null,"seq":2}"#;
     let forged = lethe_store::audit::chain_hash(&h1, entry);
@@ -501,13 +970,22 @@ async fn inserted_audit_entry_is_detected(b: Backend) {
     .await;
     let r = engine.audit_verify(None).await.unwrap();
     assert!(!r.ok);
-    assert_eq!(r.broken_at, Some(3), "the entry after the insertion no longer links: {r:?}");
+    assert_eq!(
+        r.broken_at,
+        Some(3),
+        "the entry after the insertion no longer links: {r:?}"
+    );
     db.cleanup().await;
 }
-on_both!(inserted_audit_entry_is_detected, inserted_audit_entry_is_detected);
+on_both!(
+    inserted_audit_entry_is_detected,
+    inserted_audit_entry_is_detected
+);
 
 async fn hard_snapshots_round_trip_column_types(b: Backend) {
-    let Some(db) = TestDb::new(b).await else { return };
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
     let (blob, real, boolean, ts) = match b {
         Backend::Postgres => ("bytea", "double precision", "boolean", "timestamptz"),
         Backend::Sqlite => ("BLOB", "REAL", "BOOLEAN", "TEXT"),
@@ -538,7 +1016,9 @@ async fn hard_snapshots_round_trip_column_types(b: Backend) {
         parent = "owners"
         on_delete = "cascade"
     "#;
-    let mut engine = lethe_store::Engine::connect(policy(text), &db.url).await.unwrap();
+    let mut engine = lethe_store::Engine::connect(policy(text), &db.url)
+        .await
+        .unwrap();
     engine.migrate(false).await.unwrap();
     let hex = match b {
         Backend::Postgres => "COALESCE(encode(data, 'hex'), '~')",
@@ -549,10 +1029,16 @@ async fn hard_snapshots_round_trip_column_types(b: Backend) {
     );
     let before = q(&engine, &sql).await;
     assert_eq!(before[0][1].to_lowercase(), "00ff10");
-    let done = engine.delete(&DeleteRequest::new("owners", "1")).await.unwrap();
+    let done = engine
+        .delete(&DeleteRequest::new("owners", "1"))
+        .await
+        .unwrap();
     assert!(q(&engine, &sql).await.is_empty());
     engine.restore(&done.deletion_id, None).await.unwrap();
     assert_eq!(q(&engine, &sql).await, before);
     db.cleanup().await;
 }
-on_both!(hard_snapshots_round_trip_column_types, hard_snapshots_round_trip_column_types);
+on_both!(
+    hard_snapshots_round_trip_column_types,
+    hard_snapshots_round_trip_column_types
+);

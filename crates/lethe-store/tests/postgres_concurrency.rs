@@ -45,7 +45,9 @@ async fn tree(users: i64, orders_per_user: i64, items_per_order: i64) -> Option<
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_overlapping_deletions_succeed_or_fail_cleanly() {
-    let Some((db, engine)) = tree(12, 4, 5).await else { return };
+    let Some((db, engine)) = tree(12, 4, 5).await else {
+        return;
+    };
     let engine = Arc::new(engine);
     // Users and their own orders deleted at once from several tasks, in
     // different orders, so trees overlap and rows are contended.
@@ -66,7 +68,10 @@ async fn concurrent_overlapping_deletions_succeed_or_fail_cleanly() {
         handles.push(tokio::spawn(async move {
             let mut ok = 0usize;
             for (e, k) in mine {
-                match engine.delete(&DeleteRequest::new(e.clone(), k.clone())).await {
+                match engine
+                    .delete(&DeleteRequest::new(e.clone(), k.clone()))
+                    .await
+                {
                     Ok(_) => ok += 1,
                     Err(StoreError::AlreadyDeleted { .. }) | Err(StoreError::NotFound { .. }) => {}
                     Err(other) => panic!("{e} {k}: unexpected error surfaced to the user: {other}"),
@@ -96,7 +101,11 @@ async fn concurrent_overlapping_deletions_succeed_or_fail_cleanly() {
     .await;
     assert_eq!(dup, "0");
     assert_eq!(
-        one(&engine, "SELECT sum(row_count)::text FROM lethe.outbox WHERE entity = 'items'").await,
+        one(
+            &engine,
+            "SELECT sum(row_count)::text FROM lethe.outbox WHERE entity = 'items'"
+        )
+        .await,
         "240"
     );
     let v = engine.audit_verify(None).await.unwrap();
@@ -106,15 +115,20 @@ async fn concurrent_overlapping_deletions_succeed_or_fail_cleanly() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn connection_killed_mid_delete_leaves_no_partial_marks() {
-    let Some((db, engine)) = tree(1, 500, 200).await else { return };
+    let Some((db, engine)) = tree(1, 500, 200).await else {
+        return;
+    };
     // Hold the delete statement open long enough to kill it for certain.
     db.exec_one("CREATE FUNCTION slow() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(30); RETURN NULL; END $$")
         .await;
-    db.exec("CREATE TRIGGER slow AFTER UPDATE ON items FOR EACH STATEMENT EXECUTE FUNCTION slow()").await;
+    db.exec("CREATE TRIGGER slow AFTER UPDATE ON items FOR EACH STATEMENT EXECUTE FUNCTION slow()")
+        .await;
     let engine = Arc::new(engine);
     let e2 = engine.clone();
     let task = tokio::spawn(async move { e2.delete(&DeleteRequest::new("users", "1")).await });
-    let killer = lethe_store::Db::connect(&db.url, Default::default()).await.unwrap();
+    let killer = lethe_store::Db::connect(&db.url, Default::default())
+        .await
+        .unwrap();
     let mut killed = false;
     for _ in 0..300 {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
@@ -142,44 +156,89 @@ async fn connection_killed_mid_delete_leaves_no_partial_marks() {
         );
     }
     for t in ["deletions", "audit", "outbox"] {
-        assert_eq!(one(&engine, &format!("SELECT count(*)::text FROM lethe.{t}")).await, "0", "{t}");
+        assert_eq!(
+            one(&engine, &format!("SELECT count(*)::text FROM lethe.{t}")).await,
+            "0",
+            "{t}"
+        );
     }
     // Once the fault is gone the same delete goes through completely.
     db.exec("DROP TRIGGER slow ON items").await;
-    let done = engine.delete(&DeleteRequest::new("users", "1")).await.expect("delete after the fault");
-    assert_eq!(done.affected.iter().map(|c| c.rows).sum::<u64>(), 1 + 500 + 100_000);
-    assert_eq!(one(&engine, "SELECT count(*)::text FROM items WHERE deleted_at IS NULL").await, "0");
+    let done = engine
+        .delete(&DeleteRequest::new("users", "1"))
+        .await
+        .expect("delete after the fault");
+    assert_eq!(
+        done.affected.iter().map(|c| c.rows).sum::<u64>(),
+        1 + 500 + 100_000
+    );
+    assert_eq!(
+        one(
+            &engine,
+            "SELECT count(*)::text FROM items WHERE deleted_at IS NULL"
+        )
+        .await,
+        "0"
+    );
     db.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn row_security_hides_deleted_rows_from_application_roles() {
-    let Some(db) = TestDb::new(Backend::Postgres).await else { return };
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
     db.exec(&shop_schema(Backend::Postgres)).await;
     db.exec(SHOP_DATA).await;
     let text = format!("[database]\nrow_security = true\n{SHOP_POLICY}");
     let mut engine = Engine::connect(policy(&text), &db.url).await.unwrap();
     engine.migrate(false).await.unwrap();
-    engine.delete(&DeleteRequest::new("users", "2")).await.unwrap();
+    engine
+        .delete(&DeleteRequest::new("users", "2"))
+        .await
+        .unwrap();
     let role = format!("lethe_app_{}", uuid::Uuid::now_v7().simple());
     db.exec(&format!(
         "CREATE ROLE {role}; GRANT SELECT, UPDATE ON users TO {role}"
     ))
     .await;
-    let app = lethe_store::Db::connect(&db.url, Default::default()).await.unwrap();
+    let app = lethe_store::Db::connect(&db.url, Default::default())
+        .await
+        .unwrap();
     let mut tx = app.begin_read().await.unwrap();
-    tx.exec(&format!("SET LOCAL ROLE {role}"), &[]).await.unwrap();
-    tx.exec("SET LOCAL lethe.include_deleted = 'off'", &[]).await.unwrap();
-    let n = tx.rows("SELECT count(*)::text FROM users", &[]).await.unwrap();
-    assert_eq!(n[0][0].as_deref(), Some("2"), "the application role sees active rows only");
-    tx.exec("SET LOCAL lethe.include_deleted = 'on'", &[]).await.unwrap();
-    let n = tx.rows("SELECT count(*)::text FROM users", &[]).await.unwrap();
-    assert_eq!(n[0][0].as_deref(), Some("3"), "unless it asks for deleted rows");
+    tx.exec(&format!("SET LOCAL ROLE {role}"), &[])
+        .await
+        .unwrap();
+    tx.exec("SET LOCAL lethe.include_deleted = 'off'", &[])
+        .await
+        .unwrap();
+    let n = tx
+        .rows("SELECT count(*)::text FROM users", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        n[0][0].as_deref(),
+        Some("2"),
+        "the application role sees active rows only"
+    );
+    tx.exec("SET LOCAL lethe.include_deleted = 'on'", &[])
+        .await
+        .unwrap();
+    let n = tx
+        .rows("SELECT count(*)::text FROM users", &[])
+        .await
+        .unwrap();
+    assert_eq!(
+        n[0][0].as_deref(),
+        Some("3"),
+        "unless it asks for deleted rows"
+    );
     tx.rollback().await.unwrap();
     app.close().await;
     // Lethe itself still sees everything (it restores).
     let d = engine.deletions(Some("users"), 1).await.unwrap();
     engine.restore(&d[0].id, None).await.unwrap();
-    db.exec(&format!("DROP OWNED BY {role}; DROP ROLE {role}")).await;
+    db.exec(&format!("DROP OWNED BY {role}; DROP ROLE {role}"))
+        .await;
     db.cleanup().await;
 }

@@ -64,15 +64,17 @@ fn world() -> impl Strategy<Value = World> {
         prop::collection::vec(any::<Index>(), 0..4),
         any::<Index>(),
     )
-        .prop_map(|(parents, leaves, tags, notes, earlier_nodes, earlier_leaves, root)| World {
-            parents,
-            leaves,
-            tags,
-            notes,
-            earlier_nodes,
-            earlier_leaves,
-            root,
-        })
+        .prop_map(
+            |(parents, leaves, tags, notes, earlier_nodes, earlier_leaves, root)| World {
+                parents,
+                leaves,
+                tags,
+                notes,
+                earlier_nodes,
+                earlier_leaves,
+                root,
+            },
+        )
 }
 
 fn data_sql(w: &World) -> String {
@@ -83,16 +85,31 @@ fn data_sql(w: &World) -> String {
             Some(ix) if i > 0 => (ix.index(i) + 1).to_string(),
             _ => "NULL".to_string(),
         };
-        s.push_str(&format!("INSERT INTO nodes (id, parent_id, label) VALUES ({}, {parent}, 'n{i}');", i + 1));
+        s.push_str(&format!(
+            "INSERT INTO nodes (id, parent_id, label) VALUES ({}, {parent}, 'n{i}');",
+            i + 1
+        ));
     }
     for (i, ix) in w.leaves.iter().enumerate() {
-        s.push_str(&format!("INSERT INTO leaves (id, node_id, v) VALUES ({}, {}, {i});", i + 1, ix.index(n) + 1));
+        s.push_str(&format!(
+            "INSERT INTO leaves (id, node_id, v) VALUES ({}, {}, {i});",
+            i + 1,
+            ix.index(n) + 1
+        ));
     }
     for (i, ix) in w.tags.iter().enumerate() {
-        s.push_str(&format!("INSERT INTO tags (id, node_id, t) VALUES ({}, {}, 't{i}');", i + 1, ix.index(n) + 1));
+        s.push_str(&format!(
+            "INSERT INTO tags (id, node_id, t) VALUES ({}, {}, 't{i}');",
+            i + 1,
+            ix.index(n) + 1
+        ));
     }
     for (i, ix) in w.notes.iter().enumerate() {
-        s.push_str(&format!("INSERT INTO notes (id, node_id, body) VALUES ({}, {}, 'b{i}');", i + 1, ix.index(n) + 1));
+        s.push_str(&format!(
+            "INSERT INTO notes (id, node_id, body) VALUES ({}, {}, 'b{i}');",
+            i + 1,
+            ix.index(n) + 1
+        ));
     }
     s
 }
@@ -106,15 +123,30 @@ async fn state(engine: &Engine) -> Vec<Vec<Vec<String>>> {
         ("tags", "id, node_id, t"),
         ("notes", "id, node_id, body, deleted_at, deletion_id"),
     ] {
-        let list: Vec<String> = cols.split(", ").map(|c| format!("COALESCE(CAST({c} AS TEXT), '~')")).collect();
-        out.push(q(engine, &format!("SELECT {} FROM {t} ORDER BY id", list.join(", "))).await);
+        let list: Vec<String> = cols
+            .split(", ")
+            .map(|c| format!("COALESCE(CAST({c} AS TEXT), '~')"))
+            .collect();
+        out.push(
+            q(
+                engine,
+                &format!("SELECT {} FROM {t} ORDER BY id", list.join(", ")),
+            )
+            .await,
+        );
     }
     out
 }
 
 async fn check(b: Backend, w: World) -> Result<(), TestCaseError> {
-    let Some(db) = TestDb::new(b).await else { return Ok(()) };
-    let int = if b == Backend::Postgres { "bigint" } else { "INTEGER" };
+    let Some(db) = TestDb::new(b).await else {
+        return Ok(());
+    };
+    let int = if b == Backend::Postgres {
+        "bigint"
+    } else {
+        "INTEGER"
+    };
     db.exec(&format!(
         "CREATE TABLE nodes (id {int} PRIMARY KEY, parent_id {int} REFERENCES nodes (id), label TEXT NOT NULL);
          CREATE TABLE leaves (id {int} PRIMARY KEY, node_id {int} NOT NULL REFERENCES nodes (id), v {int} NOT NULL);
@@ -129,12 +161,20 @@ async fn check(b: Backend, w: World) -> Result<(), TestCaseError> {
     for ix in &w.earlier_leaves {
         if !w.leaves.is_empty() {
             let id = ix.index(w.leaves.len()) + 1;
-            ignore_gone(engine.delete(&DeleteRequest::new("leaves", id.to_string())).await)?;
+            ignore_gone(
+                engine
+                    .delete(&DeleteRequest::new("leaves", id.to_string()))
+                    .await,
+            )?;
         }
     }
     for ix in &w.earlier_nodes {
         let id = ix.index(n) + 1;
-        ignore_gone(engine.delete(&DeleteRequest::new("nodes", id.to_string())).await)?;
+        ignore_gone(
+            engine
+                .delete(&DeleteRequest::new("nodes", id.to_string()))
+                .await,
+        )?;
     }
     let active = active_ids(&engine, "nodes", "id").await;
     if active.is_empty() {
@@ -143,12 +183,20 @@ async fn check(b: Backend, w: World) -> Result<(), TestCaseError> {
     }
     let root = active[w.root.index(active.len())].clone();
     let before = state(&engine).await;
-    let done = engine.delete(&DeleteRequest::new("nodes", root.clone())).await.unwrap();
+    let done = engine
+        .delete(&DeleteRequest::new("nodes", root.clone()))
+        .await
+        .unwrap();
     let during = state(&engine).await;
     prop_assert_ne!(&before, &during, "the delete changed something");
     engine.restore(&done.deletion_id, None).await.unwrap();
     let after = state(&engine).await;
-    prop_assert_eq!(&before, &after, "delete {} then restore is not the identity", root);
+    prop_assert_eq!(
+        &before,
+        &after,
+        "delete {} then restore is not the identity",
+        root
+    );
     prop_assert!(engine.audit_verify(None).await.unwrap().ok);
     db.cleanup().await;
     Ok(())
@@ -162,7 +210,11 @@ fn ignore_gone<T>(r: Result<T, StoreError>) -> Result<(), TestCaseError> {
 }
 
 fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap()
 }
 
 proptest! {

@@ -43,11 +43,14 @@ impl Drop for TempDir {
 }
 
 pub fn pg_base_url() -> String {
-    std::env::var("LETHE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1/postgres".to_string())
+    std::env::var("LETHE_TEST_PG")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1/postgres".to_string())
 }
 
 fn in_ci() -> bool {
-    std::env::var("CI").map(|v| !v.is_empty() && v != "false" && v != "0").unwrap_or(false)
+    std::env::var("CI")
+        .map(|v| !v.is_empty() && v != "false" && v != "0")
+        .unwrap_or(false)
 }
 
 impl TestDb {
@@ -59,8 +62,13 @@ impl TestDb {
                 let dir = TempDir::new();
                 let url = format!("sqlite://{}", dir.0.join("test.db").display());
                 // Create the file.
-                let o = url.parse::<sqlx::sqlite::SqliteConnectOptions>().unwrap().create_if_missing(true);
-                let c = sqlx::SqliteConnection::connect_with(&o).await.expect("sqlite");
+                let o = url
+                    .parse::<sqlx::sqlite::SqliteConnectOptions>()
+                    .unwrap()
+                    .create_if_missing(true);
+                let c = sqlx::SqliteConnection::connect_with(&o)
+                    .await
+                    .expect("sqlite");
                 c.close().await.unwrap();
                 Some(TestDb {
                     backend,
@@ -86,7 +94,9 @@ impl TestDb {
                     .expect("create database");
                 admin.close().await.unwrap();
                 let url = match base.rfind('/') {
-                    Some(i) if base[..i].ends_with(|c: char| c != '/') => format!("{}/{name}", &base[..i]),
+                    Some(i) if base[..i].ends_with(|c: char| c != '/') => {
+                        format!("{}/{name}", &base[..i])
+                    }
                     _ => format!("{base}/{name}"),
                 };
                 Some(TestDb {
@@ -101,30 +111,40 @@ impl TestDb {
 
     /// Drops the PostgreSQL database (SQLite's directory goes on drop).
     pub async fn cleanup(self) {
-        if let Some(name) = &self.pg_name {
-            if let Ok(mut admin) = PgConnection::connect(&pg_base_url()).await {
-                let _ = admin
-                    .execute(AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                    .await;
-            }
+        if let Some(name) = &self.pg_name
+            && let Ok(mut admin) = PgConnection::connect(&pg_base_url()).await
+        {
+            let _ = admin
+                .execute(AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                )))
+                .await;
         }
     }
 
     /// Runs one statement (which may contain `;`, e.g. a function body).
     pub async fn exec_one(&self, sql: &str) {
-        let db = Db::connect(&self.url, Default::default()).await.expect("connect");
+        let db = Db::connect(&self.url, Default::default())
+            .await
+            .expect("connect");
         let mut tx = db.begin_write().await.expect("begin");
-        tx.exec(sql, &[]).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+        tx.exec(sql, &[])
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
         tx.commit().await.expect("commit");
         db.close().await;
     }
 
     /// Runs a batch of statements (`;`-separated, no params) outside Lethe.
     pub async fn exec(&self, sql: &str) {
-        let db = Db::connect(&self.url, Default::default()).await.expect("connect");
+        let db = Db::connect(&self.url, Default::default())
+            .await
+            .expect("connect");
         let mut tx = db.begin_write().await.expect("begin");
         for stmt in sql.split(';').map(str::trim).filter(|s| !s.is_empty()) {
-            tx.exec(stmt, &[]).await.unwrap_or_else(|e| panic!("{stmt}: {e}"));
+            tx.exec(stmt, &[])
+                .await
+                .unwrap_or_else(|e| panic!("{stmt}: {e}"));
         }
         tx.commit().await.expect("commit");
         db.close().await;
@@ -133,7 +153,11 @@ impl TestDb {
 
 /// The shop used by most tests. `{id}` columns are integers on both backends.
 pub fn shop_schema(b: Backend) -> String {
-    let big = if b == Backend::Postgres { "bigint" } else { "INTEGER" };
+    let big = if b == Backend::Postgres {
+        "bigint"
+    } else {
+        "INTEGER"
+    };
     format!(
         "
 CREATE TABLE users (id {big} PRIMARY KEY, email TEXT NOT NULL, name TEXT);
@@ -265,7 +289,9 @@ pub async fn shop(b: Backend) -> Option<(TestDb, Engine)> {
     let db = TestDb::new(b).await?;
     db.exec(&shop_schema(b)).await;
     db.exec(SHOP_DATA).await;
-    let mut engine = Engine::connect(policy(SHOP_POLICY), &db.url).await.expect("connect");
+    let mut engine = Engine::connect(policy(SHOP_POLICY), &db.url)
+        .await
+        .expect("connect");
     let findings = engine.check();
     assert!(
         findings.iter().all(|f| f.level != lethe_core::Level::Error),
@@ -289,24 +315,41 @@ pub async fn q(engine: &Engine, sql: &str) -> Vec<Vec<String>> {
 
 /// A single text value.
 pub async fn one(engine: &Engine, sql: &str) -> String {
-    q(engine, sql).await.first().and_then(|r| r.first().cloned()).unwrap_or_default()
+    q(engine, sql)
+        .await
+        .first()
+        .and_then(|r| r.first().cloned())
+        .unwrap_or_default()
 }
 
 /// Keys (first column, as text) of the active rows of a soft table, sorted.
 pub async fn active_ids(engine: &Engine, table: &str, key: &str) -> Vec<String> {
-    let sql = format!("SELECT CAST({key} AS TEXT) FROM {table} WHERE deleted_at IS NULL ORDER BY {key}");
-    q(engine, &sql).await.into_iter().map(|r| r[0].clone()).collect()
+    let sql =
+        format!("SELECT CAST({key} AS TEXT) FROM {table} WHERE deleted_at IS NULL ORDER BY {key}");
+    q(engine, &sql)
+        .await
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect()
 }
 
 /// All ids (first column) of a table, sorted.
 pub async fn all_ids(engine: &Engine, table: &str, key: &str) -> Vec<String> {
     let sql = format!("SELECT CAST({key} AS TEXT) FROM {table} ORDER BY {key}");
-    q(engine, &sql).await.into_iter().map(|r| r[0].clone()).collect()
+    q(engine, &sql)
+        .await
+        .into_iter()
+        .map(|r| r[0].clone())
+        .collect()
 }
 
 /// The deletion id marked on a row (empty when active).
 pub async fn mark(engine: &Engine, table: &str, cond: &str) -> String {
-    one(engine, &format!("SELECT COALESCE(CAST(deletion_id AS TEXT), '') FROM {table} WHERE {cond}")).await
+    one(
+        engine,
+        &format!("SELECT COALESCE(CAST(deletion_id AS TEXT), '') FROM {table} WHERE {cond}"),
+    )
+    .await
 }
 
 /// Lethe's own table name on this backend.
