@@ -33,6 +33,11 @@ pub struct TableInfo {
     pub row_security: bool,
     /// PostgreSQL: names of row-level security policies.
     pub policies: BTreeSet<String>,
+    /// SQLite: the table's CREATE TABLE statement, for rebuilds.
+    pub create_sql: Option<String>,
+    /// SQLite: CREATE INDEX / CREATE TRIGGER statements of the table, replayed
+    /// after a rebuild.
+    pub dependent_sql: Vec<String>,
 }
 
 impl TableInfo {

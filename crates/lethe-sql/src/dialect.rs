@@ -254,7 +254,9 @@ impl Dialect {
     /// A timestamp column as ISO 8601 UTC text, the same on every database.
     pub fn timestamp_text(self, expr: &str) -> String {
         match self {
-            Dialect::Postgres => format!("to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"),
+            Dialect::Postgres => {
+                format!("to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+            }
             Dialect::Sqlite => format!("CAST({expr} AS TEXT)"),
         }
     }
@@ -308,6 +310,12 @@ impl Dialect {
     /// (PostgreSQL) or as staged statements over temporary key tables.
     pub fn single_statement_delete(self) -> bool {
         matches!(self, Dialect::Postgres)
+    }
+
+    /// Whether a UNIQUE clause written inside CREATE TABLE can only be removed
+    /// by rebuilding the table (SQLite), rather than dropped in place.
+    pub fn unique_clause_needs_rebuild(self) -> bool {
+        matches!(self, Dialect::Sqlite)
     }
 
     /// `WHERE`-clause condition: the row (alias `a`) is active.

@@ -9,6 +9,7 @@ pub mod dialect;
 pub mod migrate;
 pub mod queries;
 pub mod restore;
+pub mod sqlite_rebuild;
 
 pub use delete::{DeleteProgram, Mode, ProgramStmt, render_delete};
 pub use dialect::{Binder, Dialect, Param, Stmt};

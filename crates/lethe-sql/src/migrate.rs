@@ -22,6 +22,9 @@ pub struct MigrationStep {
     pub statements: Vec<String>,
     /// Set when the step cannot be done automatically; says why and what to do.
     pub blocked: Option<String>,
+    /// The step rebuilds a table (SQLite) and must run with foreign key
+    /// enforcement off, checked before commit.
+    pub foreign_keys_off: bool,
 }
 
 /// Shortens a generated object name to the 63-byte limit, keeping it unique.
@@ -213,6 +216,7 @@ pub fn plan_migration(
             },
             statements: internal_statements(d),
             blocked: None,
+            foreign_keys_off: false,
         });
     }
     for e in policy.entities.values() {
@@ -244,8 +248,52 @@ fn entity_steps(
             description,
             statements,
             blocked: None,
+            foreign_keys_off: false,
         })
     };
+    // SQLite: a UNIQUE clause inside CREATE TABLE can only go with a rebuild,
+    // done first so the later steps see the rebuilt table.
+    let mut rebuilt: Vec<BTreeSet<&String>> = Vec::new();
+    if d.unique_clause_needs_rebuild() {
+        let inline: Vec<&Vec<String>> = e
+            .unique
+            .iter()
+            .filter(|cols| {
+                let want: BTreeSet<&String> = cols.iter().collect();
+                !t.indexes.contains(&unique_index_name(e, cols))
+                    && t.uniques.iter().any(|u| {
+                        u.inline && !u.partial && u.columns.iter().collect::<BTreeSet<_>>() == want
+                    })
+            })
+            .collect();
+        let new_sql = t.create_sql.as_ref().and_then(|create| {
+            let mut sql = create.clone();
+            for cols in &inline {
+                sql = crate::sqlite_rebuild::drop_unique(&sql, cols)?;
+            }
+            crate::sqlite_rebuild::rename_create(&sql, &format!("lethe_rebuild_{}", e.table))
+        });
+        if let (false, Some(new_sql)) = (inline.is_empty(), new_sql) {
+            let columns: Vec<String> = t
+                .columns
+                .iter()
+                .filter(|c| !c.generated)
+                .map(|c| c.name.clone())
+                .collect();
+            steps.push(MigrationStep {
+                id: format!("{}:rebuild", e.table),
+                description: format!(
+                    "rebuild {} without its inline UNIQUE on ({}) — SQLite cannot drop such a clause in place; data, indexes and triggers are kept",
+                    e.table,
+                    inline.iter().map(|c| c.join(", ")).collect::<Vec<_>>().join("), (")
+                ),
+                statements: crate::sqlite_rebuild::rebuild_statements(&e.table, &new_sql, &columns, &t.dependent_sql),
+                blocked: None,
+                foreign_keys_off: true,
+            });
+            rebuilt = inline.iter().map(|c| c.iter().collect()).collect();
+        }
+    }
     let mut added_columns = false;
     if !t.has_column(&e.deleted_at) {
         added_columns = true;
@@ -329,7 +377,9 @@ fn entity_steps(
             .iter()
             .filter(|u| !u.partial && u.columns.iter().collect::<BTreeSet<_>>() == want)
         {
-            if u.inline {
+            if u.inline && rebuilt.contains(&want) {
+                // Removed by the rebuild step above.
+            } else if u.inline {
                 blocked = Some(format!(
                     "{}({}) has a UNIQUE clause inside its CREATE TABLE; SQLite can only drop it by rebuilding the table. \
                      Rebuild \"{}\" without that clause (keep a plain column) and run `lethe migrate` again",
@@ -375,6 +425,7 @@ fn entity_steps(
             description,
             statements,
             blocked,
+            foreign_keys_off: false,
         });
     }
     let view = active_view_name(e);

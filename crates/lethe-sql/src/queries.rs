@@ -185,6 +185,17 @@ pub fn outbox_for(d: Dialect) -> String {
     )
 }
 
+/// After a table rebuild with foreign keys off: rows that violate a foreign
+/// key (must be none before commit).
+pub fn foreign_key_check(d: Dialect) -> Option<&'static str> {
+    match d {
+        Dialect::Postgres => None,
+        Dialect::Sqlite => {
+            Some("SELECT \"table\", CAST(rowid AS TEXT), parent FROM pragma_foreign_key_check")
+        }
+    }
+}
+
 /// Lets Lethe's own purge pass the delete guard for the current transaction.
 pub fn enable_bypass(d: Dialect) -> &'static str {
     match d {
@@ -278,6 +289,16 @@ pub mod introspect {
                  FROM pg_trigger tg JOIN pg_class c ON c.oid = tg.tgrelid JOIN pg_namespace n ON n.oid = c.relnamespace WHERE NOT tg.tgisinternal"
             }
             Dialect::Sqlite => "SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'",
+        }
+    }
+
+    /// `(table, type, sql)` of stored definitions (SQLite; none on PostgreSQL).
+    pub fn definitions(d: Dialect) -> &'static str {
+        match d {
+            Dialect::Postgres => "SELECT '', '', '' WHERE false",
+            Dialect::Sqlite => {
+                "SELECT tbl_name, type, sql FROM sqlite_master WHERE sql IS NOT NULL AND type IN ('table', 'index', 'trigger') ORDER BY rowid"
+            }
         }
     }
 

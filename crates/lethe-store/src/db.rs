@@ -99,6 +99,30 @@ impl Db {
         }
     }
 
+    /// A one-connection handle on the same database with foreign key
+    /// enforcement off, for table rebuilds (SQLite drops and renames tables;
+    /// with enforcement on, dropping a parent would run its ON DELETE actions).
+    /// PostgreSQL never needs it and gets a clone of this handle.
+    pub async fn without_foreign_keys(&self) -> Result<Db> {
+        match self {
+            Db::Postgres(_) => Ok(self.clone()),
+            Db::Sqlite(p) => {
+                let o = (*p.connect_options())
+                    .clone()
+                    .foreign_keys(false)
+                    // Keep views and triggers that name the table as they are
+                    // while it is briefly renamed.
+                    .pragma("legacy_alter_table", "ON");
+                let pool = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .connect_with(o)
+                    .await
+                    .map_err(|e| StoreError::Connect(e.to_string()))?;
+                Ok(Db::Sqlite(pool))
+            }
+        }
+    }
+
     pub fn dialect(&self) -> Dialect {
         match self {
             Db::Postgres(_) => Dialect::Postgres,

@@ -185,7 +185,13 @@ impl Engine {
             });
         }
         let (_, now) = now_text();
-        let mut tx = self.db.begin_write().await?;
+        let rebuilds = steps.iter().any(|s| s.foreign_keys_off);
+        let mdb = if rebuilds {
+            self.db.without_foreign_keys().await?
+        } else {
+            self.db.clone()
+        };
+        let mut tx = mdb.begin_write().await?;
         for s in &steps {
             for sql in &s.statements {
                 tx.exec(sql, &[]).await.map_err(|e| match e {
@@ -205,7 +211,22 @@ impl Engine {
             )
             .await?;
         }
+        if let Some(check) = lethe_sql::queries::foreign_key_check(d).filter(|_| rebuilds) {
+            let bad = tx.rows(check, &[]).await?;
+            if let Some(r) = bad.first() {
+                tx.rollback().await?;
+                return Err(StoreError::Database(format!(
+                    "table rebuild would break a foreign key ({} row {} -> {}); nothing was changed",
+                    col(r, 0),
+                    col(r, 1),
+                    col(r, 2)
+                )));
+            }
+        }
         tx.commit().await?;
+        if rebuilds {
+            mdb.close().await;
+        }
         // New columns and tables change what cached statements return.
         if let Db::Postgres(p) = &self.db {
             let db = Db::Postgres(p.clone());

@@ -112,6 +112,14 @@ pub async fn load_schema(db: &Db) -> Result<Schema> {
             t.triggers.insert(col(&r, 1));
         }
     }
+    for r in tx.rows(q::definitions(d), &[]).await? {
+        if let Some(t) = schema.tables.get_mut(&col(&r, 0)) {
+            match col(&r, 1).as_str() {
+                "table" => t.create_sql = Some(col(&r, 2)),
+                _ => t.dependent_sql.push(col(&r, 2)),
+            }
+        }
+    }
     for r in tx.rows(q::views(d), &[]).await? {
         schema.views.insert(col(&r, 0));
     }

@@ -1042,3 +1042,108 @@ on_both!(
     hard_snapshots_round_trip_column_types,
     hard_snapshots_round_trip_column_types
 );
+
+async fn inline_unique_constraint_is_replaced(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    // The common real-world shape: UNIQUE written on the column, children
+    // with ON DELETE CASCADE, the application's own index, trigger and view.
+    db.exec(
+        "CREATE TABLE members (id INTEGER PRIMARY KEY, email TEXT NOT NULL UNIQUE, nick TEXT CHECK (length(nick) < 20), UNIQUE (nick));
+         CREATE TABLE posts (id INTEGER PRIMARY KEY, member_id INTEGER NOT NULL REFERENCES members (id) ON DELETE CASCADE, body TEXT NOT NULL);
+         CREATE INDEX members_nick_idx ON members (nick);
+         CREATE VIEW member_emails AS SELECT email FROM members;
+         INSERT INTO members VALUES (1, 'a@x.io', 'a'), (2, 'b@x.io', 'b');
+         INSERT INTO posts VALUES (10, 1, 'hi'), (11, 2, 'yo'), (12, 2, 'again')",
+    )
+    .await;
+    let text = r#"
+        [entities.members]
+        key = ["id"]
+        unique = [["email"]]
+        [entities.posts]
+        key = ["id"]
+        [[relations]]
+        child = "posts"
+        columns = ["member_id"]
+        parent = "members"
+        on_delete = "cascade"
+    "#;
+    let mut engine = lethe_store::Engine::connect(policy(text), &db.url)
+        .await
+        .unwrap();
+    let plan = engine.migrate(true).await.unwrap();
+    assert!(
+        plan.steps.iter().all(|s| s.blocked.is_none()),
+        "{:?}",
+        plan.steps
+    );
+    engine
+        .migrate(false)
+        .await
+        .expect("migrate replaces the inline unique");
+    // Data, children, the application's index, view and CHECK survive.
+    assert_eq!(all_ids(&engine, "members", "id").await, vec!["1", "2"]);
+    assert_eq!(
+        all_ids(&engine, "posts", "id").await,
+        vec!["10", "11", "12"]
+    );
+    assert_eq!(
+        q(&engine, "SELECT email FROM member_emails ORDER BY email")
+            .await
+            .len(),
+        2
+    );
+    assert!(
+        engine
+            .schema()
+            .table("members")
+            .unwrap()
+            .indexes
+            .contains("members_nick_idx")
+    );
+    let raw = lethe_store::Db::connect(&db.url, Default::default())
+        .await
+        .unwrap();
+    let mut tx = raw.begin_write().await.unwrap();
+    assert!(
+        tx.exec(
+            "INSERT INTO members VALUES (3, 'c@x.io', 'a-very-long-nickname-indeed')",
+            &[]
+        )
+        .await
+        .is_err(),
+        "the CHECK constraint is kept"
+    );
+    drop(tx);
+    let mut tx = raw.begin_write().await.unwrap();
+    assert!(
+        tx.exec("INSERT INTO members VALUES (3, 'c@x.io', 'a')", &[])
+            .await
+            .is_err(),
+        "the other UNIQUE is kept"
+    );
+    drop(tx);
+    raw.close().await;
+    // The email is now unique among active rows only, and the guard is on.
+    engine
+        .delete(&DeleteRequest::new("members", "2"))
+        .await
+        .unwrap();
+    assert_eq!(active_ids(&engine, "posts", "id").await, vec!["10"]);
+    db.exec("INSERT INTO members (id, email, nick) VALUES (3, 'b@x.io', 'b2')")
+        .await;
+    let mut again = lethe_store::Engine::connect(policy(text), &db.url)
+        .await
+        .unwrap();
+    assert!(
+        again.migrate(true).await.unwrap().steps.is_empty(),
+        "idempotent after the rebuild"
+    );
+    db.cleanup().await;
+}
+on_both!(
+    inline_unique_constraint_is_replaced,
+    inline_unique_constraint_is_replaced
+);
