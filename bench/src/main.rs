@@ -29,7 +29,8 @@ pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + S
 deep    delete and restore one root with a 42,001-row cascade (target: at most 1.5x the SQL)\n  \
 single  1,000 one-row-plus-3-kids deletes, one transaction each (target: at most 2x)\n  \
 rss     peak memory of the `lethe` CLI deleting a 1,000,001-row cascade (target: under 100 MB)\n\n\
-Build first: cargo build --release -p lethe-cli -p lethe-bench"
+Build first: cargo build --release -p lethe-cli -p lethe-bench\n\
+Set LETHE_LOG=sqlx=debug to log every statement (Lethe's and the baseline's) with its time."
 )]
 struct Args {
     /// PostgreSQL server to use; the harness creates and drops its own
@@ -84,6 +85,12 @@ impl Workload {
 #[tokio::main]
 async fn main() -> ExitCode {
     let args = Args::parse();
+    // `LETHE_LOG=sqlx=debug` logs every statement with its time, for both
+    // Lethe and the baseline: the way to see where a ratio comes from.
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_env("LETHE_LOG"))
+        .with_writer(std::io::stderr)
+        .init();
     match run(&args).await {
         Ok(figures) => {
             if args.json {

@@ -45,6 +45,24 @@ pub struct Figure {
     pub lethe: f64,
     pub baseline: Option<f64>,
     pub target: Target,
+    /// Every measured value behind `lethe` and `baseline` (for the spread;
+    /// JSON only).
+    pub runs: Runs,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct Runs {
+    pub lethe: Vec<f64>,
+    pub baseline: Vec<f64>,
+}
+
+impl Runs {
+    pub fn new(lethe: &[f64], baseline: &[f64]) -> Runs {
+        Runs {
+            lethe: lethe.to_vec(),
+            baseline: baseline.to_vec(),
+        }
+    }
 }
 
 impl Figure {
@@ -102,6 +120,7 @@ impl Figure {
             "ratio": self.ratio(),
             "target": { "kind": kind, "value": value },
             "pass": self.pass(),
+            "runs": { "lethe": self.runs.lethe, "baseline": self.runs.baseline },
         })
     }
 }
@@ -189,6 +208,7 @@ mod tests {
             lethe,
             baseline: Some(baseline),
             target: Target::MaxRatio(1.5),
+            runs: Runs::default(),
         };
         assert_eq!(f(Unit::Millis, 30.0, 20.0).ratio(), Some(1.5));
         assert_eq!(f(Unit::PerSecond, 500.0, 1000.0).ratio(), Some(2.0));

@@ -9,7 +9,7 @@ use lethe_store::DeleteRequest;
 use super::{Settings, expect_rows, prepare, progress};
 use crate::Result;
 use crate::fixtures::{Chain, now_text};
-use crate::report::{Figure, Target, Unit, median};
+use crate::report::{Figure, Runs, Target, Unit, median};
 use crate::sql::Dialect;
 
 pub const NAME: &str = "deep";
@@ -83,6 +83,7 @@ pub async fn run(s: &Settings, d: Dialect, url: &str) -> Result<Vec<Figure>> {
         lethe: median(lethe),
         baseline: Some(median(baseline)),
         target: Target::MaxRatio(TARGET),
+        runs: Runs::new(lethe, baseline),
     };
     Ok(vec![
         figure("delete", &times[0], &times[2]),

@@ -5,12 +5,12 @@
 use std::fs::File;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::{Settings, expect_rows, prepare, progress};
 use crate::Result;
 use crate::fixtures::{Chain, now_text};
-use crate::report::{Figure, Target, Unit};
+use crate::report::{Figure, Runs, Target, Unit};
 use crate::sql::Dialect;
 
 pub const NAME: &str = "rss";
@@ -64,6 +64,7 @@ pub async fn run(s: &Settings, d: Dialect, url: &str) -> Result<Vec<Figure>> {
             lethe: cli.peak_kib as f64 / 1024.0,
             baseline: None,
             target: Target::Below(LIMIT_MB),
+            runs: Runs::default(),
         },
         Figure {
             dialect: d.name(),
@@ -73,41 +74,66 @@ pub async fn run(s: &Settings, d: Dialect, url: &str) -> Result<Vec<Figure>> {
             lethe: cli.wall_secs,
             baseline: Some(baseline_secs),
             target: Target::None,
+            runs: Runs::default(),
         },
     ])
 }
 
 struct CliRun {
-    peak_kib: i64,
+    peak_kib: u64,
     wall_secs: f64,
     stdout: String,
 }
 
-/// Runs `lethe delete roots 1 --json` and waits for it with `wait4`, whose
-/// `ru_maxrss` is the kernel's own high-water mark of that one process
-/// (VmHWM), exact where polling /proc every few milliseconds could miss a
-/// short peak. (`RUSAGE_CHILDREN` would mix in earlier children.)
+/// How often the child's peak is read. VmHWM is a high-water mark, so a
+/// sample only misses growth in the last interval before the process exits.
+const POLL: Duration = Duration::from_millis(20);
+
+/// Runs `lethe delete roots 1 --json`, sampling the child's VmHWM (the
+/// kernel's high-water mark of its resident set) until it exits.
+///
+/// Not `wait4`'s `ru_maxrss`: that also counts the address space the child
+/// was spawned from, so it reports the harness's own peak (tens of MB after
+/// loading a million rows) whenever that is larger than the CLI's.
 fn run_cli(bin: &Path, policy: &Path, url: &str, dir: &Path) -> Result<CliRun> {
     let out_path = dir.join("lethe-cli.stdout");
     let err_path = dir.join("lethe-cli.stderr");
     let start = Instant::now();
-    let child = Command::new(bin)
+    let mut child = Command::new(bin)
         .args(["delete", "roots", "1", "--json", "--policy"])
         .arg(policy)
         .args(["--database", url])
         .env_remove("LETHE_DATABASE_URL")
         .stdin(Stdio::null())
-        // Files, not pipes: nobody reads a pipe while we block in wait4.
+        // Files, not pipes: nobody reads a pipe while we poll.
         .stdout(File::create(&out_path)?)
         .stderr(File::create(&err_path)?)
         .spawn()
         .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
-    let (status, peak_kib) = wait_with_peak_rss(child.id() as libc::pid_t)?;
+    let status_file = format!("/proc/{}/status", child.id());
+    let mut peak_kib = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        // Unreadable once the process has exited; its last sample stands.
+        if let Some(kib) = std::fs::read_to_string(&status_file)
+            .ok()
+            .as_deref()
+            .and_then(vm_hwm_kib)
+        {
+            peak_kib = peak_kib.max(kib);
+        }
+        std::thread::sleep(POLL);
+    };
     let wall_secs = start.elapsed().as_secs_f64();
     let stdout = std::fs::read_to_string(&out_path)?;
-    if !(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0) {
+    if !status.success() {
         let stderr = std::fs::read_to_string(&err_path)?;
-        return Err(format!("lethe failed (wait status {status}): {stderr}{stdout}").into());
+        return Err(format!("lethe failed ({status}): {stderr}{stdout}").into());
+    }
+    if peak_kib == 0 {
+        return Err("could not read the CLI's VmHWM from /proc (Linux only)".into());
     }
     Ok(CliRun {
         peak_kib,
@@ -116,20 +142,19 @@ fn run_cli(bin: &Path, policy: &Path, url: &str, dir: &Path) -> Result<CliRun> {
     })
 }
 
-/// Reaps `pid`; returns its wait status and peak resident set in KiB.
-fn wait_with_peak_rss(pid: libc::pid_t) -> Result<(i32, i64)> {
-    let mut status = 0;
-    // SAFETY: rusage is plain old data; all-zero is a valid value.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    loop {
-        // SAFETY: both pointers point to live, writable locals.
-        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-        if r == pid {
-            return Ok((status, usage.ru_maxrss));
-        }
-        let e = std::io::Error::last_os_error();
-        if e.kind() != std::io::ErrorKind::Interrupted {
-            return Err(e.into());
-        }
+/// `VmHWM:   14388 kB` from /proc/<pid>/status.
+fn vm_hwm_kib(status: &str) -> Option<u64> {
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn reads_vm_hwm() {
+        let status = "Name:\tlethe\nVmPeak:\t  90000 kB\nVmHWM:\t   14388 kB\nVmRSS:\t 9000 kB\n";
+        assert_eq!(super::vm_hwm_kib(status), Some(14388));
     }
 }

@@ -164,6 +164,25 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
                 Some(_) => {}
             }
         }
+        if r.on_delete != OnDelete::Keep
+            && r.columns.iter().all(|c| t.has_column(c))
+            && !t.has_index_on(&r.columns)
+        {
+            push(
+                Level::Warning,
+                k.clone(),
+                Some(r.line),
+                format!(
+                    "no index on {}({}): every delete of \"{}\" scans \"{}\" to find its children; consider CREATE INDEX ON {} ({})",
+                    child.table,
+                    r.columns.join(", "),
+                    parent.name,
+                    child.table,
+                    child.table,
+                    r.columns.join(", ")
+                ),
+            );
+        }
         // A hard parent cannot be removed while a database foreign key still
         // points at it from a row that only gets marked.
         let fk = t

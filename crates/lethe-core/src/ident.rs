@@ -1,15 +1,17 @@
 //! Identifier validation. Every table and column name from the policy or the user
 //! passes through here before it is quoted into SQL; values are always bound.
 
-/// A plain SQL identifier: a letter or `_`, then letters, digits, `_` or `$`, at
-/// most 63 bytes (PostgreSQL's limit).
+/// An identifier Lethe accepts: letters (any script), digits, `_`, `$` and `-`,
+/// not starting with a digit or `-`, at most 63 bytes (PostgreSQL's limit).
+/// Every identifier is double-quoted in SQL; the rule keeps out quotes,
+/// whitespace and punctuation that never belong in a name.
 pub fn is_valid(s: &str) -> bool {
     let mut chars = s.chars();
     match chars.next() {
-        Some(c) if c.is_ascii_alphabetic() || c == '_' => {}
+        Some(c) if c.is_alphabetic() || c == '_' => {}
         _ => return false,
     }
-    s.len() <= 63 && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+    s.len() <= 63 && chars.all(|c| c.is_alphanumeric() || c == '_' || c == '$' || c == '-')
 }
 
 /// A table name, optionally schema-qualified (`schema.table`).
@@ -22,7 +24,7 @@ pub fn is_valid_table(s: &str) -> bool {
 
 pub fn invalid_message(s: &str) -> String {
     format!(
-        "\"{s}\" is not a valid identifier (use letters, digits and _, starting with a letter or _, at most 63 characters)"
+        "\"{s}\" is not a valid identifier (use letters, digits, _, $ and -, starting with a letter or _, at most 63 bytes)"
     )
 }
 

@@ -76,8 +76,24 @@ pub fn policy_from_schema(schema: &Schema, url: &str) -> String {
             .find(|u| !u.partial)
             .map(|u| u.columns.clone())
     };
+    // Entity names: the table name without its schema, made unique.
+    let mut entity_names: std::collections::BTreeMap<&str, String> = Default::default();
+    let mut taken = std::collections::BTreeSet::new();
     for t in &managed {
-        let _ = writeln!(s, "[entities.{}]", bare_key(&t.name));
+        let base = t.name.rsplit('.').next().unwrap_or(&t.name);
+        let mut name = base.to_string();
+        let mut n = 2;
+        while !taken.insert(name.clone()) {
+            name = format!("{base}_{n}");
+            n += 1;
+        }
+        entity_names.insert(t.name.as_str(), name);
+    }
+    for t in &managed {
+        let _ = writeln!(s, "[entities.{}]", bare_key(&entity_names[t.name.as_str()]));
+        if entity_names[t.name.as_str()] != t.name {
+            let _ = writeln!(s, "table = {}", quote(&t.name));
+        }
         match key_of(t) {
             Some(k) => {
                 let _ = writeln!(s, "key = {}", list(&k));
@@ -152,11 +168,14 @@ pub fn policy_from_schema(schema: &Schema, url: &str) -> String {
                     format!("   # ON DELETE {}", other.to_uppercase()),
                 ),
             };
+            let Some(parent_entity) = entity_names.get(parent.name.as_str()) else {
+                continue;
+            };
             let parent_key = key_of(parent).unwrap_or_default();
             let _ = writeln!(s, "[[relations]]");
-            let _ = writeln!(s, "child = {}", quote(&t.name));
+            let _ = writeln!(s, "child = {}", quote(&entity_names[t.name.as_str()]));
             let _ = writeln!(s, "columns = {}", list(&fk.columns));
-            let _ = writeln!(s, "parent = {}", quote(&parent.name));
+            let _ = writeln!(s, "parent = {}", quote(parent_entity));
             if fk.ref_columns != parent_key {
                 let _ = writeln!(
                     s,

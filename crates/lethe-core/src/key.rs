@@ -49,6 +49,9 @@ impl KeyValue {
                     entity.key.join(", ")
                 ))
             })?;
+            if val.is_empty() {
+                return Err(bad(format!("the value of \"{col}\" is empty")));
+            }
             if values[i].replace(val.to_string()).is_some() {
                 return Err(bad(format!("\"{col}\" is given twice")));
             }

@@ -10,11 +10,21 @@ pub struct Schema {
     pub tables: BTreeMap<String, TableInfo>,
     /// Names of views (for `<table>_active`).
     pub views: BTreeSet<String>,
+    /// The schema whose tables are named without a prefix (PostgreSQL's
+    /// `current_schema()`, SQLite's `main`).
+    pub current_schema: Option<String>,
 }
 
 impl Schema {
+    /// A table by the name the policy uses; `public.users` finds `users` when
+    /// `public` is the current schema.
     pub fn table(&self, name: &str) -> Option<&TableInfo> {
-        self.tables.get(name)
+        self.tables.get(name).or_else(|| {
+            let (schema, table) = name.split_once('.')?;
+            (Some(schema) == self.current_schema.as_deref())
+                .then(|| self.tables.get(table))
+                .flatten()
+        })
     }
 }
 
@@ -27,6 +37,9 @@ pub struct TableInfo {
     pub foreign_keys: Vec<ForeignKeyInfo>,
     /// All index names on the table (Lethe's own included).
     pub indexes: BTreeSet<String>,
+    /// The leading columns of every index (and key) on the table, to tell
+    /// whether a cascade can find children without scanning.
+    pub index_columns: Vec<Vec<String>>,
     /// All trigger names on the table.
     pub triggers: BTreeSet<String>,
     /// PostgreSQL: row-level security is enabled.
@@ -43,6 +56,17 @@ pub struct TableInfo {
 impl TableInfo {
     pub fn column(&self, name: &str) -> Option<&ColumnInfo> {
         self.columns.iter().find(|c| c.name == name)
+    }
+
+    /// Whether some index starts with `cols` (in any order).
+    pub fn has_index_on(&self, cols: &[String]) -> bool {
+        let want: BTreeSet<&String> = cols.iter().collect();
+        let starts = |idx: &Vec<String>| {
+            idx.len() >= cols.len() && idx[..cols.len()].iter().collect::<BTreeSet<_>>() == want
+        };
+        starts(&self.primary_key)
+            || self.uniques.iter().any(|u| starts(&u.columns))
+            || self.index_columns.iter().any(starts)
     }
 
     pub fn has_column(&self, name: &str) -> bool {
@@ -93,7 +117,10 @@ pub enum ColumnKind {
 impl ColumnKind {
     pub fn from_type(t: &str) -> ColumnKind {
         let t = t.to_ascii_lowercase();
-        if t.contains("int") || t == "serial" || t == "bigserial" {
+        // SQLite's own rule (a declared type containing "INT" has integer
+        // affinity), minus PostgreSQL types that merely contain the letters.
+        let not_integer = t.starts_with("interval") || t.contains("point");
+        if (t.contains("int") && !not_integer) || t.contains("serial") {
             ColumnKind::Integer
         } else if t.starts_with("numeric")
             || t.starts_with("decimal")

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{col, fk, shop, shop_schema, unique};
+use common::{col, fk, shop, shop_schema, shop_schema_unindexed, unique};
 use lethe_core::{Finding, Level, Policy, Schema, TableInfo, check_policy, parse_policy};
 
 fn tweak(table: &str, f: impl FnOnce(&mut TableInfo)) -> Schema {
@@ -21,9 +21,7 @@ fn drop_column(t: &mut TableInfo, name: &str) {
 
 /// `(level, key, line)` of each finding.
 fn summary(f: &[Finding]) -> Vec<(Level, String, Option<usize>)> {
-    f.iter()
-        .map(|f| (f.level, f.key.clone(), f.line))
-        .collect()
+    f.iter().map(|f| (f.level, f.key.clone(), f.line)).collect()
 }
 
 fn entity_line(p: &Policy, e: &str) -> Option<usize> {
@@ -74,10 +72,7 @@ fn unknown_table() {
     assert_eq!(f[0].line, Some(header));
     assert_eq!(
         f[0].to_string(),
-        format!(
-            "error: line {header}: entities.invoices: {}",
-            f[0].message
-        )
+        format!("error: line {header}: entities.invoices: {}", f[0].message)
     );
 }
 
@@ -94,7 +89,11 @@ fn unknown_key_column() {
             entity_line(&p, "orders")
         )]
     );
-    assert!(f[0].message.contains("unknown column \"orders.id\""), "{}", f[0]);
+    assert!(
+        f[0].message.contains("unknown column \"orders.id\""),
+        "{}",
+        f[0]
+    );
 }
 
 #[test]
@@ -157,7 +156,11 @@ fn set_null_on_not_null_column() {
     let f = check_policy(
         &p,
         &tweak("reviews", |t| {
-            t.columns.iter_mut().find(|c| c.name == "user_id").unwrap().not_null = true
+            t.columns
+                .iter_mut()
+                .find(|c| c.name == "user_id")
+                .unwrap()
+                .not_null = true
         }),
     );
     let (i, line) = relation(&p, "reviews.user_id -> users");
@@ -165,7 +168,10 @@ fn set_null_on_not_null_column() {
         summary(&f),
         [(Level::Error, format!("relations[{i}].on_delete"), line)]
     );
-    assert!(f[0].message.contains("set_null on NOT NULL column \"reviews.user_id\""));
+    assert!(
+        f[0].message
+            .contains("set_null on NOT NULL column \"reviews.user_id\"")
+    );
 }
 
 #[test]
@@ -193,17 +199,11 @@ fn key_not_unique_is_a_warning() {
     assert!(f[0].to_string().starts_with("warning: line "));
 
     // A primary key in another column order is the same key.
-    let f = check_policy(
-        &p,
-        &tweak("order_items", |t| t.primary_key.reverse()),
-    );
+    let f = check_policy(&p, &tweak("order_items", |t| t.primary_key.reverse()));
     assert!(f.is_empty(), "{f:#?}");
 
     // A primary key on a subset is not the key.
-    let f = check_policy(
-        &p,
-        &tweak("order_items", |t| t.primary_key.truncate(1)),
-    );
+    let f = check_policy(&p, &tweak("order_items", |t| t.primary_key.truncate(1)));
     assert_eq!(f.len(), 1);
 
     // A full unique constraint counts; a partial unique index does not.
@@ -254,7 +254,9 @@ fn marker_column_not_null_is_an_error() {
     // A hard entity's columns are no markers.
     let f = check_policy(
         &p,
-        &tweak("cart_items", |t| t.columns.push(col("deleted_at timestamptz!"))),
+        &tweak("cart_items", |t| {
+            t.columns.push(col("deleted_at timestamptz!"))
+        }),
     );
     assert!(f.is_empty(), "{f:#?}");
 }
@@ -329,11 +331,17 @@ fn hard_parent_with_soft_cascade_child_and_foreign_key_is_an_error() {
             (Level::Error, format!("relations[{rv}]"), rv_line),
         ]
     );
-    assert!(f[0].message.contains("\"products\" is hard-deleted"), "{}", f[0]);
+    assert!(
+        f[0].message.contains("\"products\" is hard-deleted"),
+        "{}",
+        f[0]
+    );
     assert!(f[0].message.contains("order_items.(product_id)"));
 
     // Without the database foreign key, nothing refuses the delete.
-    let s = tweak("reviews", |t| t.foreign_keys.retain(|f| f.columns != ["product_id"]));
+    let s = tweak("reviews", |t| {
+        t.foreign_keys.retain(|f| f.columns != ["product_id"])
+    });
     let f = check_policy(&p, &s);
     assert_eq!(
         summary(&f),
@@ -358,7 +366,10 @@ fn hard_parent_with_keep_child_and_foreign_key_is_an_error_restrict_is_not() {
     let (i, line) = relation(&p, "order_items.order_id -> orders");
     // reviews.order_id and invoices.order_id are restrict: they block the
     // delete before the database sees it, so no error there.
-    assert_eq!(summary(&f), [(Level::Error, format!("relations[{i}]"), line)]);
+    assert_eq!(
+        summary(&f),
+        [(Level::Error, format!("relations[{i}]"), line)]
+    );
     assert!(f[0].message.contains("(soft keep)"), "{}", f[0]);
 }
 
@@ -387,5 +398,40 @@ fn hard_entity_with_unique_is_a_warning() {
             "entities.cart_items.unique".to_string(),
             entity_line(&p, "cart_items")
         )]
+    );
+}
+
+#[test]
+fn unindexed_relation_columns_are_a_warning() {
+    let p = shop();
+    let mut schema = shop_schema();
+    schema
+        .tables
+        .get_mut("reviews")
+        .unwrap()
+        .index_columns
+        .clear();
+    let f = check_policy(&p, &schema);
+    let (i, line) = relation(&p, "reviews.product_id -> products");
+    let hit = f
+        .iter()
+        .find(|f| {
+            f.key == format!("relations[{i}]")
+                && f.message.contains("no index on reviews(product_id)")
+        })
+        .unwrap_or_else(|| panic!("{f:#?}"));
+    assert_eq!((hit.level, hit.line), (Level::Warning, line));
+    assert!(f.iter().all(|f| f.level == Level::Warning));
+    // A composite primary key that starts with the columns counts as an index.
+    let mut schema = shop_schema_unindexed();
+    schema
+        .tables
+        .values_mut()
+        .for_each(|t| t.index_columns.clear());
+    let f = check_policy(&p, &schema);
+    assert!(
+        !f.iter()
+            .any(|f| f.message.contains("no index on order_items(order_id)")),
+        "{f:#?}"
     );
 }

@@ -49,7 +49,9 @@ fn shop_like() -> Schema {
         ],
         &["id"],
     );
-    grants.uniques.push(unique("grants_scope_key", &["team_id", "user_id", "scope"]));
+    grants
+        .uniques
+        .push(unique("grants_scope_key", &["team_id", "user_id", "scope"]));
     grants.foreign_keys = vec![
         fk(
             &["team_id", "user_id"],
@@ -68,7 +70,9 @@ fn shop_like() -> Schema {
     // Lethe's own tables are skipped, and so are foreign keys to them.
     let lethe_outbox = table("lethe_outbox", &["id bigint!"], &["id"]);
     let mut audit_refs = table("audit_refs", &["id bigint!", "outbox_id bigint"], &[]);
-    audit_refs.uniques.push(unique("audit_refs_id_key", &["id"]));
+    audit_refs
+        .uniques
+        .push(unique("audit_refs_id_key", &["id"]));
     audit_refs.foreign_keys = vec![fk(&["outbox_id"], "lethe_outbox", &["id"], "cascade")];
     schema(vec![
         users,
@@ -98,7 +102,14 @@ fn init_output_parses_and_describes_the_schema() {
     let names: Vec<&str> = p.entities.keys().map(|s| s.as_str()).collect();
     assert_eq!(
         names,
-        ["audit_refs", "grants", "memberships", "notes", "teams", "users"],
+        [
+            "audit_refs",
+            "grants",
+            "memberships",
+            "notes",
+            "teams",
+            "users"
+        ],
         "every table but Lethe's own"
     );
     for e in p.entities.values() {
@@ -107,7 +118,10 @@ fn init_output_parses_and_describes_the_schema() {
         assert_eq!(e.deletion_id, "deletion_id");
         assert!(e.pii.is_empty(), "PII is only suggested, commented out");
     }
-    assert_eq!(p.entities["memberships"].key, strings(&["team_id", "user_id"]));
+    assert_eq!(
+        p.entities["memberships"].key,
+        strings(&["team_id", "user_id"])
+    );
     assert_eq!(
         p.entities["audit_refs"].key,
         strings(&["id"]),
@@ -123,8 +137,14 @@ fn init_output_parses_and_describes_the_schema() {
         p.entities["grants"].unique,
         vec![strings(&["team_id", "user_id", "scope"])]
     );
-    assert!(p.entities["teams"].unique.is_empty(), "partial unique skipped");
-    assert!(p.entities["audit_refs"].unique.is_empty(), "the key is not repeated");
+    assert!(
+        p.entities["teams"].unique.is_empty(),
+        "partial unique skipped"
+    );
+    assert!(
+        p.entities["audit_refs"].unique.is_empty(),
+        "the key is not repeated"
+    );
 
     let rels: Vec<String> = p
         .relations
@@ -148,7 +168,11 @@ fn init_output_parses_and_describes_the_schema() {
     assert!(text.contains("on_delete = \"restrict\"   # ON DELETE NO ACTION"));
     assert!(text.contains("on_delete = \"keep\"   # was ON DELETE SET DEFAULT: review"));
     assert!(text.contains("# pii = { email = \"hash\", phone = \"null\", name = \"redact\" }"));
-    assert!(p.relations.iter().any(|r| r.on_delete == OnDelete::Cascade && r.is_self_reference()));
+    assert!(
+        p.relations
+            .iter()
+            .any(|r| r.on_delete == OnDelete::Cascade && r.is_self_reference())
+    );
 }
 
 #[test]
@@ -169,7 +193,11 @@ fn url_is_quoted() {
 #[test]
 fn table_without_any_key_is_left_for_the_user() {
     // `key = []` with a comment: the policy is refused until the user names it.
-    let s = schema(vec![table("events", &["at timestamptz", "payload text"], &[])]);
+    let s = schema(vec![table(
+        "events",
+        &["at timestamptz", "payload text"],
+        &[],
+    )]);
     let text = policy_from_schema(&s, URL);
     assert!(text.contains("# no primary key or unique constraint found"));
     let err = parse_policy(&text, "lethe.toml").unwrap_err();
@@ -190,4 +218,19 @@ fn foreign_key_to_a_non_key_column_is_noted() {
         "{text}"
     );
     parse_policy(&text, "lethe.toml").unwrap();
+}
+
+#[test]
+fn init_output_parses_for_schema_qualified_tables() {
+    // Introspection names tables outside the current schema `schema.table`.
+    let accounts = table("billing.accounts", &["id bigint!"], &["id"]);
+    let mut orders = table("orders", &["id bigint!", "account_id bigint"], &["id"]);
+    orders.foreign_keys = vec![fk(&["account_id"], "billing.accounts", &["id"], "cascade")];
+    let (_, p) = init(&schema(vec![accounts, orders]));
+    let e = p
+        .entities
+        .values()
+        .find(|e| e.table == "billing.accounts")
+        .expect("an entity for billing.accounts");
+    assert_eq!(p.relations[0].parent, e.name);
 }

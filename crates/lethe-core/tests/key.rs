@@ -12,13 +12,19 @@ fn parse(entity: &str, input: &str) -> Result<KeyValue, CoreError> {
 }
 
 fn pairs(k: &KeyValue) -> Vec<(String, String)> {
-    k.columns.iter().cloned().zip(k.values.iter().cloned()).collect()
+    k.columns
+        .iter()
+        .cloned()
+        .zip(k.values.iter().cloned())
+        .collect()
 }
+
+/// (entity, input, expected (column, value) pairs in key order)
+type Accepted<'a> = (&'a str, &'a str, &'a [(&'a str, &'a str)]);
 
 #[test]
 fn parse_accepts() {
-    // (entity, input, expected (column, value) pairs in key order)
-    let cases: &[(&str, &str, &[(&str, &str)])] = &[
+    let cases: &[Accepted<'_>] = &[
         ("users", "42", &[("id", "42")]),
         ("users", "id=42", &[("id", "42")]),
         // A bare single key is taken whole, even with `=` or `,` inside.
@@ -56,8 +62,16 @@ fn parse_refuses() {
         ("users", "", "the key is empty"),
         ("order_items", "1,2", "expected col=value pairs"),
         ("order_items", "1", "expected col=value pairs"),
-        ("order_items", "order_id=1", "missing key column \"product_id\""),
-        ("order_items", "product_id=2", "missing key column \"order_id\""),
+        (
+            "order_items",
+            "order_id=1",
+            "missing key column \"product_id\"",
+        ),
+        (
+            "order_items",
+            "product_id=2",
+            "missing key column \"order_id\"",
+        ),
         (
             "order_items",
             "order_id=1,sku=2",
@@ -76,10 +90,7 @@ fn parse_refuses() {
     ];
     for (entity, input, want) in cases {
         match parse(entity, input) {
-            Err(CoreError::BadKey {
-                entity: e,
-                message,
-            }) => {
+            Err(CoreError::BadKey { entity: e, message }) => {
                 assert_eq!(&e, entity);
                 assert!(
                     message.contains(want),
@@ -143,7 +154,11 @@ fn validate_against_column_types() {
             "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5g",
             Some("is not a UUID"),
         ),
-        ("invoices", "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5", Some("is not a UUID")),
+        (
+            "invoices",
+            "0190a1b2-c3d4-7e5f-8a9b-0c1d2e3f4a5",
+            Some("is not a UUID"),
+        ),
     ];
     for (entity, input, want) in cases {
         let k = parse(entity, input).unwrap();
@@ -153,7 +168,10 @@ fn validate_against_column_types() {
             (None, Ok(())) => {}
             (Some(w), Err(CoreError::BadKey { entity: e, message })) => {
                 assert_eq!(&e, entity);
-                assert!(message.contains(w), "{entity} {input:?}: {message:?} lacks {w:?}");
+                assert!(
+                    message.contains(w),
+                    "{entity} {input:?}: {message:?} lacks {w:?}"
+                );
             }
             (want, got) => panic!("{entity} {input:?}: want {want:?}, got {got:?}"),
         }
@@ -202,4 +220,11 @@ fn column_kinds() {
     assert!(ColumnKind::Float.validate("1.5").is_ok());
     assert!(ColumnKind::Float.validate("one").is_err());
     assert!(ColumnKind::Text.validate("anything at all").is_ok());
+}
+
+#[test]
+fn column_kinds_containing_int_that_are_not_integers() {
+    assert_ne!(ColumnKind::from_type("interval"), ColumnKind::Integer);
+    assert_ne!(ColumnKind::from_type("point"), ColumnKind::Integer);
+    assert!(ColumnKind::from_type("interval").validate("1 day").is_ok());
 }

@@ -63,10 +63,17 @@ fn delete_user_plans_the_whole_cascade_parents_first() {
     );
     assert_eq!(plan.node_index("order_items"), Some(4));
     assert_eq!(plan.node_index("invoices"), None, "restrict is not cascade");
-    assert_eq!(plan.node_index("categories"), None, "parents are not deleted");
+    assert_eq!(
+        plan.node_index("categories"),
+        None,
+        "parents are not deleted"
+    );
 
     let node = |n: &str| &plan.nodes[plan.node_index(n).unwrap()];
-    assert!(node("users").incoming.is_empty(), "the root has no incoming");
+    assert!(
+        node("users").incoming.is_empty(),
+        "the root has no incoming"
+    );
     assert_eq!(
         rels(&node("orders").incoming),
         ["orders.user_id -> users cascade"],
@@ -271,10 +278,7 @@ fn spec() -> impl Strategy<Value = Spec> {
         (
             Just((0..POOL.len()).collect::<Vec<_>>()).prop_shuffle(),
             proptest::collection::vec(any::<bool>(), n),
-            proptest::collection::vec(
-                proptest::option::weighted(0.5, 0usize..4),
-                n * (n - 1) / 2,
-            ),
+            proptest::collection::vec(proptest::option::weighted(0.5, 0usize..4), n * (n - 1) / 2),
             proptest::collection::vec(proptest::option::weighted(0.25, 0usize..4), n),
             0..n,
         )

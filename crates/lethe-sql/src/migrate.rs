@@ -482,6 +482,10 @@ fn entity_steps(
             let mut statements = Vec::new();
             if !t.row_security {
                 statements.push(format!("ALTER TABLE {table} ENABLE ROW LEVEL SECURITY"));
+                // FORCE: applications often connect as the table owner, which
+                // would otherwise bypass the policy. Lethe's own sessions set
+                // lethe.include_deleted; superusers and BYPASSRLS roles bypass.
+                statements.push(format!("ALTER TABLE {table} FORCE ROW LEVEL SECURITY"));
             }
             statements.push(format!(
                 "CREATE POLICY {pol} ON {table} FOR SELECT USING ({} IS NULL OR current_setting('lethe.include_deleted', true) = 'on')",

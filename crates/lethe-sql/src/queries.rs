@@ -302,6 +302,14 @@ pub mod introspect {
         }
     }
 
+    /// `(schema)`: the schema whose tables are named without a prefix.
+    pub fn current_schema(d: Dialect) -> &'static str {
+        match d {
+            Dialect::Postgres => "SELECT current_schema()::text",
+            Dialect::Sqlite => "SELECT 'main'",
+        }
+    }
+
     /// `(view)`.
     pub fn views(d: Dialect) -> &'static str {
         match d {

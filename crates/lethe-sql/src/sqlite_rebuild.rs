@@ -112,14 +112,10 @@ fn render(toks: &[Tok]) -> String {
 /// An identifier without its quotes, lower-cased for comparison.
 fn unquote(w: &str) -> String {
     let t = w.trim();
-    let inner =
-        if (t.starts_with('"') && t.ends_with('"')) || (t.starts_with('`') && t.ends_with('`')) {
-            &t[1..t.len() - 1]
-        } else if t.starts_with('[') && t.ends_with(']') {
-            &t[1..t.len() - 1]
-        } else {
-            t
-        };
+    let quoted = [('"', '"'), ('`', '`'), ('[', ']')]
+        .iter()
+        .any(|(a, b)| t.len() >= 2 && t.starts_with(*a) && t.ends_with(*b));
+    let inner = if quoted { &t[1..t.len() - 1] } else { t };
     inner.to_lowercase()
 }
 

@@ -79,7 +79,13 @@ fn restore(d: Dialect) -> String {
             .map(|e| e.name.as_str())
             .collect::<Vec<_>>()
             .join(", "),
-        show_restore(&render_restore(d, &p, &shop_schema(), &entities, &nullified))
+        show_restore(&render_restore(
+            d,
+            &p,
+            &shop_schema(),
+            &entities,
+            &nullified
+        ))
     )
 }
 

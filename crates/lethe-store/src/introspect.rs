@@ -88,6 +88,9 @@ pub async fn load_schema(db: &Db) -> Result<Schema> {
             }),
             _ => {
                 t.indexes.insert(name);
+                if !cols.is_empty() && !partial {
+                    t.index_columns.push(cols);
+                }
             }
         }
     }
@@ -119,6 +122,9 @@ pub async fn load_schema(db: &Db) -> Result<Schema> {
                 _ => t.dependent_sql.push(col(&r, 2)),
             }
         }
+    }
+    if let Some(r) = tx.rows(q::current_schema(d), &[]).await?.first() {
+        schema.current_schema = Some(col(r, 0));
     }
     for r in tx.rows(q::views(d), &[]).await? {
         schema.views.insert(col(&r, 0));

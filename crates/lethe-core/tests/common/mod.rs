@@ -69,6 +69,17 @@ pub fn schema(tables: Vec<TableInfo>) -> Schema {
 /// key and foreign key the policy names, markers nullable, foreign keys
 /// declared as relations.
 pub fn shop_schema() -> Schema {
+    let mut s = shop_schema_unindexed();
+    // Foreign key columns are indexed, as a well-kept schema has them.
+    for t in s.tables.values_mut() {
+        let fks: Vec<Vec<String>> = t.foreign_keys.iter().map(|f| f.columns.clone()).collect();
+        t.index_columns.extend(fks);
+    }
+    s
+}
+
+/// [`shop_schema`] without indexes on the foreign key columns.
+pub fn shop_schema_unindexed() -> Schema {
     let markers = ["deleted_at timestamptz", "deletion_id uuid"];
     let with = |cols: &[&'static str]| -> Vec<&'static str> {
         cols.iter().chain(markers.iter()).copied().collect()
@@ -81,7 +92,12 @@ pub fn shop_schema() -> Schema {
     users.uniques.push(unique("users_email_key", &["email"]));
     let mut orders = table(
         "orders",
-        &with(&["id bigint!", "user_id bigint!", "referred_by bigint", "total numeric(10,2)"]),
+        &with(&[
+            "id bigint!",
+            "user_id bigint!",
+            "referred_by bigint",
+            "total numeric(10,2)",
+        ]),
         &["id"],
     );
     orders.foreign_keys = vec![
@@ -90,7 +106,11 @@ pub fn shop_schema() -> Schema {
     ];
     let mut order_items = table(
         "order_items",
-        &with(&["order_id bigint!", "product_id bigint!", "quantity integer!"]),
+        &with(&[
+            "order_id bigint!",
+            "product_id bigint!",
+            "quantity integer!",
+        ]),
         &["order_id", "product_id"],
     );
     order_items.foreign_keys = vec![
@@ -99,7 +119,12 @@ pub fn shop_schema() -> Schema {
     ];
     let mut products = table(
         "products",
-        &with(&["id bigint!", "seller_id bigint!", "category_id bigint", "title text!"]),
+        &with(&[
+            "id bigint!",
+            "seller_id bigint!",
+            "category_id bigint",
+            "title text!",
+        ]),
         &["id"],
     );
     products.foreign_keys = vec![
@@ -124,7 +149,12 @@ pub fn shop_schema() -> Schema {
     ];
     let mut cart_items = table(
         "cart_items",
-        &["id bigint!", "user_id bigint!", "product_id bigint!", "quantity integer!"],
+        &[
+            "id bigint!",
+            "user_id bigint!",
+            "product_id bigint!",
+            "quantity integer!",
+        ],
         &["id"],
     );
     cart_items.foreign_keys = vec![

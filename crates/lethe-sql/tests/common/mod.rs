@@ -4,9 +4,7 @@
 
 use std::fmt::Write;
 
-use lethe_core::{
-    ColumnInfo, ForeignKeyInfo, Policy, Schema, TableInfo, UniqueInfo, parse_policy,
-};
+use lethe_core::{ColumnInfo, ForeignKeyInfo, Policy, Schema, TableInfo, UniqueInfo, parse_policy};
 use lethe_sql::{DeleteProgram, MigrationStep, RestoreProgram, Stmt};
 
 pub const SHOP: &str = include_str!("../fixtures/shop.toml");
@@ -109,7 +107,11 @@ pub fn fresh_schema() -> Schema {
     ];
     let mut order_items = table(
         "order_items",
-        &["order_id bigint!", "product_id bigint!", "quantity integer!"],
+        &[
+            "order_id bigint!",
+            "product_id bigint!",
+            "quantity integer!",
+        ],
         &["order_id", "product_id"],
     );
     order_items.foreign_keys = vec![
