@@ -147,12 +147,7 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
                     "deleted {} {} as deletion {}",
                     entity, key, done.deletion_id
                 );
-                let rows: Vec<Vec<String>> = done
-                    .affected
-                    .iter()
-                    .map(|c| vec![c.entity.clone(), c.strategy.clone(), c.rows.to_string()])
-                    .collect();
-                print!("{}", table::render(&["ENTITY", "STRATEGY", "ROWS"], &rows));
+                print!("{}", table::counts(&done.affected));
                 for n in &done.nullified {
                     println!("set to NULL: {} row(s) of {}", n.rows, n.entity);
                 }
@@ -173,12 +168,7 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
                     print_json(&p);
                 } else {
                     println!("restore of {} would bring back:", p.deletion_id);
-                    let rows: Vec<Vec<String>> = p
-                        .would_restore
-                        .iter()
-                        .map(|c| vec![c.entity.clone(), c.strategy.clone(), c.rows.to_string()])
-                        .collect();
-                    print!("{}", table::render(&["ENTITY", "STRATEGY", "ROWS"], &rows));
+                    print!("{}", table::counts(&p.would_restore));
                     for n in &p.nullified {
                         println!(
                             "and put back {} set-null reference(s) in {}",
@@ -209,12 +199,7 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
                 print_json(&done);
             } else {
                 println!("restored deletion {}", done.deletion_id);
-                let rows: Vec<Vec<String>> = done
-                    .restored
-                    .iter()
-                    .map(|c| vec![c.entity.clone(), c.strategy.clone(), c.rows.to_string()])
-                    .collect();
-                print!("{}", table::render(&["ENTITY", "STRATEGY", "ROWS"], &rows));
+                print!("{}", table::counts(&done.restored));
             }
             Ok(exit::OK)
         }
@@ -296,12 +281,7 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
                     ),
                     None => println!("status     deleted (restore with `lethe restore {}`)", d.id),
                 }
-                let rows: Vec<Vec<String>> = d
-                    .affected
-                    .iter()
-                    .map(|c| vec![c.entity.clone(), c.strategy.clone(), c.rows.to_string()])
-                    .collect();
-                print!("{}", table::render(&["ENTITY", "STRATEGY", "ROWS"], &rows));
+                print!("{}", table::counts(&d.affected));
                 for n in &d.nullified {
                     println!("set to NULL: {} row(s) of {}", n.rows, n.entity);
                 }

@@ -224,12 +224,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
         )
         .await?;
     println!("deletion {} by demo (\"discontinued\")", done.deletion_id);
-    let rows: Vec<Vec<String>> = done
-        .affected
-        .iter()
-        .map(|c| vec![c.entity.clone(), c.strategy.clone(), c.rows.to_string()])
-        .collect();
-    print!("{}", table::render(&["ENTITY", "STRATEGY", "ROWS"], &rows));
+    print!("{}", table::counts(&done.affected));
     let outbox = engine.outbox(&done.deletion_id).await?;
     println!(
         "the same transaction wrote the audit entry and {} outbox record(s) for caches, search and other services",

@@ -27,3 +27,12 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     }
     out
 }
+
+/// Rows per entity, as every command prints them.
+pub fn counts(counts: &[lethe_store::EntityCount]) -> String {
+    let rows: Vec<Vec<String>> = counts
+        .iter()
+        .map(|c| vec![c.entity.clone(), c.strategy.clone(), c.rows.to_string()])
+        .collect();
+    render(&["ENTITY", "STRATEGY", "ROWS"], &rows)
+}

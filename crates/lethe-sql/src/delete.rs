@@ -12,7 +12,7 @@
 //! Every statement that reports something returns rows of three text columns:
 //! `kind` (`rows`, `blocked`, `nullified`), `name` and `n`.
 
-use lethe_core::{DeletePlan, Entity, Schema, Strategy};
+use lethe_core::{DeletePlan, Entity, Schema, SideRelation, Strategy};
 
 use crate::dialect::{Binder, Dialect, Param, Stmt};
 
@@ -167,6 +167,33 @@ fn outbox_insert(d: Dialect, b: &mut Binder, e: &Entity, source: &str, event: &s
         d.json_agg("y.k"),
         d.json_of_columns("x", &e.key),
     )
+}
+
+/// Rows (alias `c`) of a restrict relation's child that block the delete:
+/// active, referencing a deleted parent, and not deleted by the plan itself.
+fn restrict_where(
+    d: Dialect,
+    plan: &DeletePlan,
+    s: &SideRelation,
+    set_of: &dyn Fn(usize) -> String,
+    keys_of: &dyn Fn(usize) -> String,
+) -> String {
+    let mut w = format!(
+        "{} AND {} IN (SELECT {} FROM {} p)",
+        d.active(&s.child, "c"),
+        d.tuple("c", &s.relation.columns),
+        d.list("p", &plan.nodes[s.parent_node].entity.key),
+        set_of(s.parent_node)
+    );
+    if let Some(ci) = s.child_node {
+        w.push_str(&format!(
+            " AND {} NOT IN (SELECT {} FROM {} z)",
+            d.tuple("c", &s.child.key),
+            d.list("z", &s.child.key),
+            keys_of(ci)
+        ));
+    }
+    w
 }
 
 /// The set-null work for one child entity: all `set_null` relations of the plan
@@ -356,19 +383,7 @@ fn render_single(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
     }
     for (ri, s) in plan.restricts.iter().enumerate() {
         let child = &s.child;
-        let mut w = format!(
-            "{} AND {} IN (SELECT {} FROM {} p)",
-            d.active(child, "c"),
-            d.tuple("c", &s.relation.columns),
-            d.list("p", &plan.nodes[s.parent_node].entity.key),
-            set_of(s.parent_node)
-        );
-        if let Some(ci) = s.child_node {
-            w.push_str(&format!(
-                " AND {} NOT IN (SELECT * FROM k{ci})",
-                d.tuple("c", &child.key)
-            ));
-        }
+        let w = restrict_where(d, plan, s, &set_of, &keys_of);
         reports.push(format!(
             "SELECT 'blocked', {}, {}",
             d.lit(&ri.to_string()),
@@ -475,21 +490,7 @@ fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
     // 2. Restrict checks, before anything changes.
     for (ri, s) in plan.restricts.iter().enumerate() {
         let child = &s.child;
-        let mut w = format!(
-            "{} AND {} IN (SELECT {} FROM {} p)",
-            d.active(child, "c"),
-            d.tuple("c", &s.relation.columns),
-            d.list("p", &plan.nodes[s.parent_node].entity.key),
-            set_of(s.parent_node)
-        );
-        if let Some(ci) = s.child_node {
-            w.push_str(&format!(
-                " AND {} NOT IN (SELECT {} FROM {} z)",
-                d.tuple("c", &child.key),
-                d.list("z", &child.key),
-                set_of(ci)
-            ));
-        }
+        let w = restrict_where(d, plan, s, &set_of, &set_of);
         push(
             Binder::new(d),
             format!(
