@@ -1147,3 +1147,70 @@ on_both!(
     inline_unique_constraint_is_replaced,
     inline_unique_constraint_is_replaced
 );
+
+async fn composite_relations_and_text_keys(b: Backend) {
+    let Some(db) = TestDb::new(b).await else { return };
+    db.exec(
+        "CREATE TABLE shelves (code TEXT PRIMARY KEY, label TEXT NOT NULL);
+         CREATE TABLE slots (shelf TEXT NOT NULL REFERENCES shelves (code), pos INTEGER NOT NULL, PRIMARY KEY (shelf, pos));
+         CREATE TABLE labels (id INTEGER PRIMARY KEY, shelf TEXT, pos INTEGER, txt TEXT NOT NULL, FOREIGN KEY (shelf, pos) REFERENCES slots (shelf, pos));
+         CREATE TABLE stickers (id INTEGER PRIMARY KEY, shelf TEXT, pos INTEGER, FOREIGN KEY (shelf, pos) REFERENCES slots (shelf, pos));
+         INSERT INTO shelves VALUES ('A-1', 'first'), ('B,2', 'comma');
+         INSERT INTO slots VALUES ('A-1', 1), ('A-1', 2), ('B,2', 1);
+         INSERT INTO labels VALUES (1, 'A-1', 1, 'x'), (2, 'A-1', 2, 'y'), (3, 'B,2', 1, 'z');
+         INSERT INTO stickers VALUES (1, 'A-1', 2), (2, 'B,2', 1)",
+    )
+    .await;
+    let text = r#"
+        [entities.shelves]
+        key = ["code"]
+        [entities.slots]
+        key = ["shelf", "pos"]
+        [entities.labels]
+        key = ["id"]
+        strategy = "hard"
+        [entities.stickers]
+        key = ["id"]
+        [[relations]]
+        child = "slots"
+        columns = ["shelf"]
+        parent = "shelves"
+        on_delete = "cascade"
+        [[relations]]
+        child = "labels"
+        columns = ["shelf", "pos"]
+        parent = "slots"
+        on_delete = "cascade"
+        [[relations]]
+        child = "stickers"
+        columns = ["shelf", "pos"]
+        parent = "slots"
+        on_delete = "set_null"
+    "#;
+    let mut engine = lethe_store::Engine::connect(policy(text), &db.url).await.unwrap();
+    engine.migrate(false).await.unwrap();
+    // A text key with a comma in it, given bare.
+    let done = engine.delete(&DeleteRequest::new("shelves", "B,2")).await.unwrap();
+    assert_eq!(active_ids(&engine, "shelves", "code").await, vec!["A-1"]);
+    assert_eq!(all_ids(&engine, "labels", "id").await, vec!["1", "2"]);
+    assert_eq!(
+        q(&engine, "SELECT COALESCE(shelf, '~'), COALESCE(CAST(pos AS TEXT), '~') FROM stickers WHERE id = 2").await,
+        vec![vec!["~".to_string(), "~".to_string()]],
+        "both columns of a composite set_null are cleared"
+    );
+    let outbox = engine.outbox(&done.deletion_id).await.unwrap();
+    let slots: Vec<_> = outbox.iter().filter(|o| o.entity == "slots").collect();
+    assert_eq!(slots[0].keys, json!([{"shelf": "B,2", "pos": 1}]));
+    // A composite key given by name.
+    let one_slot = engine.delete(&DeleteRequest::new("slots", "shelf=A-1,pos=2")).await.unwrap();
+    assert_eq!(all_ids(&engine, "labels", "id").await, vec!["1"]);
+    engine.restore(&done.deletion_id, None).await.unwrap();
+    engine.restore(&one_slot.deletion_id, None).await.unwrap();
+    assert_eq!(all_ids(&engine, "labels", "id").await, vec!["1", "2", "3"]);
+    assert_eq!(
+        q(&engine, "SELECT shelf, CAST(pos AS TEXT) FROM stickers ORDER BY id").await,
+        vec![vec!["A-1".to_string(), "2".to_string()], vec!["B,2".to_string(), "1".to_string()]]
+    );
+    db.cleanup().await;
+}
+on_both!(composite_relations_and_text_keys, composite_relations_and_text_keys);
