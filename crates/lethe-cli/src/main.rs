@@ -29,7 +29,13 @@ struct Cli {
     #[arg(long, global = true, default_value = "lethe.toml", value_name = "PATH")]
     policy: PathBuf,
     /// Database URL (sqlite:PATH or postgres://...); overrides [database] url.
-    #[arg(long, global = true, env = "LETHE_DATABASE_URL", value_name = "URL")]
+    #[arg(
+        long,
+        global = true,
+        env = "LETHE_DATABASE_URL",
+        hide_env_values = true,
+        value_name = "URL"
+    )]
     database: Option<String>,
     #[command(subcommand)]
     command: Command,
@@ -50,6 +56,7 @@ enum Command {
     /// Validate the policy against the live schema (unknown tables and columns,
     /// key mismatches, set_null on NOT NULL columns, ...). Exit 6 on errors.
     Check {
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
@@ -60,12 +67,15 @@ enum Command {
         /// Print the DDL and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
     /// Delete a row and its cascade. KEY is `42` or `col=value,col=value`.
     Delete {
+        /// The entity (a name under [entities] in the policy).
         entity: String,
+        /// The root row's key: `42`, or `col=value,col=value` for a composite key.
         key: String,
         /// Who deletes (recorded in the audit log).
         #[arg(long, env = "LETHE_ACTOR")]
@@ -76,18 +86,22 @@ enum Command {
         /// Show the plan (rows per entity, blocking relations) and change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
     /// Undo exactly one deletion: its rows come back, rows deleted earlier by
     /// other deletions stay deleted.
     Restore {
+        /// The deletion to undo (from `lethe delete`, `lethe deletions`).
         deletion_id: String,
+        /// Who restores (recorded in the audit log).
         #[arg(long, env = "LETHE_ACTOR")]
         actor: Option<String>,
         /// Show what would come back and any conflict; change nothing.
         #[arg(long)]
         dry_run: bool,
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
@@ -98,12 +112,15 @@ enum Command {
         entity: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: u32,
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
     /// Show one deletion with its rows per entity and its outbox records.
     Show {
+        /// The deletion to show.
         deletion_id: String,
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
@@ -130,11 +147,13 @@ enum AuditCommand {
         /// longer contains it.
         #[arg(long, value_name = "HASH")]
         expect_head: Option<String>,
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },
     /// Print the latest entry's hash; keep it outside the database.
     Head {
+        /// Machine-readable output.
         #[arg(long)]
         json: bool,
     },

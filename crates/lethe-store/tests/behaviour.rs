@@ -1149,7 +1149,9 @@ on_both!(
 );
 
 async fn composite_relations_and_text_keys(b: Backend) {
-    let Some(db) = TestDb::new(b).await else { return };
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
     db.exec(
         "CREATE TABLE shelves (code TEXT PRIMARY KEY, label TEXT NOT NULL);
          CREATE TABLE slots (shelf TEXT NOT NULL REFERENCES shelves (code), pos INTEGER NOT NULL, PRIMARY KEY (shelf, pos));
@@ -1187,10 +1189,15 @@ async fn composite_relations_and_text_keys(b: Backend) {
         parent = "slots"
         on_delete = "set_null"
     "#;
-    let mut engine = lethe_store::Engine::connect(policy(text), &db.url).await.unwrap();
+    let mut engine = lethe_store::Engine::connect(policy(text), &db.url)
+        .await
+        .unwrap();
     engine.migrate(false).await.unwrap();
     // A text key with a comma in it, given bare.
-    let done = engine.delete(&DeleteRequest::new("shelves", "B,2")).await.unwrap();
+    let done = engine
+        .delete(&DeleteRequest::new("shelves", "B,2"))
+        .await
+        .unwrap();
     assert_eq!(active_ids(&engine, "shelves", "code").await, vec!["A-1"]);
     assert_eq!(all_ids(&engine, "labels", "id").await, vec!["1", "2"]);
     assert_eq!(
@@ -1202,15 +1209,28 @@ async fn composite_relations_and_text_keys(b: Backend) {
     let slots: Vec<_> = outbox.iter().filter(|o| o.entity == "slots").collect();
     assert_eq!(slots[0].keys, json!([{"shelf": "B,2", "pos": 1}]));
     // A composite key given by name.
-    let one_slot = engine.delete(&DeleteRequest::new("slots", "shelf=A-1,pos=2")).await.unwrap();
+    let one_slot = engine
+        .delete(&DeleteRequest::new("slots", "shelf=A-1,pos=2"))
+        .await
+        .unwrap();
     assert_eq!(all_ids(&engine, "labels", "id").await, vec!["1"]);
     engine.restore(&done.deletion_id, None).await.unwrap();
     engine.restore(&one_slot.deletion_id, None).await.unwrap();
     assert_eq!(all_ids(&engine, "labels", "id").await, vec!["1", "2", "3"]);
     assert_eq!(
-        q(&engine, "SELECT shelf, CAST(pos AS TEXT) FROM stickers ORDER BY id").await,
-        vec![vec!["A-1".to_string(), "2".to_string()], vec!["B,2".to_string(), "1".to_string()]]
+        q(
+            &engine,
+            "SELECT shelf, CAST(pos AS TEXT) FROM stickers ORDER BY id"
+        )
+        .await,
+        vec![
+            vec!["A-1".to_string(), "2".to_string()],
+            vec!["B,2".to_string(), "1".to_string()]
+        ]
     );
     db.cleanup().await;
 }
-on_both!(composite_relations_and_text_keys, composite_relations_and_text_keys);
+on_both!(
+    composite_relations_and_text_keys,
+    composite_relations_and_text_keys
+);
