@@ -104,6 +104,40 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
                 ),
             );
         }
+        // An adopted marker column must be able to hold what Lethe writes.
+        if let Some(c) = t.column(&e.deleted_at).filter(|_| e.is_soft()) {
+            let ty = c.data_type.to_ascii_lowercase();
+            if !(ty.contains("time")
+                || ty.contains("date")
+                || ty.contains("text")
+                || ty.contains("char")
+                || ty.is_empty())
+            {
+                push(
+                    Level::Error,
+                    format!("{k}.deleted_at"),
+                    Some(e.line),
+                    format!(
+                        "marker column \"{}\" is {}; it must hold a timestamp (a timestamp type or text). A boolean flag cannot record when; name another column in deleted_at",
+                        c.name, c.data_type
+                    ),
+                );
+            }
+        }
+        if let Some(c) = t.column(&e.deletion_id).filter(|_| e.is_soft()) {
+            let ty = c.data_type.to_ascii_lowercase();
+            if !(ty == "uuid" || ty.contains("text") || ty.contains("char") || ty.is_empty()) {
+                push(
+                    Level::Error,
+                    format!("{k}.deletion_id"),
+                    Some(e.line),
+                    format!(
+                        "marker column \"{}\" is {}; it must hold a deletion id (uuid or text): name another column in deletion_id",
+                        c.name, c.data_type
+                    ),
+                );
+            }
+        }
         if e.strategy == Strategy::Hard && !e.unique.is_empty() {
             push(
                 Level::Warning,

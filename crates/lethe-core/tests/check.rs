@@ -435,3 +435,41 @@ fn unindexed_relation_columns_are_a_warning() {
         "{f:#?}"
     );
 }
+
+#[test]
+fn adopted_marker_columns_must_hold_what_lethe_writes() {
+    let p = shop();
+    let schema = tweak("users", |t| {
+        for c in &mut t.columns {
+            match c.name.as_str() {
+                "deleted_at" => c.data_type = "boolean".into(),
+                "deletion_id" => c.data_type = "integer".into(),
+                _ => {}
+            }
+        }
+    });
+    let f = check_policy(&p, &schema);
+    let errors: Vec<&str> = f
+        .iter()
+        .filter(|f| f.level == Level::Error)
+        .map(|f| f.key.as_str())
+        .collect();
+    assert_eq!(
+        errors,
+        vec!["entities.users.deleted_at", "entities.users.deletion_id"],
+        "{f:#?}"
+    );
+    assert!(f[0].message.contains("boolean") && f[0].message.contains("timestamp"));
+    // Text and timestamp types are fine.
+    let schema = tweak("users", |t| {
+        for c in &mut t.columns {
+            if c.name == "deleted_at" {
+                c.data_type = "timestamp without time zone".into();
+            }
+            if c.name == "deletion_id" {
+                c.data_type = "character varying(36)".into();
+            }
+        }
+    });
+    assert!(check_policy(&p, &schema).is_empty());
+}
