@@ -120,7 +120,7 @@ async fn run(args: &Args) -> Result<Vec<Figure>> {
         Some(w) => vec![w],
         None => vec![Workload::Deep, Workload::Single, Workload::Rss],
     };
-    // Fail now rather than after an hour of the other workloads.
+    // Fail now rather than after the other workloads have run.
     if workloads.contains(&Workload::Rss) && !args.lethe_bin.is_file() {
         return Err(format!(
             "{} not found: build it with `cargo build --release -p lethe-cli` or pass --lethe-bin",
@@ -142,33 +142,32 @@ async fn run(args: &Args) -> Result<Vec<Figure>> {
         dir: dir.clone(),
     };
 
+    let figures = run_workloads(&args.pg, &settings, &workloads, dialects).await;
+    // Best effort: the databases are gone already; this holds only small files.
+    let _ = std::fs::remove_dir_all(&dir);
+    figures
+}
+
+/// Runs each workload on each dialect, each on a fresh database that is
+/// removed whatever happened to the run. Stops at the first failure.
+async fn run_workloads(
+    pg: &str,
+    settings: &Settings,
+    workloads: &[Workload],
+    dialects: &[Dialect],
+) -> Result<Vec<Figure>> {
     let mut figures = Vec::new();
-    let mut outcome = Ok(());
-    'all: for w in workloads {
+    for &w in workloads {
         for &d in dialects {
-            let scratch = match Scratch::create(d, &dir, w.name(), &args.pg).await {
-                Ok(s) => s,
-                Err(e) => {
-                    outcome =
-                        Err(
-                            format!("{} {}: cannot create the database: {e}", d.name(), w.name())
-                                .into(),
-                        );
-                    break 'all;
-                }
-            };
-            let result = w.run(&settings, d, scratch.url()).await;
-            // Remove the database whatever happened to the run.
+            let failed = |e: &dyn std::fmt::Display| format!("{} {}: {e}", d.name(), w.name());
+            let scratch = Scratch::create(d, &settings.dir, w.name(), pg)
+                .await
+                .map_err(|e| failed(&format!("cannot create the database: {e}")))?;
+            let result = w.run(settings, d, scratch.url()).await;
             let removed = scratch.remove().await;
-            match (result, removed) {
-                (Ok(f), Ok(())) => figures.extend(f),
-                (Err(e), _) | (Ok(_), Err(e)) => {
-                    outcome = Err(format!("{} {}: {e}", d.name(), w.name()).into());
-                    break 'all;
-                }
-            }
+            figures.extend(result.map_err(|e| failed(&e))?);
+            removed.map_err(|e| failed(&format!("cannot remove the database: {e}")))?;
         }
     }
-    let _ = std::fs::remove_dir_all(&dir);
-    outcome.map(|()| figures)
+    Ok(figures)
 }

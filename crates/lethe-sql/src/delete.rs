@@ -15,10 +15,11 @@
 use lethe_core::{DeletePlan, Entity, Schema, SideRelation, Strategy};
 
 use crate::dialect::{Binder, Dialect, Param, Stmt};
+use crate::outbox;
 
 /// Outbox records carry at most this many keys, so no single value grows with
 /// the size of the cascade.
-pub const OUTBOX_PART_SIZE: u32 = 10_000;
+pub use crate::outbox::PART_SIZE as OUTBOX_PART_SIZE;
 
 /// Whether the program changes data or only counts what it would change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -151,21 +152,6 @@ fn seed_query(
         "SELECT {} FROM {from} WHERE {} AND {cond}{lock}",
         d.list("c", &e.key),
         d.active(e, "c")
-    )
-}
-
-/// Outbox rows for the keys in `source` (alias-free relation with key columns).
-fn outbox_insert(d: Dialect, b: &mut Binder, e: &Entity, source: &str, event: &str) -> String {
-    let id = d.deletion_id(b);
-    let now = d.now(b);
-    format!(
-        "INSERT INTO {} (deletion_id, event, entity, part, keys, row_count, created_at) \
-         SELECT {id}, {}, {}, y.part, {}, count(*), {now} FROM (SELECT {} AS k, (row_number() OVER () - 1) / {OUTBOX_PART_SIZE} AS part FROM {source} x) y GROUP BY y.part",
-        d.own("outbox"),
-        d.lit(event),
-        d.lit(&e.name),
-        d.json_agg("y.k"),
-        d.json_of_columns("x", &e.key),
     )
 }
 
@@ -372,7 +358,19 @@ fn render_single(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
             }
             ctes.push(format!(
                 "o{i} AS ({})",
-                outbox_insert(d, &mut b, e, &format!("u{i}"), "deleted")
+                format!(
+                    "{} {}",
+                    outbox::insert_into(d),
+                    outbox::select(
+                        d,
+                        &mut b,
+                        e,
+                        &format!("u{i} x"),
+                        "TRUE",
+                        "deleted",
+                        outbox::Numbering::Window
+                    )
+                )
             ));
         }
         reports.push(format!(
@@ -468,7 +466,9 @@ fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
             ),
             false,
         );
-        push(Binder::new(d), format!("DELETE FROM {tmp}"), false);
+        // No DELETE here: every transaction that fills these tables empties
+        // them before it commits (at the end of this program), and a rollback
+        // takes its rows with it.
         let mut b = Binder::new(d);
         let seed = seed_query(d, &mut b, plan, schema, i, &set_of, false);
         let cols: Vec<String> = e.key.iter().map(|c| d.ident(c)).collect();
@@ -564,11 +564,31 @@ fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
     }
     push(Binder::new(d), counts.join(" UNION ALL "), true);
     if exec {
+        // One outbox statement for every entity of the plan.
+        let mut b = Binder::new(d);
+        let selects: Vec<String> = plan
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(i, n)| {
+                outbox::select(
+                    d,
+                    &mut b,
+                    &n.entity,
+                    &format!("{} x", set_of(i)),
+                    "TRUE",
+                    "deleted",
+                    outbox::Numbering::Rowid,
+                )
+            })
+            .collect();
+        push(
+            b,
+            format!("{} {}", outbox::insert_into(d), selects.join(" UNION ALL ")),
+            false,
+        );
         for (i, node) in plan.nodes.iter().enumerate() {
             let e = &node.entity;
-            let mut b = Binder::new(d);
-            let sql = outbox_insert(d, &mut b, e, &set_of(i), "deleted");
-            push(b, sql, false);
             if e.strategy != Strategy::Hard {
                 let mut b = Binder::new(d);
                 let id = d.deletion_id(&mut b);

@@ -261,6 +261,34 @@ impl Dialect {
         }
     }
 
+    /// A JSON array of the values of `exprs`.
+    pub fn json_array(self, exprs: &[String]) -> String {
+        match self {
+            Dialect::Postgres => format!("json_build_array({})", exprs.join(", ")),
+            Dialect::Sqlite => format!("json_array({})", exprs.join(", ")),
+        }
+    }
+
+    /// Aggregates values (scalars, or JSON made by [`Dialect::json_array`])
+    /// into a JSON array. `reparse`: the JSON went through a subquery, which
+    /// makes SQLite forget it is JSON.
+    pub fn json_agg_values(self, expr: &str, reparse: bool) -> String {
+        match self {
+            Dialect::Postgres => format!("json_agg({expr})"),
+            Dialect::Sqlite if reparse => format!("json_group_array(json({expr}))"),
+            Dialect::Sqlite => format!("json_group_array({expr})"),
+        }
+    }
+
+    /// The type of large JSON documents Lethe only appends and reads whole
+    /// (outbox keys): PostgreSQL's `json` skips `jsonb`'s parse on insert.
+    pub fn json_doc_type(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "json",
+            Dialect::Sqlite => "TEXT",
+        }
+    }
+
     /// Aggregates JSON values into a JSON array.
     pub fn json_agg(self, expr: &str) -> String {
         match self {

@@ -7,6 +7,7 @@
 pub mod delete;
 pub mod dialect;
 pub mod migrate;
+pub mod outbox;
 pub mod queries;
 pub mod restore;
 pub mod sqlite_rebuild;

@@ -120,8 +120,9 @@ fn internal_statements(d: Dialect) -> Vec<String> {
         Dialect::Sqlite => "id INTEGER PRIMARY KEY AUTOINCREMENT",
     };
     s.push(format!(
-        "CREATE TABLE {} ({outbox_id}, deletion_id {uuid} NOT NULL, event TEXT NOT NULL, entity TEXT NOT NULL, part INTEGER NOT NULL, keys {json} NOT NULL, row_count {big} NOT NULL, created_at {ts} NOT NULL)",
-        t("outbox")
+        "CREATE TABLE {} ({outbox_id}, deletion_id {uuid} NOT NULL, event TEXT NOT NULL, entity TEXT NOT NULL, part INTEGER NOT NULL, keys {} NOT NULL, key_columns TEXT NOT NULL, row_count {big} NOT NULL, created_at {ts} NOT NULL)",
+        t("outbox"),
+        d.json_doc_type()
     ));
     s.push(format!(
         "CREATE TABLE {} (deletion_id {uuid} NOT NULL, entity TEXT NOT NULL, key {json} NOT NULL, row {json} NOT NULL)",

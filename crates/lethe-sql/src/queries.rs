@@ -172,10 +172,11 @@ pub fn mark_restored(d: Dialect) -> String {
     )
 }
 
-/// Outbox records of a deletion: `(id, event, entity, part, keys, row_count)`.
+/// Outbox records of a deletion: `(id, event, entity, part, keys, row_count,
+/// key_columns)`.
 pub fn outbox_for(d: Dialect) -> String {
     format!(
-        "SELECT {}, o.event, o.entity, {}, {}, {} FROM {} o WHERE o.deletion_id = {} ORDER BY o.id",
+        "SELECT {}, o.event, o.entity, {}, {}, {}, o.key_columns FROM {} o WHERE o.deletion_id = {} ORDER BY o.id",
         d.text("o.id"),
         d.text("o.part"),
         d.text("o.keys"),

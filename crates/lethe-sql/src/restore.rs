@@ -10,8 +10,8 @@
 
 use lethe_core::{Entity, OnDelete, Policy, Schema, Strategy};
 
-use crate::delete::OUTBOX_PART_SIZE;
 use crate::dialect::{Binder, Dialect, Stmt};
+use crate::outbox;
 
 /// What a deletion did to one entity, as recorded with the deletion.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -179,24 +179,49 @@ pub fn render_restore(
 
     let mut apply = Vec::new();
     // Outbox first: the marks and snapshots still say which rows come back.
-    for re in entities {
-        let e = re.entity;
-        let mut b = Binder::new(d);
-        let src = source(d, &mut b, e, re.strategy);
-        let id = d.deletion_id(&mut b);
-        let now = d.now(&mut b);
-        let sql = format!(
-            "INSERT INTO {} (deletion_id, event, entity, part, keys, row_count, created_at) \
-             SELECT {id}, 'restored', {}, y.part, {}, count(*), {now} FROM (SELECT {} AS k, (row_number() OVER () - 1) / {OUTBOX_PART_SIZE} AS part FROM {} WHERE {}) y GROUP BY y.part",
-            d.own("outbox"),
-            d.lit(&e.name),
-            d.json_agg("y.k"),
-            src.key_json,
-            src.from,
-            src.where_
-        );
-        apply.push(b.finish(sql));
-    }
+    let mut b = Binder::new(d);
+    let selects: Vec<String> = entities
+        .iter()
+        .map(|re| {
+            let e = re.entity;
+            let id = d.deletion_id(&mut b);
+            let (from, where_) = match re.strategy {
+                // The key columns, typed, out of each snapshot's key.
+                Strategy::Hard => (
+                    format!(
+                        "(SELECT {} FROM {} s{} WHERE s.deletion_id = {id} AND s.entity = {}) x",
+                        e.key
+                            .iter()
+                            .map(|k| format!("{} AS {}", d.json_field("s.key", "r", k), d.ident(k)))
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        d.own("snapshots"),
+                        d.json_record_join("s.key", &e.table, "r"),
+                        d.lit(&e.name)
+                    ),
+                    "TRUE".to_string(),
+                ),
+                _ => (
+                    format!("{} x", d.table(&e.table)),
+                    format!("x.{} = {id}", d.ident(&e.deletion_id)),
+                ),
+            };
+            outbox::select(
+                d,
+                &mut b,
+                e,
+                &from,
+                &where_,
+                "restored",
+                outbox::Numbering::Window,
+            )
+        })
+        .collect();
+    apply.push(b.finish(format!(
+        "{} {}",
+        outbox::insert_into(d),
+        selects.join(" UNION ALL ")
+    )));
     // Re-inserted rows, parents first.
     for re in entities.iter().filter(|re| re.strategy == Strategy::Hard) {
         let e = re.entity;

@@ -820,6 +820,7 @@ impl Engine {
                 entity: col(r, 2),
                 part: col(r, 3).parse().unwrap_or(0),
                 keys: serde_json::from_str(&col(r, 4)).unwrap_or(Value::Null),
+                key_columns: serde_json::from_str(&col(r, 6)).unwrap_or_default(),
                 rows: col(r, 5).parse().unwrap_or(0),
             })
             .collect())

@@ -152,8 +152,27 @@ pub struct OutboxRecord {
     pub event: String,
     pub entity: String,
     pub part: i64,
+    /// The key's column names.
+    pub key_columns: Vec<String>,
+    /// One value per row for a one-column key, one array per row otherwise.
     pub keys: Value,
     pub rows: u64,
+}
+
+impl OutboxRecord {
+    /// The keys as `{column: value}` objects.
+    pub fn key_objects(&self) -> Vec<Value> {
+        let keys = self.keys.as_array().cloned().unwrap_or_default();
+        keys.into_iter()
+            .map(|k| {
+                let values = match (&k, self.key_columns.len()) {
+                    (Value::Array(a), n) if n > 1 => a.clone(),
+                    _ => vec![k.clone()],
+                };
+                Value::Object(self.key_columns.iter().cloned().zip(values).collect())
+            })
+            .collect()
+    }
 }
 
 /// One applied or planned migration step.

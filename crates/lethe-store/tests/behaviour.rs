@@ -92,7 +92,7 @@ async fn delete_user_cascades_and_records(b: Backend) {
         let mut v: Vec<serde_json::Value> = outbox
             .iter()
             .filter(|o| o.entity == entity && o.event == "deleted")
-            .flat_map(|o| o.keys.as_array().cloned().unwrap_or_default())
+            .flat_map(|o| o.key_objects())
             .collect();
         v.sort_by_key(|k| k.to_string());
         serde_json::Value::Array(v)
@@ -206,7 +206,12 @@ async fn restore_undoes_exactly_one_deletion(b: Backend) {
         .filter(|o| o.event == "restored" && o.entity == "users")
         .collect();
     assert_eq!(restored_users.len(), 1);
-    assert_eq!(restored_users[0].keys, json!([{"id": 1}]));
+    assert_eq!(restored_users[0].key_objects(), vec![json!({"id": 1})]);
+    assert_eq!(
+        restored_users[0].keys,
+        json!([1]),
+        "one-column keys are stored as plain values"
+    );
     assert!(
         outbox
             .iter()
@@ -595,7 +600,7 @@ async fn row_reachable_twice_is_touched_once(b: Backend) {
     let dkeys: Vec<_> = outbox
         .iter()
         .filter(|o| o.entity == "d")
-        .flat_map(|o| o.keys.as_array().cloned().unwrap())
+        .flat_map(|o| o.key_objects())
         .collect();
     assert_eq!(dkeys.len(), 2);
     assert_eq!(active_ids(&engine, "d", "id").await, vec!["32"]);
@@ -1207,7 +1212,11 @@ async fn composite_relations_and_text_keys(b: Backend) {
     );
     let outbox = engine.outbox(&done.deletion_id).await.unwrap();
     let slots: Vec<_> = outbox.iter().filter(|o| o.entity == "slots").collect();
-    assert_eq!(slots[0].keys, json!([{"shelf": "B,2", "pos": 1}]));
+    assert_eq!(
+        slots[0].key_objects(),
+        vec![json!({"shelf": "B,2", "pos": 1})]
+    );
+    assert_eq!(slots[0].keys, json!([["B,2", 1]]));
     // A composite key given by name.
     let one_slot = engine
         .delete(&DeleteRequest::new("slots", "shelf=A-1,pos=2"))

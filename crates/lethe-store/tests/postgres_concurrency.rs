@@ -96,7 +96,7 @@ async fn concurrent_overlapping_deletions_succeed_or_fail_cleanly() {
     // No order was announced twice.
     let dup = one(
         &engine,
-        "SELECT count(*)::text FROM (SELECT k FROM lethe.outbox o, jsonb_array_elements(o.keys) k WHERE o.entity = 'orders' GROUP BY k HAVING count(*) > 1) d",
+        "SELECT count(*)::text FROM (SELECT k FROM lethe.outbox o, json_array_elements_text(o.keys) k WHERE o.entity = 'orders' GROUP BY k HAVING count(*) > 1) d",
     )
     .await;
     assert_eq!(dup, "0");

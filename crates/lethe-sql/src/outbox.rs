@@ -1,0 +1,88 @@
+//! Outbox records: per deletion, entity and part, the affected keys.
+//!
+//! Keys are stored compactly — a JSON array of scalars for a one-column key,
+//! of arrays for a composite key — with the key's column names beside them,
+//! because building one JSON object per row costs more than the marking
+//! itself on large cascades. A part holds at most [`PART_SIZE`] keys, so no
+//! single value grows with the cascade.
+
+use lethe_core::Entity;
+
+use crate::dialect::{Binder, Dialect};
+
+/// Keys per outbox record.
+pub const PART_SIZE: u32 = 10_000;
+
+/// How rows are numbered into parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Numbering {
+    /// `row_number()` over any row source.
+    Window,
+    /// SQLite's `rowid` of Lethe's own key tables (no window, no subquery).
+    Rowid,
+}
+
+/// `INSERT INTO <outbox> (...)`, to be followed by [`select`]s joined with
+/// `UNION ALL`.
+pub fn insert_into(d: Dialect) -> String {
+    format!(
+        "INSERT INTO {} (deletion_id, event, entity, part, keys, row_count, created_at, key_columns)",
+        d.own("outbox")
+    )
+}
+
+/// The key of alias `x` as one JSON value: the column itself, or an array.
+fn key_value(d: Dialect, alias: &str, cols: &[String]) -> String {
+    if cols.len() == 1 {
+        format!("{alias}.{}", d.ident(&cols[0]))
+    } else {
+        d.json_array(
+            &cols
+                .iter()
+                .map(|c| format!("{alias}.{}", d.ident(c)))
+                .collect::<Vec<_>>(),
+        )
+    }
+}
+
+/// Outbox rows for the keys of `e` read from `from` (which must alias the
+/// rows `x`) where `where_` holds.
+pub fn select(
+    d: Dialect,
+    b: &mut Binder,
+    e: &Entity,
+    from: &str,
+    where_: &str,
+    event: &str,
+    numbering: Numbering,
+) -> String {
+    let id = d.deletion_id(b);
+    let now = d.now(b);
+    let columns = d.lit(&format!(
+        "[{}]",
+        e.key
+            .iter()
+            .map(|c| format!("\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
+    let composite = e.key.len() > 1;
+    match numbering {
+        Numbering::Rowid => {
+            let part = format!("(x.rowid - 1) / {PART_SIZE}");
+            format!(
+                "SELECT {id}, {}, {}, {part}, {}, count(*), {now}, {columns} FROM {from} WHERE {where_} GROUP BY {part}",
+                d.lit(event),
+                d.lit(&e.name),
+                d.json_agg_values(&key_value(d, "x", &e.key), false),
+            )
+        }
+        Numbering::Window => format!(
+            "SELECT {id}, {}, {}, y.part, {}, count(*), {now}, {columns} FROM (SELECT {} AS k, (row_number() OVER () - 1) / {PART_SIZE} AS part FROM {from} WHERE {where_}) y GROUP BY y.part",
+            d.lit(event),
+            d.lit(&e.name),
+            d.json_agg_values("y.k", composite),
+            key_value(d, "x", &e.key),
+        ),
+    }
+}
