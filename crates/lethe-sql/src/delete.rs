@@ -444,35 +444,29 @@ fn render_single(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
 
 fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> DeleteProgram {
     let exec = mode == Mode::Execute;
-    let mut out = Vec::new();
-    let mut push = |b: Binder, sql: String, reports: bool| {
-        out.push(ProgramStmt {
-            stmt: b.finish(sql),
-            reports,
-        })
-    };
+    // One batch: SQLite runs the statements one after the other in a single
+    // call, with one numbering of the bound values across all of them.
+    let mut b = Binder::new(d);
+    let mut out: Vec<String> = Vec::new();
+    // A temporary table per entity holds the keys of the rows to delete.
     let set_of = |i: usize| d.temp_keys(&plan.nodes[i].entity.name);
-    // 1. Key sets, parents before children.
+    // The same, with SQLite's rowid to cut the outbox into parts.
+    let numbered = |i: usize| format!("(SELECT rowid AS lethe_rowid, * FROM {})", set_of(i));
+    // 1. Key sets, parents before children. No DELETE first: every
+    // transaction that fills these tables empties them before it commits (at
+    // the end of this batch), and a rollback takes its rows with it.
     for (i, node) in plan.nodes.iter().enumerate() {
         let e = &node.entity;
         let tmp = set_of(i);
-        push(
-            Binder::new(d),
-            format!(
-                "CREATE TEMP TABLE IF NOT EXISTS {} AS SELECT {} FROM {} c WHERE 0",
-                tmp,
-                d.list("c", &e.key),
-                d.table(&e.table)
-            ),
-            false,
-        );
-        // No DELETE here: every transaction that fills these tables empties
-        // them before it commits (at the end of this program), and a rollback
-        // takes its rows with it.
-        let mut b = Binder::new(d);
+        out.push(format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {} AS SELECT {} FROM {} c WHERE 0",
+            tmp.trim_start_matches("temp."),
+            d.list("c", &e.key),
+            d.table(&e.table)
+        ));
         let seed = seed_query(d, &mut b, plan, schema, i, &set_of, false);
         let cols: Vec<String> = e.key.iter().map(|c| d.ident(c)).collect();
-        let sql = if node.recursive.is_empty() {
+        out.push(if node.recursive.is_empty() {
             format!("INSERT INTO {tmp} ({}) {seed}", cols.join(", "))
         } else {
             format!(
@@ -484,88 +478,61 @@ fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
                 d.active(e, "c"),
                 cols.join(", ")
             )
-        };
-        push(b, sql, false);
+        });
     }
-    // 2. Restrict checks, before anything changes.
+    // 2. Restrict checks, before anything changes (a blocked delete is rolled
+    // back by the caller).
     for (ri, s) in plan.restricts.iter().enumerate() {
-        let child = &s.child;
         let w = restrict_where(d, plan, s, &set_of, &set_of);
-        push(
-            Binder::new(d),
-            format!(
-                "SELECT 'blocked', {}, {} FROM {} c WHERE {w}",
-                d.lit(&ri.to_string()),
-                d.text("count(*)"),
-                d.table(&child.table)
-            ),
-            true,
-        );
+        out.push(format!(
+            "SELECT 'blocked', {}, {} FROM {} c WHERE {w}",
+            d.lit(&ri.to_string()),
+            d.text("count(*)"),
+            d.table(&s.child.table)
+        ));
     }
     // 3. Set-null (recorded first, so restore can put the values back).
     for g in null_groups(plan) {
         let w = null_where(d, plan, &g, "o", &set_of, &set_of);
+        out.push(format!(
+            "SELECT 'nullified', {}, {} FROM {} o WHERE {w}",
+            d.lit(&g.child.name),
+            d.text("count(*)"),
+            d.table(&g.child.table)
+        ));
         if exec {
-            let mut b = Binder::new(d);
             let id = d.deletion_id(&mut b);
-            push(
-                b,
-                format!(
-                    "INSERT INTO {} (deletion_id, entity, key, prev) SELECT {id}, {}, {}, {} FROM {} o WHERE {w}",
-                    d.own("nullified"),
-                    d.lit(&g.child.name),
-                    d.json_of_columns("o", &g.child.key),
-                    null_prev(d, plan, &g, "o", &set_of),
-                    d.table(&g.child.table)
-                ),
-                false,
-            );
-            push(
-                Binder::new(d),
-                format!(
-                    "SELECT 'nullified', {}, {} FROM {} o WHERE {w}",
-                    d.lit(&g.child.name),
-                    d.text("count(*)"),
-                    d.table(&g.child.table)
-                ),
-                true,
-            );
-            push(
-                Binder::new(d),
-                format!(
-                    "UPDATE {} AS o SET {} WHERE {w}",
-                    d.table(&g.child.table),
-                    null_set(d, plan, &g, "o", &set_of)
-                ),
-                false,
-            );
-        } else {
-            push(
-                Binder::new(d),
-                format!(
-                    "SELECT 'nullified', {}, {} FROM {} o WHERE {w}",
-                    d.lit(&g.child.name),
-                    d.text("count(*)"),
-                    d.table(&g.child.table)
-                ),
-                true,
-            );
+            out.push(format!(
+                "INSERT INTO {} (deletion_id, entity, key, prev) SELECT {id}, {}, {}, {} FROM {} o WHERE {w}",
+                d.own("nullified"),
+                d.lit(&g.child.name),
+                d.json_of_columns("o", &g.child.key),
+                null_prev(d, plan, &g, "o", &set_of),
+                d.table(&g.child.table)
+            ));
+            out.push(format!(
+                "UPDATE {} AS o SET {} WHERE {w}",
+                d.table(&g.child.table),
+                null_set(d, plan, &g, "o", &set_of)
+            ));
         }
     }
     // 4. Counts, outbox, marks; hard deletes children first for foreign keys.
-    let mut counts = Vec::new();
-    for (i, node) in plan.nodes.iter().enumerate() {
-        counts.push(format!(
-            "SELECT 'rows', {}, {} FROM {}",
-            d.lit(&node.entity.name),
-            d.text("count(*)"),
-            set_of(i)
-        ));
-    }
-    push(Binder::new(d), counts.join(" UNION ALL "), true);
+    let counts: Vec<String> = plan
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            format!(
+                "SELECT 'rows', {}, {} FROM {}",
+                d.lit(&n.entity.name),
+                d.text("count(*)"),
+                set_of(i)
+            )
+        })
+        .collect();
+    out.push(counts.join(" UNION ALL "));
     if exec {
-        // One outbox statement for every entity of the plan.
-        let mut b = Binder::new(d);
         let selects: Vec<String> = plan
             .nodes
             .iter()
@@ -575,38 +542,33 @@ fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
                     d,
                     &mut b,
                     &n.entity,
-                    &format!("{} x", set_of(i)),
+                    &format!("{} x", numbered(i)),
                     "TRUE",
                     "deleted",
                     outbox::Numbering::Rowid,
                 )
             })
             .collect();
-        push(
-            b,
-            format!("{} {}", outbox::insert_into(d), selects.join(" UNION ALL ")),
-            false,
-        );
+        out.push(format!(
+            "{} {}",
+            outbox::insert_into(d),
+            selects.join(" UNION ALL ")
+        ));
         for (i, node) in plan.nodes.iter().enumerate() {
             let e = &node.entity;
             if e.strategy != Strategy::Hard {
-                let mut b = Binder::new(d);
                 let id = d.deletion_id(&mut b);
                 let now = d.now(&mut b);
-                push(
-                    b,
-                    format!(
-                        "UPDATE {} AS t SET {} = {now}, {} = {id} WHERE {} IN (SELECT {} FROM {} z) AND {}",
-                        d.table(&e.table),
-                        d.ident(&e.deleted_at),
-                        d.ident(&e.deletion_id),
-                        d.tuple("t", &e.key),
-                        d.list("z", &e.key),
-                        set_of(i),
-                        d.active(e, "t")
-                    ),
-                    false,
-                );
+                out.push(format!(
+                    "UPDATE {} AS t SET {} = {now}, {} = {id} WHERE {} IN (SELECT {} FROM {} z) AND {}",
+                    d.table(&e.table),
+                    d.ident(&e.deleted_at),
+                    d.ident(&e.deletion_id),
+                    d.tuple("t", &e.key),
+                    d.list("z", &e.key),
+                    set_of(i),
+                    d.active(e, "t")
+                ));
             }
         }
         for (i, node) in plan.nodes.iter().enumerate().rev() {
@@ -624,30 +586,29 @@ fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
                 d.list("z", &e.key),
                 set_of(i)
             );
-            let mut b = Binder::new(d);
             let id = d.deletion_id(&mut b);
-            push(
-                b,
-                format!(
-                    "INSERT INTO {} (deletion_id, entity, key, row) SELECT {id}, {}, {}, {} FROM {} t WHERE {in_keys}",
-                    d.own("snapshots"),
-                    d.lit(&e.name),
-                    d.json_of_columns("t", &e.key),
-                    d.snapshot_row("t", &cols),
-                    d.table(&e.table)
-                ),
-                false,
-            );
-            push(
-                Binder::new(d),
-                format!("DELETE FROM {} AS t WHERE {in_keys}", d.table(&e.table)),
-                false,
-            );
+            out.push(format!(
+                "INSERT INTO {} (deletion_id, entity, key, row) SELECT {id}, {}, {}, {} FROM {} t WHERE {in_keys}",
+                d.own("snapshots"),
+                d.lit(&e.name),
+                d.json_of_columns("t", &e.key),
+                d.snapshot_row("t", &cols),
+                d.table(&e.table)
+            ));
+            out.push(format!(
+                "DELETE FROM {} AS t WHERE {in_keys}",
+                d.table(&e.table)
+            ));
         }
     }
-    // Leave the temporary tables empty: they live as long as the connection.
+    // Leave the key tables empty: they live as long as the connection.
     for i in 0..plan.nodes.len() {
-        push(Binder::new(d), format!("DELETE FROM {}", set_of(i)), false);
+        out.push(format!("DELETE FROM {}", set_of(i)));
     }
-    DeleteProgram { statements: out }
+    DeleteProgram {
+        statements: vec![ProgramStmt {
+            stmt: b.finish(out.join(";\n")),
+            reports: true,
+        }],
+    }
 }

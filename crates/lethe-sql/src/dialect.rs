@@ -47,7 +47,7 @@ impl Binder {
         }
     }
 
-    /// The placeholder for `p` (`$n` or `?n`).
+    /// The placeholder for `p` (`$n` on both databases).
     pub fn bind(&mut self, p: Param) -> String {
         let n = match self.params.iter().position(|q| *q == p) {
             Some(i) => i + 1,
@@ -58,7 +58,9 @@ impl Binder {
         };
         match self.dialect {
             Dialect::Postgres => format!("${n}"),
-            Dialect::Sqlite => format!("?{n}"),
+            // `$N` is a named parameter in SQLite: a statement that uses only $3
+            // has one slot, so batches of statements bind cleanly.
+            Dialect::Sqlite => format!("${n}"),
         }
     }
 
@@ -331,6 +333,27 @@ impl Dialect {
                 "(json_type({json_expr}, {}) IS NOT NULL)",
                 self.lit(&format!("$.\"{key}\""))
             ),
+        }
+    }
+
+    /// Several data-changing statements sent as one: data-modifying CTEs
+    /// ahead of `last` on PostgreSQL (whose protocol takes one statement with
+    /// parameters), a `;`-separated batch on SQLite.
+    pub fn batch(self, first: &[String], last: String) -> String {
+        match self {
+            Dialect::Postgres => {
+                let ctes: Vec<String> = first
+                    .iter()
+                    .enumerate()
+                    .map(|(i, s)| format!("b{i} AS ({s})"))
+                    .collect();
+                format!("WITH {} {last}", ctes.join(", "))
+            }
+            Dialect::Sqlite => {
+                let mut all = first.to_vec();
+                all.push(last);
+                all.join(";\n")
+            }
         }
     }
 

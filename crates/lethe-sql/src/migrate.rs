@@ -518,7 +518,7 @@ fn entity_steps(
 pub fn record_step_sql(d: Dialect) -> String {
     let (p1, p2, p3) = match d {
         Dialect::Postgres => ("$1", "CAST($2 AS timestamptz)", "$3"),
-        Dialect::Sqlite => ("?1", "?2", "?3"),
+        Dialect::Sqlite => ("$1", "$2", "$3"),
     };
     format!(
         "INSERT INTO {} (id, applied_at, statements) VALUES ({p1}, {p2}, {p3}) ON CONFLICT (id) DO UPDATE SET applied_at = excluded.applied_at, statements = excluded.statements",

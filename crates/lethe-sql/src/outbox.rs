@@ -18,7 +18,8 @@ pub const PART_SIZE: u32 = 10_000;
 pub enum Numbering {
     /// `row_number()` over any row source.
     Window,
-    /// SQLite's `rowid` of Lethe's own key tables (no window, no subquery).
+    /// The `lethe_rowid` column of Lethe's own key sets (SQLite's rowid): no
+    /// window function, no subquery.
     Rowid,
 }
 
@@ -69,7 +70,7 @@ pub fn select(
     let composite = e.key.len() > 1;
     match numbering {
         Numbering::Rowid => {
-            let part = format!("(x.rowid - 1) / {PART_SIZE}");
+            let part = format!("(x.lethe_rowid - 1) / {PART_SIZE}");
             format!(
                 "SELECT {id}, {}, {}, {part}, {}, count(*), {now}, {columns} FROM {from} WHERE {where_} GROUP BY {part}",
                 d.lit(event),

@@ -8,7 +8,7 @@ use crate::migrate::INTERNAL_VERSION;
 fn p(d: Dialect, n: usize) -> String {
     match d {
         Dialect::Postgres => format!("${n}"),
-        Dialect::Sqlite => format!("?{n}"),
+        Dialect::Sqlite => format!("${n}"),
     }
 }
 
@@ -55,30 +55,31 @@ pub fn lock_audit_head(d: Dialect) -> String {
     }
 }
 
-/// Appends an audit entry. Params: seq, at, action, deletion id (or NULL),
-/// entry, prev hash, hash.
-pub fn insert_audit(d: Dialect) -> String {
-    let id = d.cast(&p(d, 4), d.uuid_type());
-    format!(
-        "INSERT INTO {} (seq, at, action, deletion_id, entry, prev_hash, hash) VALUES ({}, {}, {}, {id}, {}, {}, {})",
+/// Appends an audit entry and moves the head, in one round trip, together
+/// with `companion` (the statement that records what the entry is about: a
+/// deletion record, or its restore mark). The companion's params come first;
+/// the entry's are seq, at, action, deletion id (or NULL), entry, prev hash,
+/// hash, numbered from `offset + 1`.
+pub fn audit_append(d: Dialect, companion: &str, offset: usize) -> String {
+    let n = |i: usize| p(d, offset + i);
+    let insert = format!(
+        "INSERT INTO {} (seq, at, action, deletion_id, entry, prev_hash, hash) VALUES ({}, {}, {}, {}, {}, {}, {})",
         d.own("audit"),
-        d.cast(&p(d, 1), "bigint"),
-        d.cast(&p(d, 2), d.timestamp_type()),
-        p(d, 3),
-        p(d, 5),
-        p(d, 6),
-        p(d, 7)
-    )
-}
-
-/// Moves the audit head. Params: seq, hash.
-pub fn update_audit_head(d: Dialect) -> String {
-    format!(
+        d.cast(&n(1), "bigint"),
+        d.cast(&n(2), d.timestamp_type()),
+        n(3),
+        d.cast(&n(4), d.uuid_type()),
+        n(5),
+        n(6),
+        n(7)
+    );
+    let head = format!(
         "UPDATE {} SET seq = {}, hash = {} WHERE id = 1",
         d.own("audit_head"),
-        d.cast(&p(d, 1), "bigint"),
-        p(d, 2)
-    )
+        d.cast(&n(1), "bigint"),
+        n(7)
+    );
+    d.batch(&[companion.to_string(), insert], head)
 }
 
 /// The audit head: `(seq, hash)`.

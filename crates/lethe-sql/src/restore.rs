@@ -19,6 +19,10 @@ pub struct RestoreEntity<'a> {
     pub entity: &'a Entity,
     /// `soft` rows are unmarked; `hard` rows come back from snapshots.
     pub strategy: Strategy,
+    /// When the deletion reached every row of this entity through one relation
+    /// (its description), the parents through that relation are all in the
+    /// same deletion and need no check.
+    pub only_via: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,7 +124,9 @@ pub fn render_restore(
     for re in entities {
         let e = re.entity;
         for r in policy.parents_of(&e.name) {
-            if r.on_delete == OnDelete::Keep {
+            if r.on_delete == OnDelete::Keep
+                || re.only_via.as_deref() == Some(r.describe().as_str())
+            {
                 continue;
             }
             let parent = &policy.entities[&r.parent];

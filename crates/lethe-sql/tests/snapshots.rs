@@ -58,6 +58,7 @@ fn restore(d: Dialect) -> String {
         .map(|n| RestoreEntity {
             entity: &n.entity,
             strategy: n.entity.strategy,
+            only_via: None,
         })
         .collect();
     let mut nullified: Vec<&Entity> = Vec::new();

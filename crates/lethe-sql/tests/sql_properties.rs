@@ -37,6 +37,7 @@ fn all_statements(d: Dialect, p: &Policy, s: &Schema) -> Vec<(String, Stmt)> {
             .map(|n| RestoreEntity {
                 entity: &n.entity,
                 strategy: n.entity.strategy,
+                only_via: None,
             })
             .collect();
         let nullified: Vec<&Entity> = plan.set_nulls.iter().map(|s| &s.child).collect();
@@ -245,8 +246,10 @@ fn placeholders_are_numbered_per_dialect() {
                     // A bare `?` is the jsonb key-exists operator, which is fine.
                 }
                 Dialect::Sqlite => {
-                    assert_eq!(question, want, "{label}: ?N placeholders\n{}", st.sql);
-                    assert!(dollar.is_empty(), "{label}: $N on SQLite\n{}", st.sql);
+                    // `$N` is a named parameter in SQLite, so a batch of
+                    // statements binds each one without gaps.
+                    assert_eq!(dollar, want, "{label}: $N placeholders\n{}", st.sql);
+                    assert!(question.is_empty(), "{label}: ?N on SQLite\n{}", st.sql);
                     assert_eq!(plain, 0, "{label}: bare ? on SQLite\n{}", st.sql);
                 }
             }
@@ -258,8 +261,7 @@ fn placeholders_are_numbered_per_dialect() {
 fn fixed_queries_use_the_dialect_placeholders() {
     for d in DIALECTS {
         let sqls = [
-            queries::insert_audit(d),
-            queries::update_audit_head(d),
+            queries::audit_append(d, "SELECT 1", 0),
             queries::audit_entries(d),
             queries::insert_deletion(d),
             queries::deletion_by_id(d, true),
@@ -270,10 +272,7 @@ fn fixed_queries_use_the_dialect_placeholders() {
         ];
         for sql in &sqls {
             let (dollar, question, plain) = placeholders(sql);
-            let (used, other) = match d {
-                Dialect::Postgres => (dollar, question),
-                Dialect::Sqlite => (question, dollar),
-            };
+            let (used, other) = (dollar, question);
             assert!(other.is_empty(), "{}: {sql}", d.name());
             assert!(!used.is_empty(), "{}: {sql}", d.name());
             let max = *used.iter().max().unwrap();
@@ -371,7 +370,7 @@ fn key_values_are_bound_never_spliced() {
                         + 1;
                     let ph = match d {
                         Dialect::Postgres => format!("${n}"),
-                        Dialect::Sqlite => format!("?{n}"),
+                        Dialect::Sqlite => format!("${n}"),
                     };
                     let ty = &s.table(&e.table).unwrap().column(col).unwrap().data_type;
                     let want = format!(".\"{col}\" = {}", d.cast(&ph, ty));
@@ -399,7 +398,7 @@ fn postgres_casts_keys_and_sqlite_does_not() {
     assert!(
         lite.statements
             .iter()
-            .any(|s| s.stmt.sql.contains("c.\"id\" = ?1"))
+            .any(|s| s.stmt.sql.contains("c.\"id\" = $1"))
     );
 }
 
@@ -413,12 +412,12 @@ fn binder_reuses_a_placeholder_for_the_same_param() {
     let st = b.finish("x".into());
     assert_eq!(st.params, [Param::DeletionId, Param::Key(0), Param::Key(1)]);
     let mut b = Binder::new(Dialect::Sqlite);
-    assert_eq!(b.bind(Param::Now), "?1");
-    assert_eq!(b.bind(Param::Now), "?1");
+    assert_eq!(b.bind(Param::Now), "$1");
+    assert_eq!(b.bind(Param::Now), "$1");
 }
 
 #[test]
-fn postgres_delete_is_one_statement_sqlite_is_staged() {
+fn postgres_delete_is_one_statement_sqlite_is_one_staged_batch() {
     let p = shop();
     let plan = plan_delete(&p, "users").unwrap();
     let s = shop_schema();
@@ -426,8 +425,10 @@ fn postgres_delete_is_one_statement_sqlite_is_staged() {
         let pg = render_delete(Dialect::Postgres, &plan, &s, mode);
         assert_eq!(pg.statements.len(), 1, "one round trip whatever the depth");
         assert!(pg.statements[0].reports);
+        // SQLite: one batch (one call), staged in several statements.
         let lite = render_delete(Dialect::Sqlite, &plan, &s, mode);
-        assert!(lite.statements.len() > plan.nodes.len());
+        assert_eq!(lite.statements.len(), 1);
+        assert!(lite.statements[0].stmt.sql.matches(";\n").count() > plan.nodes.len());
     }
     // Preview changes nothing.
     for d in DIALECTS {

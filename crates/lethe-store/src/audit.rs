@@ -36,8 +36,10 @@ pub fn chain_hash(prev: &str, entry: &str) -> String {
 }
 
 /// Appends an entry inside `tx` (after the data changes, so the head lock is
-/// held only for the end of the transaction). `fields` must not contain
-/// `seq`/`at`/`action`; they are added here. Returns the new hash.
+/// held only for the end of the transaction), in the same round trip as
+/// `companion` (SQL and params: the record the entry is about). `fields` must
+/// not contain `seq`/`at`/`action`/`deletion_id`; they are added here. Returns
+/// the new hash.
 pub async fn append(
     tx: &mut Tx,
     d: Dialect,
@@ -45,6 +47,7 @@ pub async fn append(
     action: &str,
     deletion_id: Option<&str>,
     fields: Value,
+    companion: (&str, Vec<Option<String>>),
 ) -> Result<String> {
     let head = tx.rows(&queries::lock_audit_head(d), &[]).await?;
     let row = head
@@ -65,24 +68,19 @@ pub async fn append(
     );
     let entry = canonical(&Value::Object(obj));
     let hash = chain_hash(&prev, &entry);
-    tx.exec(
-        &queries::insert_audit(d),
-        &[
-            Some(seq.to_string()),
-            Some(at.to_string()),
-            Some(action.to_string()),
-            deletion_id.map(str::to_string),
-            Some(entry),
-            Some(prev),
-            Some(hash.clone()),
-        ],
-    )
-    .await?;
-    tx.exec(
-        &queries::update_audit_head(d),
-        &[Some(seq.to_string()), Some(hash.clone())],
-    )
-    .await?;
+    let (sql, mut params) = companion;
+    let offset = params.len();
+    params.extend([
+        Some(seq.to_string()),
+        Some(at.to_string()),
+        Some(action.to_string()),
+        deletion_id.map(str::to_string),
+        Some(entry),
+        Some(prev),
+        Some(hash.clone()),
+    ]);
+    tx.exec(&queries::audit_append(d, sql, offset), &params)
+        .await?;
     Ok(hash)
 }
 

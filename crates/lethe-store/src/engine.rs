@@ -520,21 +520,18 @@ impl Engine {
         } else {
             req.context.clone()
         };
-        tx.exec(
-            &queries::insert_deletion(d),
-            &[
-                Some(id.clone()),
-                Some("delete".into()),
-                Some(now.clone()),
-                req.actor.clone(),
-                req.reason.clone(),
-                Some(context.to_string()),
-                Some(req.entity.clone()),
-                Some(audit_key.to_string()),
-                Some(summary.to_string()),
-            ],
-        )
-        .await?;
+        let record = queries::insert_deletion(d);
+        let record_params = vec![
+            Some(id.clone()),
+            Some("delete".into()),
+            Some(now.clone()),
+            req.actor.clone(),
+            req.reason.clone(),
+            Some(context.to_string()),
+            Some(req.entity.clone()),
+            Some(audit_key.to_string()),
+            Some(summary.to_string()),
+        ];
         let counts: serde_json::Map<String, Value> = affected
             .iter()
             .filter(|c| c.rows > 0)
@@ -559,6 +556,7 @@ impl Engine {
                 "counts": counts,
                 "nullified": nulls,
             }),
+            (&record, record_params),
         )
         .await?;
         tx.commit().await?;
@@ -605,6 +603,7 @@ impl Engine {
             entities.push(RestoreEntity {
                 entity: e,
                 strategy,
+                only_via: rec.only_via.get(&c.entity).cloned(),
             });
         }
         let mut nullified = Vec::new();
@@ -742,15 +741,12 @@ impl Engine {
                 other => other,
             })?;
         }
-        tx.exec(
-            &queries::mark_restored(d),
-            &[
-                Some(rec.id.clone()),
-                Some(now.clone()),
-                actor.map(str::to_string),
-            ],
-        )
-        .await?;
+        let mark = queries::mark_restored(d);
+        let mark_params = vec![
+            Some(rec.id.clone()),
+            Some(now.clone()),
+            actor.map(str::to_string),
+        ];
         let counts: serde_json::Map<String, Value> = rec
             .affected
             .iter()
@@ -768,6 +764,7 @@ impl Engine {
                 "key": rec.key,
                 "counts": counts,
             }),
+            (&mark, mark_params),
         )
         .await?;
         tx.commit().await?;

@@ -93,6 +93,10 @@ pub struct DeletionRecord {
     pub nullified: Vec<NullifiedCount>,
     pub restored_at: Option<String>,
     pub restored_by: Option<String>,
+    /// Entity -> the one relation through which the deletion reached all its
+    /// rows (see `Engine::restore`).
+    #[serde(skip)]
+    pub(crate) only_via: std::collections::BTreeMap<String, String>,
 }
 
 impl DeletionRecord {
@@ -124,7 +128,22 @@ impl DeletionRecord {
                     .collect()
             })
             .unwrap_or_default();
+        let only_via = summary
+            .get("entities")
+            .and_then(Value::as_array)
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| {
+                        Some((
+                            e["entity"].as_str()?.to_string(),
+                            e["only_via"].as_str()?.to_string(),
+                        ))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
         DeletionRecord {
+            only_via,
             id: col(r, 0),
             kind: col(r, 1),
             at: col(r, 2),
