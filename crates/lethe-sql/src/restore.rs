@@ -184,49 +184,16 @@ pub fn render_restore(
     }
 
     let mut apply = Vec::new();
-    // Outbox first: the marks and snapshots still say which rows come back.
+    // The rows that come back are exactly the rows the deletion recorded in
+    // the outbox (same transaction as the marks): announce them again, part
+    // by part, without reading the rows.
     let mut b = Binder::new(d);
-    let selects: Vec<String> = entities
-        .iter()
-        .map(|re| {
-            let e = re.entity;
-            let id = d.deletion_id(&mut b);
-            let (from, where_) = match re.strategy {
-                // The key columns, typed, out of each snapshot's key.
-                Strategy::Hard => (
-                    format!(
-                        "(SELECT {} FROM {} s{} WHERE s.deletion_id = {id} AND s.entity = {}) x",
-                        e.key
-                            .iter()
-                            .map(|k| format!("{} AS {}", d.json_field("s.key", "r", k), d.ident(k)))
-                            .collect::<Vec<_>>()
-                            .join(", "),
-                        d.own("snapshots"),
-                        d.json_record_join("s.key", &e.table, "r"),
-                        d.lit(&e.name)
-                    ),
-                    "TRUE".to_string(),
-                ),
-                _ => (
-                    format!("{} x", d.table(&e.table)),
-                    format!("x.{} = {id}", d.ident(&e.deletion_id)),
-                ),
-            };
-            outbox::select(
-                d,
-                &mut b,
-                e,
-                &from,
-                &where_,
-                "restored",
-                outbox::Numbering::Window,
-            )
-        })
-        .collect();
+    let id = d.deletion_id(&mut b);
+    let now = d.now(&mut b);
     apply.push(b.finish(format!(
-        "{} {}",
+        "{} SELECT o.deletion_id, 'restored', o.entity, o.part, o.keys, o.row_count, {now}, o.key_columns FROM {} o WHERE o.deletion_id = {id} AND o.event = 'deleted' ORDER BY o.id",
         outbox::insert_into(d),
-        selects.join(" UNION ALL ")
+        d.own("outbox")
     )));
     // Re-inserted rows, parents first.
     for re in entities.iter().filter(|re| re.strategy == Strategy::Hard) {

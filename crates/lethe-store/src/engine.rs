@@ -509,10 +509,24 @@ impl Engine {
             tx.rollback().await?;
             return Err(err);
         }
-        let summary = json!({
-            "entities": affected.iter().filter(|c| c.rows > 0).collect::<Vec<_>>(),
-            "nullified": nullified,
-        });
+        // With the counts, how each entity was reached: restore skips the
+        // parent check where one relation reached every row (its parents are
+        // then in this same deletion).
+        let entities: Vec<Value> = affected
+            .iter()
+            .filter(|c| c.rows > 0)
+            .map(|c| {
+                let only_via = plan
+                    .nodes
+                    .iter()
+                    .skip(1)
+                    .find(|n| n.entity.name == c.entity)
+                    .filter(|n| n.incoming.len() == 1 && n.recursive.is_empty())
+                    .map(|n| n.incoming[0].describe());
+                json!({"entity": c.entity, "strategy": c.strategy, "rows": c.rows, "only_via": only_via})
+            })
+            .collect();
+        let summary = json!({"entities": entities, "nullified": nullified});
         let key_json = self.key_json(&req.entity, key, false);
         let audit_key = self.key_json(&req.entity, key, true);
         let context = if req.context.is_null() {
