@@ -356,22 +356,16 @@ fn render_single(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
                     ));
                 }
             }
-            ctes.push(format!(
-                "o{i} AS ({})",
-                format!(
-                    "{} {}",
-                    outbox::insert_into(d),
-                    outbox::select(
-                        d,
-                        &mut b,
-                        e,
-                        &format!("u{i} x"),
-                        "TRUE",
-                        "deleted",
-                        outbox::Numbering::Window
-                    )
-                )
-            ));
+            let rows = outbox::select(
+                d,
+                &mut b,
+                e,
+                &format!("u{i} x"),
+                "TRUE",
+                "deleted",
+                outbox::Numbering::Window,
+            );
+            ctes.push(format!("o{i} AS ({} {rows})", outbox::insert_into(d)));
         }
         reports.push(format!(
             "SELECT 'rows' AS kind, {} AS name, {} AS n",

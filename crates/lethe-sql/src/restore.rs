@@ -191,9 +191,10 @@ pub fn render_restore(
     let id = d.deletion_id(&mut b);
     let now = d.now(&mut b);
     apply.push(b.finish(format!(
-        "{} SELECT o.deletion_id, 'restored', o.entity, o.part, o.keys, o.row_count, {now}, o.key_columns FROM {} o WHERE o.deletion_id = {id} AND o.event = 'deleted' ORDER BY o.id",
+        "{} SELECT o.deletion_id, 'restored', o.entity, o.part, o.keys, o.row_count, {now}, o.key_columns FROM {} o WHERE o.deletion_id = {id} AND o.event = 'deleted' ORDER BY o.{}",
         outbox::insert_into(d),
-        d.own("outbox")
+        d.own("outbox"),
+        d.ident("id")
     )));
     // Re-inserted rows, parents first.
     for re in entities.iter().filter(|re| re.strategy == Strategy::Hard) {
