@@ -1,42 +1,32 @@
-//! One function per command. Each returns an exit code.
+//! One function per command. Each returns an exit code; errors are printed by
+//! [`report`] (and as JSON on stdout for `--json` callers).
 
 use std::path::Path;
 
-use lethe_core::{Level, Policy, parse_policy};
+use lethe_core::{Finding, Level, Policy, parse_policy};
 use lethe_store::{ConnectOptions, DeleteRequest, Engine, StoreError};
-use serde::Serialize;
 
 use crate::exit;
+use crate::output::{self, key_text, plural, print_json};
 use crate::table;
 use crate::{AuditCommand, Cli, Command};
 
-/// Prints an error the way every command does: `error: ...` and a hint.
-pub fn report(e: &StoreError) -> u8 {
+/// Prints an error the way every command does: `error: ...`, the details, and
+/// a hint on stderr; with `--json`, also `{"error": ...}` on stdout.
+pub fn report(e: &StoreError, json: bool) -> u8 {
+    if json {
+        print_json(&output::error(e));
+    }
     eprintln!("error: {e}");
-    match e {
-        StoreError::RestoreConflict { conflicts } => {
-            for c in conflicts {
-                if c.entity.is_empty() {
-                    eprintln!("  {}", c.active);
-                } else {
-                    eprintln!(
-                        "  {} {} conflicts on ({}) with active row {}",
-                        c.entity, c.restored, c.columns, c.active
-                    );
-                }
-            }
+    if let StoreError::RestoreConflict { conflicts } = e {
+        for line in output::refusal_lines(conflicts, &[]) {
+            eprintln!("  {line}");
         }
-        StoreError::ParentDeleted { parents } => {
-            for p in parents {
-                let by = if p.deletion_id.is_empty() {
-                    "the parent row is missing".to_string()
-                } else {
-                    format!("parent deleted by {}", p.deletion_id)
-                };
-                eprintln!("  {} {}: {by}", p.relation, p.child);
-            }
+    }
+    if let StoreError::ParentDeleted { parents } = e {
+        for line in output::refusal_lines(&[], parents) {
+            eprintln!("  {line}");
         }
-        _ => {}
     }
     if let Some(h) = e.hint() {
         eprintln!("hint: {h}");
@@ -44,11 +34,18 @@ pub fn report(e: &StoreError) -> u8 {
     exit::code_for(e)
 }
 
-fn print_json<T: Serialize>(v: &T) {
-    println!(
-        "{}",
-        serde_json::to_string_pretty(v).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
-    );
+/// `lethe.toml:12: error: entities.users.key: ...` (the same shape as policy
+/// parse errors, so editors can jump to the line).
+fn finding_line(file: &str, f: &Finding) -> String {
+    let level = if f.level == Level::Error {
+        "error"
+    } else {
+        "warning"
+    };
+    match f.line {
+        Some(l) => format!("{file}:{l}: {level}: {}: {}", f.key, f.message),
+        None => format!("{file}: {level}: {}: {}", f.key, f.message),
+    }
 }
 
 pub fn load_policy(path: &Path) -> Result<Policy, StoreError> {
@@ -79,7 +76,7 @@ async fn engine(cli: &Cli) -> Result<Engine, StoreError> {
 pub async fn run(cli: Cli) -> u8 {
     match run_inner(&cli).await {
         Ok(code) => code,
-        Err(e) => report(&e),
+        Err(e) => report(&e, cli.command.json()),
     }
 }
 
@@ -100,9 +97,9 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
             if *dry_run {
                 let plan = engine.plan(entity, key).await?;
                 if *json {
-                    print_json(&plan);
+                    print_json(&output::plan(&plan));
                 } else {
-                    print!("{}", describe_plan(&plan));
+                    print!("{}", output::describe_plan(&plan));
                 }
                 return Ok(if plan.blocked_by.is_empty() {
                     exit::OK
@@ -115,41 +112,16 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
             req.reason = reason.clone();
             let done = engine.delete(&req).await?;
             if *json {
-                #[derive(Serialize)]
-                struct Out<'a> {
-                    deletion_id: &'a str,
-                    at: &'a str,
-                    entity: &'a str,
-                    key: &'a serde_json::Value,
-                    affected: serde_json::Map<String, serde_json::Value>,
-                    nullified: serde_json::Map<String, serde_json::Value>,
-                    audit_hash: &'a str,
-                }
-                print_json(&Out {
-                    deletion_id: &done.deletion_id,
-                    at: &done.at,
-                    entity: &done.entity,
-                    key: &done.key,
-                    affected: done
-                        .affected
-                        .iter()
-                        .map(|c| (c.entity.clone(), c.rows.into()))
-                        .collect(),
-                    nullified: done
-                        .nullified
-                        .iter()
-                        .map(|c| (c.entity.clone(), c.rows.into()))
-                        .collect(),
-                    audit_hash: &done.audit_hash,
-                });
+                print_json(&output::outcome(&done));
             } else {
-                println!(
-                    "deleted {} {} as deletion {}",
-                    entity, key, done.deletion_id
-                );
+                println!("deleted {entity} {key} as deletion {}", done.deletion_id);
                 print!("{}", table::counts(&done.affected));
                 for n in &done.nullified {
-                    println!("set to NULL: {} row(s) of {}", n.rows, n.entity);
+                    println!(
+                        "set to NULL: {} of {}",
+                        plural(n.rows as usize, "row", "rows"),
+                        n.entity
+                    );
                 }
                 println!("undo with: lethe restore {}", done.deletion_id);
             }
@@ -158,48 +130,53 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
         Command::Restore {
             deletion_id,
             actor,
+            reason,
             dry_run,
             json,
         } => {
             let engine = engine(cli).await?;
             if *dry_run {
                 let p = engine.restore_preview(deletion_id).await?;
+                let refused = !p.conflicts.is_empty() || !p.deleted_parents.is_empty();
                 if *json {
-                    print_json(&p);
+                    print_json(&output::preview(&p));
                 } else {
-                    println!("restore of {} would bring back:", p.deletion_id);
+                    if refused {
+                        println!("restore of {} would be REFUSED:", p.deletion_id);
+                        for line in output::refusal_lines(&p.conflicts, &p.deleted_parents) {
+                            println!("  {line}");
+                        }
+                        println!("once that is resolved, it would bring back:");
+                    } else {
+                        println!("restore of {} would bring back:", p.deletion_id);
+                    }
                     print!("{}", table::counts(&p.would_restore));
                     for n in &p.nullified {
                         println!(
-                            "and put back {} set-null reference(s) in {}",
-                            n.rows, n.entity
+                            "and put back {} set to NULL in {}",
+                            plural(n.rows as usize, "reference", "references"),
+                            n.entity
                         );
                     }
-                    for c in &p.conflicts {
-                        println!(
-                            "conflict: {} {} on ({}) with active row {}",
-                            c.entity, c.restored, c.columns, c.active
-                        );
-                    }
-                    for d in &p.deleted_parents {
-                        println!(
-                            "deleted parent: {} {} (deletion {})",
-                            d.relation, d.child, d.deletion_id
-                        );
-                    }
+                    println!("nothing was changed (dry run)");
                 }
-                return Ok(if p.conflicts.is_empty() && p.deleted_parents.is_empty() {
-                    exit::OK
-                } else {
-                    exit::REFUSED
-                });
+                return Ok(if refused { exit::REFUSED } else { exit::OK });
             }
-            let done = engine.restore(deletion_id, actor.as_deref()).await?;
+            let done = engine
+                .restore_as(deletion_id, actor.as_deref(), reason.as_deref())
+                .await?;
             if *json {
-                print_json(&done);
+                print_json(&output::restored(&done));
             } else {
                 println!("restored deletion {}", done.deletion_id);
                 print!("{}", table::counts(&done.restored));
+                for n in &done.nullified_restored {
+                    println!(
+                        "put back {} set to NULL in {}",
+                        plural(n.rows as usize, "reference", "references"),
+                        n.entity
+                    );
+                }
             }
             Ok(exit::OK)
         }
@@ -216,7 +193,9 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
             }
             let list = engine.deletions(entity.as_deref(), *limit).await?;
             if *json {
-                print_json(&list);
+                print_json(&serde_json::Value::Array(
+                    list.iter().map(output::record).collect(),
+                ));
             } else if list.is_empty() {
                 println!("no deletions");
             } else {
@@ -233,10 +212,11 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
                                 .map(|c| format!("{}={}", c.entity, c.rows))
                                 .collect::<Vec<_>>()
                                 .join(" "),
-                            d.restored_at
-                                .clone()
-                                .map(|_| "restored".to_string())
-                                .unwrap_or_default(),
+                            if d.restored_at.is_some() {
+                                "restored".to_string()
+                            } else {
+                                "deleted".to_string()
+                            },
                             d.reason.clone().unwrap_or_default(),
                         ]
                     })
@@ -258,16 +238,7 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
             let d = engine.deletion(deletion_id).await?;
             let outbox = engine.outbox(&d.id).await?;
             if *json {
-                #[derive(Serialize)]
-                struct Out<'a> {
-                    #[serde(flatten)]
-                    deletion: &'a lethe_store::DeletionRecord,
-                    outbox: &'a [lethe_store::OutboxRecord],
-                }
-                print_json(&Out {
-                    deletion: &d,
-                    outbox: &outbox,
-                });
+                print_json(&output::record_with_outbox(&d, &outbox));
             } else {
                 println!("deletion   {}", d.id);
                 println!("at         {}", d.at);
@@ -283,11 +254,21 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
                 }
                 print!("{}", table::counts(&d.affected));
                 for n in &d.nullified {
-                    println!("set to NULL: {} row(s) of {}", n.rows, n.entity);
+                    println!(
+                        "set to NULL: {} of {}",
+                        plural(n.rows as usize, "row", "rows"),
+                        n.entity
+                    );
                 }
-                println!("outbox: {} record(s)", outbox.len());
+                println!("outbox: {}", plural(outbox.len(), "record", "records"));
                 for o in &outbox {
-                    println!("  #{} {} {} ({} key(s))", o.id, o.event, o.entity, o.rows);
+                    println!(
+                        "  #{} {} {} ({})",
+                        o.id,
+                        o.event,
+                        o.entity,
+                        plural(o.rows as usize, "key", "keys")
+                    );
                 }
             }
             Ok(exit::OK)
@@ -310,9 +291,13 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
                 AuditCommand::Verify { expect_head, json } => {
                     let r = engine.audit_verify(expect_head.as_deref()).await?;
                     if *json {
-                        print_json(&r);
+                        print_json(&serde_json::to_value(&r).unwrap_or_default());
                     } else if r.ok {
-                        println!("audit log intact: {} entries, head {}", r.entries, r.head);
+                        println!(
+                            "audit log intact: {}, head {}",
+                            plural(r.entries as usize, "entry", "entries"),
+                            r.head
+                        );
                     } else {
                         println!(
                             "audit log BROKEN: {}",
@@ -328,59 +313,6 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
         }
         Command::Demo { dir } => crate::demo::run(dir.clone()).await,
     }
-}
-
-pub fn key_text(v: &serde_json::Value) -> String {
-    match v.as_object() {
-        Some(m) if m.len() == 1 => m.values().next().map(value_text).unwrap_or_default(),
-        Some(m) => m
-            .iter()
-            .map(|(k, v)| format!("{k}={}", value_text(v)))
-            .collect::<Vec<_>>()
-            .join(","),
-        None => v.to_string(),
-    }
-}
-
-fn value_text(v: &serde_json::Value) -> String {
-    match v {
-        serde_json::Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
-}
-
-pub fn describe_plan(plan: &lethe_store::PlanReport) -> String {
-    let mut s = format!(
-        "plan: delete {} {} ({} row(s) in {} table(s))\n",
-        plan.entity,
-        key_text(&plan.key),
-        plan.total_rows(),
-        plan.affected.iter().filter(|c| c.rows > 0).count()
-    );
-    let rows: Vec<Vec<String>> = plan
-        .affected
-        .iter()
-        .map(|c| {
-            let action = if c.strategy == "hard" {
-                "remove (snapshot kept)"
-            } else {
-                "mark deleted"
-            };
-            vec![c.entity.clone(), action.to_string(), c.rows.to_string()]
-        })
-        .collect();
-    s.push_str(&table::render(&["ENTITY", "ACTION", "ROWS"], &rows));
-    for n in &plan.nullified {
-        s.push_str(&format!("set to NULL: {} row(s) of {}\n", n.rows, n.entity));
-    }
-    for b in &plan.blocked_by {
-        s.push_str(&format!(
-            "BLOCKED by {}: {} active row(s) (on_delete = restrict)\n",
-            b.relation, b.rows
-        ));
-    }
-    s.push_str("nothing was changed (dry run)\n");
-    s
 }
 
 async fn init(cli: &Cli, out: &Path, force: bool) -> Result<u8, StoreError> {
@@ -428,21 +360,21 @@ async fn check(cli: &Cli, json: bool) -> Result<u8, StoreError> {
         print_json(&serde_json::json!({"ok": errors == 0, "findings": v}));
     } else {
         for f in &findings {
-            println!("{}: {f}", engine.policy().source);
+            println!("{}", finding_line(&engine.policy().source, f));
         }
         if errors == 0 {
             println!(
-                "policy OK: {} entities, {} relations{}",
-                engine.policy().entities.len(),
-                engine.policy().relations.len(),
+                "policy OK: {}, {}{}",
+                plural(engine.policy().entities.len(), "entity", "entities"),
+                plural(engine.policy().relations.len(), "relation", "relations"),
                 if findings.is_empty() {
                     String::new()
                 } else {
-                    format!(", {} warning(s)", findings.len())
+                    format!(", {}", plural(findings.len(), "warning", "warnings"))
                 }
             );
         } else {
-            println!("{errors} error(s)");
+            println!("{}", plural(errors, "error", "errors"));
         }
     }
     Ok(if errors == 0 {
@@ -461,16 +393,23 @@ async fn migrate(cli: &Cli, dry_run: bool, json: bool) -> Result<u8, StoreError>
         .collect();
     if !errors.is_empty() {
         for f in &errors {
-            eprintln!("{}: {f}", engine.policy().source);
+            eprintln!("{}", finding_line(&engine.policy().source, f));
         }
         eprintln!("error: the policy does not match the database; fix it before migrating");
         eprintln!("hint: `lethe check` lists every problem");
         return Ok(exit::VERIFY_FAILED);
     }
     let report = engine.migrate(dry_run).await?;
+    // A step Lethe cannot apply makes even a dry run fail: it is what the
+    // real run would do.
+    let code = if report.steps.iter().any(|s| s.blocked.is_some()) {
+        exit::REFUSED
+    } else {
+        exit::OK
+    };
     if json {
-        print_json(&report);
-        return Ok(exit::OK);
+        print_json(&serde_json::to_value(&report).unwrap_or_default());
+        return Ok(code);
     }
     if report.steps.is_empty() {
         println!("nothing to do: the database already matches the policy");
@@ -488,11 +427,11 @@ async fn migrate(cli: &Cli, dry_run: bool, json: bool) -> Result<u8, StoreError>
     }
     if dry_run {
         println!(
-            "-- dry run: {} step(s), nothing was changed",
-            report.steps.len()
+            "-- dry run: {}, nothing was changed",
+            plural(report.steps.len(), "step", "steps")
         );
     } else {
-        println!("applied {} step(s)", report.steps.len());
+        println!("applied {}", plural(report.steps.len(), "step", "steps"));
     }
-    Ok(exit::OK)
+    Ok(code)
 }

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use lethe_core::parse_policy;
 use lethe_store::{ConnectOptions, Db, DeleteRequest, Engine, StoreError};
 
-use crate::commands::describe_plan;
 use crate::exit;
+use crate::output::{describe_plan, key_text};
 use crate::table;
 
 const SCHEMA: &str = "
@@ -19,6 +19,16 @@ CREATE TABLE order_items (order_id INTEGER NOT NULL REFERENCES orders (id), prod
 CREATE TABLE cart_items (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users (id), product_id INTEGER NOT NULL REFERENCES products (id), qty INTEGER NOT NULL);
 CREATE TABLE wishlist_items (id INTEGER PRIMARY KEY, user_id INTEGER NOT NULL REFERENCES users (id), product_id INTEGER NOT NULL REFERENCES products (id));
 CREATE TABLE reviews (id INTEGER PRIMARY KEY, product_id INTEGER NOT NULL REFERENCES products (id), user_id INTEGER REFERENCES users (id), stars INTEGER NOT NULL, body TEXT NOT NULL);
+CREATE INDEX categories_parent ON categories (parent_id);
+CREATE INDEX products_category ON products (category_id);
+CREATE INDEX orders_user ON orders (user_id);
+CREATE INDEX order_items_product ON order_items (product_id);
+CREATE INDEX cart_items_user ON cart_items (user_id);
+CREATE INDEX cart_items_product ON cart_items (product_id);
+CREATE INDEX wishlist_items_user ON wishlist_items (user_id);
+CREATE INDEX wishlist_items_product ON wishlist_items (product_id);
+CREATE INDEX reviews_product ON reviews (product_id);
+CREATE INDEX reviews_user ON reviews (user_id);
 INSERT INTO users VALUES (1, 'ada@example.com', 'Ada'), (2, 'bob@example.com', 'Bob'), (3, 'cleo@example.com', 'Cleo');
 INSERT INTO categories VALUES (1, NULL, 'Books'), (2, 1, 'Fiction'), (3, 2, 'Science fiction'), (4, NULL, 'Music');
 INSERT INTO products VALUES (1, 3, 'BK-DUNE', 'Dune', 1299), (2, 3, 'BK-SOLARIS', 'Solaris', 1099), (3, 4, 'LP-KIND', 'Kind of Blue', 2499);
@@ -360,7 +370,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
             vec![
                 d.id.clone(),
                 d.actor.clone().unwrap_or_default(),
-                format!("{} {}", d.entity, crate::commands::key_text(&d.key)),
+                format!("{} {}", d.entity, key_text(&d.key)),
                 d.total_rows().to_string(),
                 if d.restored_at.is_some() {
                     "restored".into()

@@ -18,7 +18,8 @@ Exit codes:
   3  delete blocked by a restrict relation (the message names it and the count)
   4  not found: no such row or deletion
   5  refused: already deleted, already restored, restore conflict, deleted
-     parent, database not migrated, raw change refused by a guard
+     parent, database not migrated, migration step that cannot be applied
+     automatically (also with --dry-run), raw change refused by a guard
   6  check or verification failed: `lethe check` found errors, or
      `lethe audit verify` found a broken or cut-off chain";
 
@@ -27,7 +28,8 @@ pub fn code_for(e: &StoreError) -> u8 {
         StoreError::Core(_)
         | StoreError::Policy(_)
         | StoreError::NoDatabaseUrl
-        | StoreError::UnsupportedUrl(_) => USAGE,
+        | StoreError::UnsupportedUrl(_)
+        | StoreError::BadDeletionId(_) => USAGE,
         StoreError::Blocked { .. } => BLOCKED,
         StoreError::NotFound { .. } | StoreError::DeletionNotFound(_) => NOT_FOUND,
         StoreError::AlreadyDeleted { .. }

@@ -4,6 +4,7 @@
 mod commands;
 mod demo;
 mod exit;
+mod output;
 mod table;
 
 use std::path::PathBuf;
@@ -98,6 +99,9 @@ enum Command {
         /// Who restores (recorded in the audit log).
         #[arg(long, env = "LETHE_ACTOR")]
         actor: Option<String>,
+        /// Why (recorded in the audit log; do not put personal data here).
+        #[arg(long)]
+        reason: Option<String>,
         /// Show what would come back and any conflict; change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -110,7 +114,8 @@ enum Command {
         /// Only deletions whose root is this entity.
         #[arg(long)]
         entity: Option<String>,
-        #[arg(long, default_value_t = 50)]
+        /// At most this many (newest first).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
         limit: u32,
         /// Machine-readable output.
         #[arg(long)]
@@ -138,6 +143,25 @@ enum Command {
     },
 }
 
+impl Command {
+    /// Whether the caller asked for machine output (errors then come as JSON
+    /// on stdout too).
+    fn json(&self) -> bool {
+        match self {
+            Command::Check { json }
+            | Command::Migrate { json, .. }
+            | Command::Delete { json, .. }
+            | Command::Restore { json, .. }
+            | Command::Deletions { json, .. }
+            | Command::Show { json, .. } => *json,
+            Command::Audit { command } => match command {
+                AuditCommand::Verify { json, .. } | AuditCommand::Head { json } => *json,
+            },
+            Command::Init { .. } | Command::Demo { .. } => false,
+        }
+    }
+}
+
 #[derive(Subcommand)]
 enum AuditCommand {
     /// Check every entry's hash and link. Exit 6 and name the first broken
@@ -160,6 +184,13 @@ enum AuditCommand {
 }
 
 fn main() -> ExitCode {
+    // Output piped into `head` should end quietly, not panic on a closed pipe.
+    #[cfg(unix)]
+    // SAFETY: restoring the default disposition of SIGPIPE at start-up, before
+    // any thread exists, is what every Unix command-line tool does.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_env("LETHE_LOG"))

@@ -145,12 +145,23 @@ pub fn parse_policy(source: &str, file: &str) -> Result<Policy, PolicyError> {
             None => default_strategy,
         };
         if strategy == Strategy::Archive {
-            let at = e.strategy.as_ref().or(defaults.strategy.as_ref());
-            let msg = "strategy \"archive\" is not available yet (it arrives with retention support); use \"soft\" or \"hard\"";
-            return Err(match at {
-                Some(s) => lines.err(s, format!("{key_path}.strategy"), msg),
-                None => PolicyError::at(file, Some(line), format!("{key_path}.strategy"), msg),
-            });
+            // Attribute the error to where "archive" is written: the entity,
+            // or [defaults] when the entity inherits it.
+            let (at, key) = match &e.strategy {
+                Some(s) => (s, format!("{key_path}.strategy")),
+                None => (
+                    defaults
+                        .strategy
+                        .as_ref()
+                        .expect("archive came from [defaults]"),
+                    "defaults.strategy".to_string(),
+                ),
+            };
+            return Err(lines.err(
+                at,
+                key,
+                "strategy \"archive\" is not available yet (it arrives with retention support); use \"soft\" or \"hard\"",
+            ));
         }
         let mut unique = Vec::new();
         for (i, u) in e.unique.iter().enumerate() {
@@ -367,7 +378,7 @@ fn parse_strategy(
         other => Err(lines.err(
             s,
             key,
-            format!("unknown strategy \"{other}\" (expected soft, archive or hard)"),
+            format!("unknown strategy \"{other}\" (expected soft or hard; archive arrives with retention support)"),
         )),
     }
 }

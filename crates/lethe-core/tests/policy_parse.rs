@@ -77,7 +77,7 @@ strategy = "soft"
 key = ["id"]
 strategy = "sof"  #<
 "#,
-        message: &["unknown strategy \"sof\"", "soft, archive or hard"],
+        message: &["unknown strategy \"sof\"", "expected soft or hard"],
         key: "entities.users.strategy",
     },
     Case {
@@ -115,7 +115,7 @@ strategy = "archive"  #<
 key = ["id"]
 "#,
         message: &["archive", "not available yet"],
-        key: "entities.users.strategy",
+        key: "defaults.strategy",
     },
     Case {
         name: "unknown on_delete",

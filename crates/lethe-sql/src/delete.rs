@@ -407,6 +407,17 @@ fn render_single(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
                 d.lit(&g.child.name),
                 d.json_of_columns("x", &g.child.key)
             ));
+            // The rows changed too: caches and services that hold them hear of it.
+            let rows = outbox::select(
+                d,
+                &mut b,
+                g.child,
+                &format!("n{gi} x"),
+                "TRUE",
+                "updated",
+                outbox::Numbering::Window,
+            );
+            ctes.push(format!("q{gi} AS ({} {rows})", outbox::insert_into(d)));
             reports.push(format!(
                 "SELECT 'nullified', {}, {}",
                 d.lit(&g.child.name),
@@ -504,6 +515,22 @@ fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
                 null_prev(d, plan, &g, "o", &set_of),
                 d.table(&g.child.table)
             ));
+            // The rows changed too: caches and services that hold them hear of it.
+            let from = format!(
+                "(SELECT {} FROM {} o WHERE {w}) x",
+                d.list("o", &g.child.key),
+                d.table(&g.child.table)
+            );
+            let rows = outbox::select(
+                d,
+                &mut b,
+                g.child,
+                &from,
+                "TRUE",
+                "updated",
+                outbox::Numbering::Window,
+            );
+            out.push(format!("{} {rows}", outbox::insert_into(d)));
             out.push(format!(
                 "UPDATE {} AS o SET {} WHERE {w}",
                 d.table(&g.child.table),

@@ -6,7 +6,8 @@
 //! - `unique`, entity, restored key, conflicting active key (and the columns in
 //!   a fifth column);
 //! - `parent`, relation, child key, the deletion that removed the parent (empty
-//!   when the parent is missing and no deletion is known).
+//!   when none is known), the parent's key, and the parent's strategy (`soft`:
+//!   an empty deletion means it was marked outside Lethe; `hard`: missing).
 
 use lethe_core::{Entity, OnDelete, Policy, Schema, Strategy};
 
@@ -149,7 +150,7 @@ pub fn render_restore(
             let id = d.deletion_id(&mut b);
             let sql = match parent.strategy {
                 Strategy::Hard => format!(
-                    "SELECT 'parent', {}, {}, COALESCE((SELECT {} FROM {} s3 WHERE s3.entity = {} AND s3.key = {ref_json} LIMIT 1), '') FROM {} WHERE {} AND {} \
+                    "SELECT 'parent', {}, {}, COALESCE((SELECT {} FROM {} s3 WHERE s3.entity = {} AND s3.key = {ref_json} LIMIT 1), ''), {}, 'hard' FROM {} WHERE {} AND {} \
                      AND NOT EXISTS (SELECT 1 FROM {} p WHERE {} = {refs}) \
                      AND NOT EXISTS (SELECT 1 FROM {} s2 WHERE s2.deletion_id = {id} AND s2.entity = {} AND s2.key = {ref_json}) LIMIT 10",
                     d.lit(&r.describe()),
@@ -157,6 +158,7 @@ pub fn render_restore(
                     d.text("s3.deletion_id"),
                     d.own("snapshots"),
                     d.lit(&parent.name),
+                    d.text(&ref_json),
                     src.from,
                     src.where_,
                     not_null.join(" AND "),
@@ -166,10 +168,11 @@ pub fn render_restore(
                     d.lit(&parent.name),
                 ),
                 _ => format!(
-                    "SELECT 'parent', {}, {}, COALESCE({}, '') FROM {} JOIN {} p ON {} = {refs} WHERE {} AND p.{} IS NOT NULL AND (p.{} IS NULL OR p.{} <> {id}) LIMIT 10",
+                    "SELECT 'parent', {}, {}, COALESCE({}, ''), {}, 'soft' FROM {} JOIN {} p ON {} = {refs} WHERE {} AND p.{} IS NOT NULL AND (p.{} IS NULL OR p.{} <> {id}) LIMIT 10",
                     d.lit(&r.describe()),
                     d.text(&src.key_json),
                     d.text(&format!("p.{}", d.ident(&parent.deletion_id))),
+                    d.text(&d.json_of_columns("p", &parent.key)),
                     src.from,
                     d.table(&parent.table),
                     d.tuple("p", &parent.key),
@@ -186,12 +189,13 @@ pub fn render_restore(
     let mut apply = Vec::new();
     // The rows that come back are exactly the rows the deletion recorded in
     // the outbox (same transaction as the marks): announce them again, part
-    // by part, without reading the rows.
+    // by part, without reading the rows — `restored` for deleted rows,
+    // `updated` for rows whose set-null references come back.
     let mut b = Binder::new(d);
     let id = d.deletion_id(&mut b);
     let now = d.now(&mut b);
     apply.push(b.finish(format!(
-        "{} SELECT o.deletion_id, 'restored', o.entity, o.part, o.keys, o.row_count, {now}, o.key_columns FROM {} o WHERE o.deletion_id = {id} AND o.event = 'deleted' ORDER BY o.{}",
+        "{} SELECT o.deletion_id, CASE o.event WHEN 'deleted' THEN 'restored' ELSE 'updated' END, o.entity, o.part, o.keys, o.row_count, {now}, o.key_columns FROM {} o WHERE o.deletion_id = {id} AND o.event IN ('deleted', 'updated') ORDER BY o.{}",
         outbox::insert_into(d),
         d.own("outbox"),
         d.ident("id")

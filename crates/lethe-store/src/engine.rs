@@ -100,6 +100,11 @@ fn now_text() -> (OffsetDateTime, String) {
     (now, text)
 }
 
+/// Parses JSON text from the database (keys), keeping the text if it is not JSON.
+fn json_value(text: &str) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|_| Value::from(text))
+}
+
 fn transient(e: &StoreError) -> bool {
     matches!(e, StoreError::Transient(_))
 }
@@ -587,9 +592,7 @@ impl Engine {
 
     async fn load_deletion(&self, tx: &mut Tx, id: &str, lock: bool) -> Result<DeletionRecord> {
         if uuid::Uuid::parse_str(id).is_err() {
-            return Err(StoreError::DeletionNotFound(format!(
-                "{id} (not a deletion id: expected a UUID)"
-            )));
+            return Err(StoreError::BadDeletionId(id.to_string()));
         }
         let rows = tx
             .rows(
@@ -651,15 +654,25 @@ impl Engine {
                 match col(&r, 0).as_str() {
                     "unique" => conflicts.push(UniqueConflict {
                         entity: col(&r, 1),
-                        restored: col(&r, 2),
-                        active: col(&r, 3),
+                        restored: json_value(&col(&r, 2)),
+                        active: json_value(&col(&r, 3)),
                         columns: col(&r, 4),
                     }),
-                    "parent" => parents.push(ParentDeleted {
-                        relation: col(&r, 1),
-                        child: col(&r, 2),
-                        deletion_id: col(&r, 3),
-                    }),
+                    "parent" => {
+                        let deletion_id = col(&r, 3);
+                        let status = match (deletion_id.is_empty(), col(&r, 5).as_str()) {
+                            (false, _) => "deleted",
+                            (true, "soft") => "deleted_outside_lethe",
+                            (true, _) => "missing",
+                        };
+                        parents.push(ParentDeleted {
+                            relation: col(&r, 1),
+                            child: json_value(&col(&r, 2)),
+                            parent: json_value(&col(&r, 4)),
+                            deletion_id,
+                            status: status.to_string(),
+                        })
+                    }
                     _ => {}
                 }
             }
@@ -698,10 +711,20 @@ impl Engine {
     /// snapshotted hard rows, puts set-null columns back. Refuses, changing
     /// nothing, on a unique conflict or a deleted parent.
     pub async fn restore(&self, id: &str, actor: Option<&str>) -> Result<RestoreOutcome> {
+        self.restore_as(id, actor, None).await
+    }
+
+    /// [`Engine::restore`], recording why in the audit entry.
+    pub async fn restore_as(
+        &self,
+        id: &str,
+        actor: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<RestoreOutcome> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.restore_once(id, actor).await {
+            match self.restore_once(id, actor, reason).await {
                 Err(e) if transient(&e) && attempt < MAX_ATTEMPTS => {
                     tokio::time::sleep(std::time::Duration::from_millis(
                         10 * u64::from(attempt * attempt),
@@ -713,7 +736,12 @@ impl Engine {
         }
     }
 
-    async fn restore_once(&self, id: &str, actor: Option<&str>) -> Result<RestoreOutcome> {
+    async fn restore_once(
+        &self,
+        id: &str,
+        actor: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<RestoreOutcome> {
         let d = self.dialect();
         let mut tx = self.db.begin_write().await?;
         let rec = self.load_deletion(&mut tx, id, true).await?;
@@ -747,8 +775,8 @@ impl Engine {
                         conflicts: vec![UniqueConflict {
                             entity: String::new(),
                             columns: String::new(),
-                            restored: String::new(),
-                            active: m,
+                            restored: Value::Null,
+                            active: Value::from(m),
                         }],
                     }
                 }
@@ -774,6 +802,7 @@ impl Engine {
             Some(&rec.id),
             json!({
                 "actor": actor,
+                "reason": reason,
                 "entity": rec.entity,
                 "key": rec.key,
                 "counts": counts,

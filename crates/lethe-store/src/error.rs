@@ -5,24 +5,41 @@ use lethe_core::{CoreError, PolicyError};
 
 /// A row that blocks a restore because an active row holds the same unique
 /// values.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct UniqueConflict {
     pub entity: String,
     pub columns: String,
-    /// The key of the row that would be restored (JSON).
-    pub restored: String,
-    /// The key of the active row holding the same values (JSON).
-    pub active: String,
+    /// The key of the row that would be restored.
+    pub restored: serde_json::Value,
+    /// The key of the active row holding the same values.
+    pub active: serde_json::Value,
 }
 
-/// A restored row whose parent is deleted by another deletion.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+/// A restored row whose parent is deleted or missing.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ParentDeleted {
+    /// `child.columns -> parent`.
     pub relation: String,
-    /// The key of the row that would be restored (JSON).
-    pub child: String,
-    /// The deletion that removed the parent; empty when unknown.
+    /// The key of the row that would be restored.
+    pub child: serde_json::Value,
+    /// The key of the parent it references.
+    pub parent: serde_json::Value,
+    /// The deletion that removed the parent; empty when none is known.
     pub deletion_id: String,
+    /// `deleted` (by `deletion_id`), `deleted_outside_lethe` (marked, no
+    /// deletion id) or `missing` (no such row).
+    pub status: String,
+}
+
+impl ParentDeleted {
+    /// `by deletion X`, `deleted outside Lethe` or `missing`.
+    pub fn describe(&self) -> String {
+        match self.status.as_str() {
+            "deleted" => format!("deleted by deletion {}", self.deletion_id),
+            "deleted_outside_lethe" => "marked deleted outside Lethe (no deletion id)".to_string(),
+            _ => "missing".to_string(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -53,11 +70,15 @@ pub enum StoreError {
     Blocked { relation: String, count: u64 },
     #[error("deletion {0} not found")]
     DeletionNotFound(String),
+    #[error(
+        "\"{0}\" is not a deletion id (expected a UUID, as printed by `lethe delete` and `lethe deletions`)"
+    )]
+    BadDeletionId(String),
     #[error("deletion {id} was already restored at {at}")]
     AlreadyRestored { id: String, at: String },
     #[error("restore refused: {} active row(s) hold the same unique values as rows it would bring back", conflicts.len())]
     RestoreConflict { conflicts: Vec<UniqueConflict> },
-    #[error("restore refused: the parent of a restored row is itself deleted{}", parents.first().filter(|p| !p.deletion_id.is_empty()).map(|p| format!(" (by deletion {})", p.deletion_id)).unwrap_or_default())]
+    #[error("restore refused: the parent of a restored row is {}", parents.first().map(|p| p.describe()).unwrap_or_default())]
     ParentDeleted { parents: Vec<ParentDeleted> },
     #[error("the policy no longer manages entity \"{0}\", which this deletion touched")]
     EntityGone(String),
@@ -73,6 +94,55 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// A stable, machine-readable code for the error (used in `--json` output
+    /// and, later, API errors).
+    pub fn code(&self) -> &'static str {
+        match self {
+            StoreError::Core(lethe_core::CoreError::UnknownEntity(..)) => "unknown_entity",
+            StoreError::Core(lethe_core::CoreError::BadKey { .. }) => "bad_key",
+            StoreError::Core(_) => "schema",
+            StoreError::Policy(_) => "invalid_policy",
+            StoreError::NoDatabaseUrl => "no_database_url",
+            StoreError::UnsupportedUrl(_) => "unsupported_url",
+            StoreError::Connect(_) => "connection",
+            StoreError::NotMigrated(_) => "not_migrated",
+            StoreError::NotFound { .. } => "not_found",
+            StoreError::AlreadyDeleted { .. } => "already_deleted",
+            StoreError::Blocked { .. } => "blocked",
+            StoreError::DeletionNotFound(_) => "deletion_not_found",
+            StoreError::BadDeletionId(_) => "bad_deletion_id",
+            StoreError::AlreadyRestored { .. } => "already_restored",
+            StoreError::RestoreConflict { .. } => "restore_conflict",
+            StoreError::ParentDeleted { .. } => "parent_deleted",
+            StoreError::EntityGone(_) => "entity_gone",
+            StoreError::MigrationBlocked { .. } => "migration_blocked",
+            StoreError::Refused(_) => "refused",
+            StoreError::Database(_) => "database",
+            StoreError::Transient(_) => "transient",
+        }
+    }
+
+    /// Structured details for machine output, where the error has any.
+    pub fn details(&self) -> serde_json::Value {
+        use serde_json::json;
+        match self {
+            StoreError::Blocked { relation, count } => {
+                json!({"relation": relation, "count": count})
+            }
+            StoreError::RestoreConflict { conflicts } => json!({"conflicts": conflicts}),
+            StoreError::ParentDeleted { parents } => json!({"parents": parents}),
+            StoreError::AlreadyDeleted { entity, key, by } => {
+                json!({"entity": entity, "key": key, "deletion_id": by})
+            }
+            StoreError::NotFound { entity, key } => json!({"entity": entity, "key": key}),
+            StoreError::AlreadyRestored { id, at } => json!({"deletion_id": id, "restored_at": at}),
+            StoreError::MigrationBlocked { step, reason } => {
+                json!({"step": step, "reason": reason})
+            }
+            _ => serde_json::Value::Null,
+        }
+    }
+
     /// A short hint for the user, when there is something to do.
     pub fn hint(&self) -> Option<String> {
         Some(match self {

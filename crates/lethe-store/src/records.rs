@@ -69,7 +69,7 @@ pub struct RestoreOutcome {
 }
 
 /// `lethe restore --dry-run`.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct RestorePreview {
     pub deletion_id: String,
     pub would_restore: Vec<EntityCount>,

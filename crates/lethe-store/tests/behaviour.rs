@@ -105,6 +105,19 @@ async fn delete_user_cascades_and_records(b: Backend) {
         json!([{"order_id": 100, "product_id": 10}, {"order_id": 100, "product_id": 11}, {"order_id": 101, "product_id": 12}])
     );
     assert_eq!(outbox.iter().filter(|o| o.event == "deleted").count(), 5);
+    // Rows whose reference was set to NULL changed too: announced as updated.
+    let updated: Vec<_> = outbox.iter().filter(|o| o.event == "updated").collect();
+    assert_eq!(updated.len(), 1, "{outbox:?}");
+    assert_eq!(updated[0].entity, "reviews");
+    let mut ids: Vec<i64> = updated[0]
+        .keys
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_i64().unwrap())
+        .collect();
+    ids.sort();
+    assert_eq!(ids, vec![3000, 3002]);
 
     // The deletion record.
     let rec = engine.deletion(&id).await.unwrap();
@@ -216,6 +229,14 @@ async fn restore_undoes_exactly_one_deletion(b: Backend) {
         outbox
             .iter()
             .any(|o| o.event == "restored" && o.entity == "cart_items" && o.rows == 2)
+    );
+    assert_eq!(
+        outbox
+            .iter()
+            .filter(|o| o.event == "updated" && o.entity == "reviews")
+            .count(),
+        2,
+        "set_null on delete and its undo on restore"
     );
     // No copies left behind.
     assert_eq!(
@@ -632,7 +653,7 @@ async fn unique_conflict_refuses_restore(b: Backend) {
             assert_eq!(conflicts[0].entity, "users");
             assert_eq!(conflicts[0].columns, "email");
             assert!(
-                conflicts[0].restored.contains('3') && conflicts[0].active.contains('4'),
+                conflicts[0].restored == json!({"id": 3}) && conflicts[0].active == json!({"id": 4}),
                 "{conflicts:?}"
             );
         }
@@ -695,6 +716,9 @@ async fn deleted_parent_refuses_restore(b: Backend) {
         StoreError::ParentDeleted { parents } => {
             assert_eq!(parents[0].relation, "orders.user_id -> users");
             assert_eq!(parents[0].deletion_id, user.deletion_id);
+            assert_eq!(parents[0].status, "deleted");
+            assert_eq!(parents[0].child, json!({"id": 100}));
+            assert_eq!(parents[0].parent, json!({"id": 1}));
         }
         other => panic!("{other}"),
     }
