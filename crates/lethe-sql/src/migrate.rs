@@ -132,6 +132,17 @@ fn internal_statements(d: Dialect) -> Vec<String> {
         "CREATE TABLE {} (deletion_id {uuid} NOT NULL, entity TEXT NOT NULL, key {json} NOT NULL, prev {json} NOT NULL)",
         t("nullified")
     ));
+    // A random per-database key for keyed hashes of personal values (the
+    // audit log never holds them in the clear).
+    s.push(format!(
+        "CREATE TABLE {} (name TEXT PRIMARY KEY, value TEXT NOT NULL)",
+        t("settings")
+    ));
+    s.push(format!(
+        "INSERT INTO {} (name, value) VALUES ('hash_key', {})",
+        t("settings"),
+        d.random_hex_256()
+    ));
     let idx = |n: &str| {
         if d == Dialect::Postgres {
             n.to_string()

@@ -42,6 +42,15 @@ pub fn internal_version_recorded(d: Dialect) -> String {
     )
 }
 
+/// One of Lethe's settings by name (`$1`): `(value)`.
+pub fn setting(d: Dialect) -> String {
+    format!(
+        "SELECT value FROM {} WHERE name = {}",
+        d.own("settings"),
+        p(d, 1)
+    )
+}
+
 /// Locks the audit head until commit and returns `(seq, hash)`.
 pub fn lock_audit_head(d: Dialect) -> String {
     match d {

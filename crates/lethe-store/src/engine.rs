@@ -86,6 +86,9 @@ pub struct Engine {
     policy: Arc<Policy>,
     schema: Schema,
     internal_installed: bool,
+    /// Key for hashes of personal values in the audit log (from Lethe's
+    /// settings table).
+    hash_key: String,
     programs: Mutex<HashMap<(String, bool), CachedProgram>>,
 }
 
@@ -122,15 +125,16 @@ impl Engine {
     }
 
     pub async fn from_db(policy: Policy, db: Db) -> Result<Engine> {
-        let schema = introspect::load_schema(&db).await?;
-        let internal_installed = introspect::internal_installed(&db).await?;
-        Ok(Engine {
+        let mut engine = Engine {
             db,
             policy: Arc::new(policy),
-            schema,
-            internal_installed,
+            schema: Schema::default(),
+            internal_installed: false,
+            hash_key: String::new(),
             programs: Mutex::new(HashMap::new()),
-        })
+        };
+        engine.refresh().await?;
+        Ok(engine)
     }
 
     pub fn policy(&self) -> &Policy {
@@ -153,6 +157,16 @@ impl Engine {
     pub async fn refresh(&mut self) -> Result<()> {
         self.schema = introspect::load_schema(&self.db).await?;
         self.internal_installed = introspect::internal_installed(&self.db).await?;
+        if self.internal_installed {
+            let rows = self
+                .db
+                .rows(
+                    &queries::setting(self.dialect()),
+                    &[Some("hash_key".to_string())],
+                )
+                .await?;
+            self.hash_key = rows.first().map(|r| col(r, 0)).unwrap_or_default();
+        }
         self.programs.lock().expect("programs lock").clear();
         Ok(())
     }
@@ -284,7 +298,12 @@ impl Engine {
         for (c, v) in key.columns.iter().zip(&key.values) {
             let is_pii = e.map(|e| e.pii.contains_key(c)).unwrap_or(false);
             let val = if hash_pii && is_pii {
-                Value::from(format!("sha256:{}", audit::chain_hash("pii", v)))
+                // Keyed: without the database's key, a guessed value (an
+                // e-mail address) cannot be checked against the log.
+                Value::from(format!(
+                    "keyed-sha256:{}",
+                    audit::chain_hash(&self.hash_key, v)
+                ))
             } else if t.and_then(|t| t.column(c)).map(|c| c.kind()) == Some(ColumnKind::Integer) {
                 v.trim()
                     .parse::<i64>()
