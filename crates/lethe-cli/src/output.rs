@@ -179,9 +179,9 @@ pub fn describe_plan(plan: &PlanReport) -> String {
     }
     for b in &plan.blocked_by {
         s.push_str(&format!(
-            "BLOCKED by {}: {} active (on_delete = restrict)\n",
+            "BLOCKED by {}: {} still reference the rows (on_delete = restrict)\n",
             b.relation,
-            plural(b.rows as usize, "row", "rows")
+            plural(b.rows as usize, "active row", "active rows")
         ));
     }
     s.push_str("nothing was changed (dry run)\n");

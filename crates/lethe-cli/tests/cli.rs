@@ -273,3 +273,22 @@ fn missing_database_and_unknown_table_are_clear_errors() {
     assert_eq!(code, 6);
     assert!(out.contains("unknown table \"coupons\""), "{out}");
 }
+
+/// Output a person reads, pinned: a change to it shows up in review.
+#[test]
+fn human_output_snapshots() {
+    let d = Dir::new();
+    let shop = demo_shop(&d);
+    let run = |args: &[&str]| {
+        let (out, err, code) = text(&lethe(&shop, args));
+        format!("$ lethe {}\nexit {code}\n{out}{err}", args.join(" "))
+    };
+    insta::assert_snapshot!("dry_run_user", run(&["delete", "users", "3", "--dry-run"]));
+    insta::assert_snapshot!(
+        "dry_run_blocked",
+        run(&["delete", "categories", "4", "--dry-run"])
+    );
+    insta::assert_snapshot!("check_clean", run(&["check"]));
+    insta::assert_snapshot!("not_found", run(&["delete", "users", "77"]));
+    insta::assert_snapshot!("bad_key", run(&["delete", "order_items", "order_id=10"]));
+}
