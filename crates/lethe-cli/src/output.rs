@@ -179,7 +179,7 @@ pub fn describe_plan(plan: &PlanReport) -> String {
     }
     for b in &plan.blocked_by {
         s.push_str(&format!(
-            "BLOCKED by {}: {} still reference the rows (on_delete = restrict)\n",
+            "BLOCKED by {}: {} referencing the rows (on_delete = restrict)\n",
             b.relation,
             plural(b.rows as usize, "active row", "active rows")
         ));
