@@ -246,10 +246,15 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
                 println!("reason     {}", d.reason.as_deref().unwrap_or("-"));
                 println!("root       {} {}", d.entity, key_text(&d.key));
                 match &d.restored_at {
-                    Some(at) => println!(
-                        "status     restored at {at} by {}",
-                        d.restored_by.as_deref().unwrap_or("-")
-                    ),
+                    Some(at) => {
+                        println!(
+                            "status     restored at {at} by {}",
+                            d.restored_by.as_deref().unwrap_or("-")
+                        );
+                        if let Some(r) = &d.restored_reason {
+                            println!("           because: {r}");
+                        }
+                    }
                     None => println!("status     deleted (restore with `lethe restore {}`)", d.id),
                 }
                 print!("{}", table::counts(&d.affected));

@@ -103,6 +103,7 @@ pub fn record(d: &DeletionRecord) -> Value {
         "restored": d.restored_at.is_some(),
         "restored_at": d.restored_at,
         "restored_by": d.restored_by,
+        "restored_reason": d.restored_reason,
     })
 }
 
@@ -137,6 +138,10 @@ pub fn key_text(v: &Value) -> String {
 
 fn value_text(v: &Value) -> String {
     match v {
+        // A keyed hash of a personal value: its start is enough to tell rows apart.
+        Value::String(s) if s.starts_with("keyed-sha256:") && s.len() > 25 => {
+            format!("{}…", &s[..25])
+        }
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
@@ -179,9 +184,8 @@ pub fn describe_plan(plan: &PlanReport) -> String {
     }
     for b in &plan.blocked_by {
         s.push_str(&format!(
-            "BLOCKED by {}: {} referencing the rows (on_delete = restrict)\n",
-            b.relation,
-            plural(b.rows as usize, "active row", "active rows")
+            "BLOCKED by relation {}: {} active row(s) still reference the rows to delete (on_delete = restrict)\n",
+            b.relation, b.rows
         ));
     }
     s.push_str("nothing was changed (dry run)\n");

@@ -107,7 +107,7 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
         // An adopted marker column must be able to hold what Lethe writes.
         if let Some(c) = t.column(&e.deleted_at).filter(|_| e.is_soft()) {
             let ty = c.data_type.to_ascii_lowercase();
-            if !(ty.contains("time")
+            if !(ty.contains("timestamp")
                 || ty.contains("date")
                 || ty.contains("text")
                 || ty.contains("char")

@@ -79,7 +79,11 @@ pub fn policy_from_schema(schema: &Schema, url: &str) -> String {
     // Entity names: the table name without its schema, made unique.
     let mut entity_names: std::collections::BTreeMap<&str, String> = Default::default();
     let mut taken = std::collections::BTreeSet::new();
-    for t in &managed {
+    // Tables of the current schema (named without a prefix) claim their plain
+    // names first; others get a suffix only when a name is taken.
+    let mut by_claim: Vec<&&TableInfo> = managed.iter().collect();
+    by_claim.sort_by_key(|t| t.name.contains('.'));
+    for t in by_claim {
         let base = t.name.rsplit('.').next().unwrap_or(&t.name);
         let mut name = base.to_string();
         let mut n = 2;

@@ -91,7 +91,7 @@ fn internal_statements(d: Dialect) -> Vec<String> {
     ));
     s.push(format!(
         "CREATE TABLE {} (id {uuid} PRIMARY KEY, kind TEXT NOT NULL, at {ts} NOT NULL, actor TEXT, reason TEXT, context {json}, \
-         root_entity TEXT NOT NULL, root_key {json} NOT NULL, summary {json} NOT NULL, restored_at {ts}, restored_by TEXT)",
+         root_entity TEXT NOT NULL, root_key {json} NOT NULL, summary {json} NOT NULL, restored_at {ts}, restored_by TEXT, restored_reason TEXT)",
         t("deletions")
     ));
     s.push(format!(
@@ -391,6 +391,7 @@ fn entity_steps(
         {
             if u.inline && rebuilt.contains(&want) {
                 // Removed by the rebuild step above.
+                continue;
             } else if u.inline {
                 blocked = Some(format!(
                     "{}({}) has a UNIQUE clause inside its CREATE TABLE; SQLite can only drop it by rebuilding the table. \

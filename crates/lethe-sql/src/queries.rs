@@ -132,7 +132,7 @@ pub fn insert_deletion(d: Dialect) -> String {
     )
 }
 
-const DELETION_COLUMNS: &str = "id, kind, at, actor, reason, context, root_entity, root_key, summary, restored_at, restored_by";
+const DELETION_COLUMNS: &str = "id, kind, at, actor, reason, context, root_entity, root_key, summary, restored_at, restored_by, restored_reason";
 
 fn deletion_select(d: Dialect) -> String {
     let cols: Vec<String> = DELETION_COLUMNS
@@ -171,13 +171,14 @@ pub fn list_deletions(d: Dialect) -> String {
     )
 }
 
-/// Marks a deletion restored. Params: id, at, actor.
+/// Marks a deletion restored. Params: id, at, actor, reason.
 pub fn mark_restored(d: Dialect) -> String {
     format!(
-        "UPDATE {} SET restored_at = {}, restored_by = {} WHERE id = {} AND restored_at IS NULL",
+        "UPDATE {} SET restored_at = {}, restored_by = {}, restored_reason = {} WHERE id = {} AND restored_at IS NULL",
         d.own("deletions"),
         d.cast(&p(d, 2), d.timestamp_type()),
         p(d, 3),
+        p(d, 4),
         d.cast(&p(d, 1), d.uuid_type())
     )
 }

@@ -31,6 +31,9 @@ pub struct RestoreProgram {
     pub checks: Vec<Stmt>,
     /// Run in order after every check came back empty.
     pub apply: Vec<Stmt>,
+    /// `(entity, index into apply)` of the statements that put set-null
+    /// references back; their row counts are the references actually put back.
+    pub put_back: Vec<(String, usize)>,
 }
 
 /// Where the rows of `e` deleted by the deletion are, and how to read a column.
@@ -148,26 +151,31 @@ pub fn render_restore(
                     .collect::<Vec<_>>(),
             );
             let id = d.deletion_id(&mut b);
-            let sql = match parent.strategy {
-                Strategy::Hard => format!(
-                    "SELECT 'parent', {}, {}, COALESCE((SELECT {} FROM {} s3 WHERE s3.entity = {} AND s3.key = {ref_json} LIMIT 1), ''), {}, 'hard' FROM {} WHERE {} AND {} \
+            // Missing parents (any strategy: a soft parent can be removed
+            // outside Lethe when no foreign key stops it), and for soft
+            // parents, parents marked deleted by another deletion or by hand.
+            let missing = format!(
+                "SELECT 'parent', {}, {}, COALESCE((SELECT {} FROM {} s3 WHERE s3.entity = {} AND s3.key = {ref_json} LIMIT 1), ''), {}, 'hard' FROM {} WHERE {} AND {} \
                      AND NOT EXISTS (SELECT 1 FROM {} p WHERE {} = {refs}) \
                      AND NOT EXISTS (SELECT 1 FROM {} s2 WHERE s2.deletion_id = {id} AND s2.entity = {} AND s2.key = {ref_json}) LIMIT 10",
-                    d.lit(&r.describe()),
-                    d.text(&src.key_json),
-                    d.text("s3.deletion_id"),
-                    d.own("snapshots"),
-                    d.lit(&parent.name),
-                    d.text(&ref_json),
-                    src.from,
-                    src.where_,
-                    not_null.join(" AND "),
-                    d.table(&parent.table),
-                    d.tuple("p", &parent.key),
-                    d.own("snapshots"),
-                    d.lit(&parent.name),
-                ),
-                _ => format!(
+                d.lit(&r.describe()),
+                d.text(&src.key_json),
+                d.text("s3.deletion_id"),
+                d.own("snapshots"),
+                d.lit(&parent.name),
+                d.text(&ref_json),
+                src.from,
+                src.where_,
+                not_null.join(" AND "),
+                d.table(&parent.table),
+                d.tuple("p", &parent.key),
+                d.own("snapshots"),
+                d.lit(&parent.name),
+            );
+            let missing = b.finish(missing);
+            if parent.strategy != Strategy::Hard {
+                // Same bound values (the deletion id) as the first query.
+                let deleted = format!(
                     "SELECT 'parent', {}, {}, COALESCE({}, ''), {}, 'soft' FROM {} JOIN {} p ON {} = {refs} WHERE {} AND p.{} IS NOT NULL AND (p.{} IS NULL OR p.{} <> {id}) LIMIT 10",
                     d.lit(&r.describe()),
                     d.text(&src.key_json),
@@ -180,9 +188,13 @@ pub fn render_restore(
                     d.ident(&parent.deleted_at),
                     d.ident(&parent.deletion_id),
                     d.ident(&parent.deletion_id),
-                ),
-            };
-            checks.push(b.finish(sql));
+                );
+                checks.push(Stmt {
+                    sql: deleted,
+                    params: missing.params.clone(),
+                });
+            }
+            checks.push(missing);
         }
     }
 
@@ -245,6 +257,7 @@ pub fn render_restore(
         )));
     }
     // Set-null columns back, unless the application has set them since.
+    let mut put_back = Vec::new();
     for e in nullified {
         let cols: Vec<&String> = policy
             .parents_of(&e.name)
@@ -275,14 +288,21 @@ pub fn render_restore(
             .iter()
             .map(|k| format!("t.{} = {}", d.ident(k), d.json_field("n.key", "r", k)))
             .collect();
+        // Only rows with something to put back count.
+        let pending: Vec<String> = cols
+            .iter()
+            .map(|c| format!("({} AND t.{} IS NULL)", d.json_has("n.prev", c), d.ident(c)))
+            .collect();
+        put_back.push((e.name.clone(), apply.len()));
         apply.push(b.finish(format!(
-            "UPDATE {} AS t SET {} FROM {} n{} WHERE n.deletion_id = {id} AND n.entity = {} AND {}",
+            "UPDATE {} AS t SET {} FROM {} n{} WHERE n.deletion_id = {id} AND n.entity = {} AND {} AND ({})",
             d.table(&e.table),
             sets.join(", "),
             d.own("nullified"),
             d.json_record_join(&merged, &e.table, "r"),
             d.lit(&e.name),
-            key_match.join(" AND ")
+            key_match.join(" AND "),
+            pending.join(" OR ")
         )));
     }
     // The copies are no longer needed once the rows are back.
@@ -291,5 +311,9 @@ pub fn render_restore(
         let id = d.deletion_id(&mut b);
         apply.push(b.finish(format!("DELETE FROM {} WHERE deletion_id = {id}", d.own(t))));
     }
-    RestoreProgram { checks, apply }
+    RestoreProgram {
+        checks,
+        apply,
+        put_back,
+    }
 }

@@ -471,7 +471,8 @@ impl Engine {
         Ok(PlanReport {
             entity: entity.to_string(),
             key: self.key_json(entity, &key, false),
-            affected,
+            // Like a real delete's outcome: only tables with rows to change.
+            affected: affected.into_iter().filter(|c| c.rows > 0).collect(),
             nullified,
             blocked_by,
         })
@@ -688,7 +689,7 @@ impl Engine {
                             relation: col(&r, 1),
                             child: json_value(&col(&r, 2)),
                             parent: json_value(&col(&r, 4)),
-                            deletion_id,
+                            deletion_id: Some(deletion_id).filter(|d| !d.is_empty()),
                             status: status.to_string(),
                         })
                     }
@@ -787,8 +788,9 @@ impl Engine {
             tx.rollback().await?;
             return Err(StoreError::ParentDeleted { parents });
         }
-        for s in &program.apply {
-            tx.exec_stmt(s, &b).await.map_err(|e| match e {
+        let mut put_back = Vec::new();
+        for (i, s) in program.apply.iter().enumerate() {
+            let n = tx.exec_stmt(s, &b).await.map_err(|e| match e {
                 StoreError::Database(m) if m.contains("unique") || m.contains("UNIQUE") => {
                     StoreError::RestoreConflict {
                         conflicts: vec![UniqueConflict {
@@ -801,12 +803,21 @@ impl Engine {
                 }
                 other => other,
             })?;
+            if let Some((entity, _)) = program.put_back.iter().find(|(_, at)| *at == i)
+                && n > 0
+            {
+                put_back.push(NullifiedCount {
+                    entity: entity.clone(),
+                    rows: n,
+                });
+            }
         }
         let mark = queries::mark_restored(d);
         let mark_params = vec![
             Some(rec.id.clone()),
             Some(now.clone()),
             actor.map(str::to_string),
+            reason.map(str::to_string),
         ];
         let counts: serde_json::Map<String, Value> = rec
             .affected
@@ -834,7 +845,7 @@ impl Engine {
             deletion_id: rec.id,
             at: now,
             restored: rec.affected,
-            nullified_restored: rec.nullified,
+            nullified_restored: put_back,
             audit_hash: hash,
         })
     }

@@ -24,8 +24,8 @@ pub struct ParentDeleted {
     pub child: serde_json::Value,
     /// The key of the parent it references.
     pub parent: serde_json::Value,
-    /// The deletion that removed the parent; empty when none is known.
-    pub deletion_id: String,
+    /// The deletion that removed the parent, when one is known.
+    pub deletion_id: Option<String>,
     /// `deleted` (by `deletion_id`), `deleted_outside_lethe` (marked, no
     /// deletion id) or `missing` (no such row).
     pub status: String,
@@ -35,7 +35,10 @@ impl ParentDeleted {
     /// `by deletion X`, `deleted outside Lethe` or `missing`.
     pub fn describe(&self) -> String {
         match self.status.as_str() {
-            "deleted" => format!("deleted by deletion {}", self.deletion_id),
+            "deleted" => format!(
+                "deleted by deletion {}",
+                self.deletion_id.as_deref().unwrap_or("?")
+            ),
             "deleted_outside_lethe" => "marked deleted outside Lethe (no deletion id)".to_string(),
             _ => "missing".to_string(),
         }
@@ -151,7 +154,7 @@ impl StoreError {
                 "delete or detach the blocking rows first, or change the relation's on_delete in the policy".into()
             }
             StoreError::RestoreConflict { .. } => {
-                "delete or change the active rows listed above, then restore again".into()
+                "delete or change the conflicting active rows, then restore again".into()
             }
             StoreError::ParentDeleted { .. } => "restore the parent's deletion first".into(),
             StoreError::Connect(_) => "check the URL ([database] url, LETHE_DATABASE_URL or --database) and that the server is up".into(),

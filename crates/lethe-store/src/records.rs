@@ -93,6 +93,7 @@ pub struct DeletionRecord {
     pub nullified: Vec<NullifiedCount>,
     pub restored_at: Option<String>,
     pub restored_by: Option<String>,
+    pub restored_reason: Option<String>,
     /// Entity -> the one relation through which the deletion reached all its
     /// rows (see `Engine::restore`).
     #[serde(skip)]
@@ -156,6 +157,7 @@ impl DeletionRecord {
             nullified,
             restored_at: r.get(9).cloned().flatten(),
             restored_by: r.get(10).cloned().flatten(),
+            restored_reason: r.get(11).cloned().flatten(),
         }
     }
 

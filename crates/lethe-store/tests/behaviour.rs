@@ -716,7 +716,10 @@ async fn deleted_parent_refuses_restore(b: Backend) {
     match &err {
         StoreError::ParentDeleted { parents } => {
             assert_eq!(parents[0].relation, "orders.user_id -> users");
-            assert_eq!(parents[0].deletion_id, user.deletion_id);
+            assert_eq!(
+                parents[0].deletion_id.as_deref(),
+                Some(user.deletion_id.as_str())
+            );
             assert_eq!(parents[0].status, "deleted");
             assert_eq!(parents[0].child, json!({"id": 100}));
             assert_eq!(parents[0].parent, json!({"id": 1}));
