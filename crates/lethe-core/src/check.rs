@@ -151,21 +151,39 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
             let Some(parent) = policy.entities.values().find(|p| p.table == fk.ref_table) else {
                 continue;
             };
+            let same_set = |cols: &[String]| {
+                cols.len() == fk.columns.len() && cols.iter().all(|c| fk.columns.contains(c))
+            };
             let declared = policy
                 .relations
                 .iter()
-                .any(|r| r.child == e.name && r.parent == parent.name && r.columns == fk.columns);
+                .any(|r| r.child == e.name && r.parent == parent.name && same_set(&r.columns));
             if !declared {
+                // Deleting a hard parent would run into this key: the database
+                // removes the rows with no snapshot (CASCADE) or refuses.
+                let level = if parent.strategy == Strategy::Hard && fk.on_delete != "set null" {
+                    Level::Error
+                } else {
+                    Level::Warning
+                };
                 push(
-                    Level::Warning,
+                    level,
                     k.clone(),
                     Some(e.line),
                     format!(
-                        "foreign key {}.({}) -> {} (ON DELETE {}) has no [[relations]] entry: Lethe will not cascade or check it",
+                        "foreign key {}.({}) -> {} (ON DELETE {}) has no [[relations]] entry: Lethe will not cascade or check it{}",
                         e.table,
                         fk.columns.join(", "),
                         fk.ref_table,
-                        fk.on_delete.to_uppercase()
+                        fk.on_delete.to_uppercase(),
+                        if level == Level::Error {
+                            format!(
+                                "; hard-deleting {} would make the database remove or refuse these rows. Declare the relation",
+                                parent.name
+                            )
+                        } else {
+                            String::new()
+                        }
                     ),
                 );
             }
@@ -217,17 +235,63 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
                 ),
             );
         }
+        let fk = t.foreign_keys.iter().find(|f| {
+            f.ref_table == parent.table
+                && f.columns.len() == r.columns.len()
+                && r.columns.iter().all(|c| f.columns.contains(c))
+        });
+        // The columns are matched to the parent's key by position: they must
+        // be listed in the key's order, and the foreign key must reference
+        // the key (not another unique column).
+        if let Some(fk) = fk {
+            let expected: Option<Vec<String>> = parent
+                .key
+                .iter()
+                .map(|k| {
+                    fk.ref_columns
+                        .iter()
+                        .position(|rc| rc == k)
+                        .map(|i| fk.columns[i].clone())
+                })
+                .collect();
+            match expected {
+                None => push(
+                    Level::Error,
+                    format!("{k}.columns"),
+                    Some(r.line),
+                    format!(
+                        "the foreign key {}.({}) references {}({}), not the key ({}) of \"{}\": a relation must reference the parent's key",
+                        child.table,
+                        fk.columns.join(", "),
+                        parent.table,
+                        fk.ref_columns.join(", "),
+                        parent.key.join(", "),
+                        parent.name
+                    ),
+                ),
+                Some(exp) if exp != r.columns => push(
+                    Level::Error,
+                    format!("{k}.columns"),
+                    Some(r.line),
+                    format!(
+                        "columns must follow the order of the parent's key ({}): write columns = [{}]",
+                        parent.key.join(", "),
+                        exp.iter()
+                            .map(|c| format!("\"{c}\""))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ),
+                ),
+                Some(_) => {}
+            }
+        }
         // A hard parent cannot be removed while a database foreign key still
-        // points at it from a row that only gets marked.
-        let fk = t
-            .foreign_keys
-            .iter()
-            .find(|f| f.ref_table == parent.table && f.columns == r.columns);
-        if parent.strategy == Strategy::Hard && fk.is_some() {
-            let child_stays = match r.on_delete {
-                OnDelete::Cascade => child.strategy == Strategy::Soft,
-                OnDelete::Keep => true,
-                OnDelete::Restrict | OnDelete::SetNull => false,
+        // points at it from a row that stays: a soft child's marked rows keep
+        // their reference, and so do a kept hard child's rows.
+        if let Some(fk) = fk.filter(|_| parent.strategy == Strategy::Hard) {
+            let child_stays = match child.strategy {
+                Strategy::Hard => r.on_delete == OnDelete::Keep,
+                _ => fk.on_delete != "set null",
             };
             if child_stays {
                 push(
@@ -235,13 +299,15 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
                     k.clone(),
                     Some(r.line),
                     format!(
-                        "\"{}\" is hard-deleted but the foreign key {}.({}) keeps pointing at it from rows that stay ({} {}): the database would refuse or cascade the delete; make \"{}\" soft or change the relation",
+                        "\"{}\" is hard-deleted but the foreign key {}.({}) (ON DELETE {}) keeps pointing at it from rows that stay ({} {}; soft-deleted rows keep their reference): the database would refuse or cascade the delete; make \"{}\" soft or \"{}\" hard",
                         parent.name,
                         child.table,
                         r.columns.join(", "),
+                        fk.on_delete.to_uppercase(),
                         child.strategy,
                         r.on_delete,
-                        parent.name
+                        parent.name,
+                        child.name
                     ),
                 );
             }
@@ -259,7 +325,7 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
             };
             if parent.strategy == Strategy::Hard && fk.on_delete == "cascade" {
                 out.push(Finding {
-                    level: Level::Warning,
+                    level: Level::Error,
                     key: format!("entities.{}", parent.name),
                     line: Some(parent.line),
                     message: format!(

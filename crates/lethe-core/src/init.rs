@@ -176,18 +176,33 @@ pub fn policy_from_schema(schema: &Schema, url: &str) -> String {
                 continue;
             };
             let parent_key = key_of(parent).unwrap_or_default();
-            let _ = writeln!(s, "[[relations]]");
-            let _ = writeln!(s, "child = {}", quote(&entity_names[t.name.as_str()]));
-            let _ = writeln!(s, "columns = {}", list(&fk.columns));
-            let _ = writeln!(s, "parent = {}", quote(parent_entity));
-            if fk.ref_columns != parent_key {
+            // Lethe pairs the columns with the parent's key by position: list
+            // them in the key's order.
+            let ordered: Option<Vec<String>> = parent_key
+                .iter()
+                .map(|k| {
+                    fk.ref_columns
+                        .iter()
+                        .position(|rc| rc == k)
+                        .map(|i| fk.columns[i].clone())
+                })
+                .collect();
+            let Some(columns) = ordered.filter(|c| c.len() == fk.columns.len()) else {
                 let _ = writeln!(
                     s,
-                    "# note: the foreign key references ({}) but the parent's key is ({})",
+                    "# skipped: {}.({}) references {}({}), which is not its key ({}); Lethe relations reference the parent's key\n",
+                    t.name,
+                    fk.columns.join(", "),
+                    parent.name,
                     fk.ref_columns.join(", "),
                     parent_key.join(", ")
                 );
-            }
+                continue;
+            };
+            let _ = writeln!(s, "[[relations]]");
+            let _ = writeln!(s, "child = {}", quote(&entity_names[t.name.as_str()]));
+            let _ = writeln!(s, "columns = {}", list(&columns));
+            let _ = writeln!(s, "parent = {}", quote(parent_entity));
             let _ = writeln!(s, "on_delete = \"{on_delete}\"{note}\n");
         }
     }

@@ -89,7 +89,9 @@ impl TableInfo {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnInfo {
     pub name: String,
-    /// The type as the database spells it (`bigint`, `text`, `INTEGER`, ...).
+    /// The type as the database spells it (`bigint`, `text`, `INTEGER`, ...),
+    /// without length or precision: keys are cast to it, and a cast to
+    /// `varchar(3)` or `numeric(5,1)` would truncate or round the value.
     pub data_type: String,
     pub not_null: bool,
     pub has_default: bool,

@@ -350,7 +350,7 @@ fn hard_parent_with_soft_cascade_child_and_foreign_key_is_an_error() {
 }
 
 #[test]
-fn hard_parent_with_keep_child_and_foreign_key_is_an_error_restrict_is_not() {
+fn hard_parent_with_soft_children_and_foreign_keys_is_an_error() {
     let text = common::SHOP
         .replace(
             "[entities.orders]\nkey = [\"id\"]\n",
@@ -364,13 +364,21 @@ fn hard_parent_with_keep_child_and_foreign_key_is_an_error_restrict_is_not() {
     assert!(!p.entities["orders"].is_soft());
     let f = check_policy(&p, &shop_schema());
     let (i, line) = relation(&p, "order_items.order_id -> orders");
-    // reviews.order_id and invoices.order_id are restrict: they block the
-    // delete before the database sees it, so no error there.
+    // reviews.order_id and invoices.order_id are restrict, but their children
+    // are soft: rows soft-deleted earlier keep referencing the order, so the
+    // database would still refuse to remove it.
+    let (rv, rv_line) = relation(&p, "reviews.order_id -> orders");
+    let (inv, inv_line) = relation(&p, "invoices.order_id -> orders");
     assert_eq!(
         summary(&f),
-        [(Level::Error, format!("relations[{i}]"), line)]
+        [
+            (Level::Error, format!("relations[{i}]"), line),
+            (Level::Error, format!("relations[{rv}]"), rv_line),
+            (Level::Error, format!("relations[{inv}]"), inv_line),
+        ]
     );
-    assert!(f[0].message.contains("(soft keep)"), "{}", f[0]);
+    assert!(f[0].message.contains("(soft keep;"), "{}", f[0]);
+    assert!(f[1].message.contains("(soft restrict;"), "{}", f[1]);
 }
 
 #[test]
@@ -472,4 +480,46 @@ fn adopted_marker_columns_must_hold_what_lethe_writes() {
         }
     });
     assert!(check_policy(&p, &schema).is_empty());
+}
+
+#[test]
+fn relation_columns_must_follow_the_parent_key_order() {
+    // A composite key (order_id, product_id) referenced with the columns
+    // listed the other way round would pair them wrongly.
+    let text = common::SHOP.to_string()
+        + "\n[entities.shipments]\nkey = [\"id\"]\n\n[[relations]]\nchild = \"shipments\"\ncolumns = [\"item_product\", \"item_order\"]\nparent = \"order_items\"\non_delete = \"cascade\"\n";
+    let p = parse_policy(&text, "shop.toml").unwrap();
+    let mut schema = shop_schema();
+    let mut t = common::table(
+        "shipments",
+        &[
+            "id bigint!",
+            "item_order bigint!",
+            "item_product bigint!",
+            "deleted_at timestamptz",
+            "deletion_id uuid",
+        ],
+        &["id"],
+    );
+    // The database's key lists them as (item_order, item_product).
+    t.foreign_keys = vec![fk(
+        &["item_order", "item_product"],
+        "order_items",
+        &["order_id", "product_id"],
+        "cascade",
+    )];
+    t.index_columns
+        .push(vec!["item_order".into(), "item_product".into()]);
+    schema.tables.insert("shipments".into(), t);
+    let f = check_policy(&p, &schema);
+    let hit = f
+        .iter()
+        .find(|f| f.level == Level::Error && f.message.contains("order of the parent's key"))
+        .unwrap_or_else(|| panic!("{f:#?}"));
+    assert!(
+        hit.message
+            .contains("columns = [\"item_order\", \"item_product\"]"),
+        "{}",
+        hit.message
+    );
 }

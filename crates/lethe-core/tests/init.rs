@@ -207,14 +207,40 @@ fn table_without_any_key_is_left_for_the_user() {
 }
 
 #[test]
-fn foreign_key_to_a_non_key_column_is_noted() {
+fn foreign_key_to_a_non_key_column_is_skipped_with_a_note() {
     let mut orders = table("orders", &["id bigint!", "user_email text!"], &["id"]);
     orders.foreign_keys = vec![fk(&["user_email"], "users", &["email"], "cascade")];
     let mut users = table("users", &["id bigint!", "email text!"], &["id"]);
     users.uniques.push(unique("users_email_key", &["email"]));
     let text = policy_from_schema(&schema(vec![orders, users]), URL);
     assert!(
-        text.contains("# note: the foreign key references (email) but the parent's key is (id)"),
+        text.contains(
+            "# skipped: orders.(user_email) references users(email), which is not its key (id)"
+        ),
+        "{text}"
+    );
+    assert!(!text.contains("[[relations]]"), "{text}");
+    parse_policy(&text, "lethe.toml").unwrap();
+}
+
+#[test]
+fn composite_foreign_key_columns_are_written_in_the_parent_key_order() {
+    let mut parent = table("post", &["tenant bigint!", "no bigint!"], &["tenant", "no"]);
+    parent.foreign_keys = vec![];
+    let mut child = table(
+        "cmt",
+        &["id bigint!", "post_no bigint!", "tenant bigint!"],
+        &["id"],
+    );
+    child.foreign_keys = vec![fk(
+        &["post_no", "tenant"],
+        "post",
+        &["no", "tenant"],
+        "cascade",
+    )];
+    let text = policy_from_schema(&schema(vec![parent, child]), URL);
+    assert!(
+        text.contains("columns = [\"tenant\", \"post_no\"]"),
         "{text}"
     );
     parse_policy(&text, "lethe.toml").unwrap();

@@ -235,7 +235,7 @@ pub mod introspect {
         match d {
             Dialect::Postgres => {
                 "SELECT CASE WHEN n.nspname = current_schema() THEN c.relname ELSE n.nspname || '.' || c.relname END, \
-                 a.attname::text, format_type(a.atttypid, a.atttypmod), a.attnotnull::text, a.atthasdef::text, (a.attgenerated <> '')::text \
+                 a.attname::text, format_type(a.atttypid, NULL), a.attnotnull::text, a.atthasdef::text, (a.attgenerated <> '')::text \
                  FROM pg_attribute a JOIN pg_class c ON c.oid = a.attrelid JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.relkind IN ('r', 'p') AND a.attnum > 0 AND NOT a.attisdropped \
                  AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'lethe') AND n.nspname NOT LIKE 'pg_toast%' AND n.nspname NOT LIKE 'pg_temp%' \
