@@ -40,6 +40,11 @@ pub struct ProgramStmt {
     pub stmt: Stmt,
     /// Returns `(kind, name, n)` rows to read.
     pub reports: bool,
+    /// Runs before anything changes: only its `blocked` rows count, and the
+    /// caller stops (and rolls back) when one is non-zero. Restrict checks
+    /// must come first: a hard parent's DELETE would otherwise fail on the
+    /// database's own foreign key before the check is read.
+    pub gate: bool,
 }
 
 /// Renders `plan` for `dialect`. Params: the deletion id, the time, and the root
@@ -50,11 +55,39 @@ pub fn render_delete(
     schema: &Schema,
     mode: Mode,
 ) -> DeleteProgram {
-    if dialect.single_statement_delete() {
-        render_single(dialect, plan, schema, mode)
-    } else {
-        render_staged(dialect, plan, schema, mode)
+    if !dialect.single_statement_delete() {
+        return render_staged(dialect, plan, schema, mode);
     }
+    let main = render_single(dialect, plan, schema, mode);
+    if mode == Mode::Preview {
+        return main;
+    }
+    let mut statements = Vec::new();
+    // Lock the root before the cascade is read: the main statement then sees
+    // what a concurrent transaction that held the row (a restore, a new
+    // child's foreign key check) committed.
+    let mut b = Binder::new(dialect);
+    let root = &plan.nodes[0].entity;
+    statements.push(ProgramStmt {
+        stmt: {
+            let cond = root_match(dialect, &mut b, schema, root, "c");
+            b.finish(format!(
+                "SELECT 'locked' FROM {} c WHERE {cond} FOR UPDATE",
+                dialect.table(&root.table)
+            ))
+        },
+        reports: false,
+        gate: true,
+    });
+    if !plan.restricts.is_empty() {
+        let mut check = render_single(dialect, plan, schema, Mode::Preview).statements;
+        for s in &mut check {
+            s.gate = true;
+        }
+        statements.extend(check);
+    }
+    statements.extend(main.statements);
+    DeleteProgram { statements }
 }
 
 fn key_type<'a>(schema: &'a Schema, e: &Entity, col: &str) -> &'a str {
@@ -443,6 +476,7 @@ fn render_single(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
         statements: vec![ProgramStmt {
             stmt: b.finish(sql),
             reports: true,
+            gate: false,
         }],
     }
 }
@@ -487,6 +521,7 @@ fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
     }
     // 2. Restrict checks, before anything changes (a blocked delete is rolled
     // back by the caller).
+    let before_checks = out.len();
     for (ri, s) in plan.restricts.iter().enumerate() {
         let w = restrict_where(d, plan, s, &set_of, &set_of);
         out.push(format!(
@@ -496,6 +531,13 @@ fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
             d.table(&s.child.table)
         ));
     }
+    // The key sets and the checks form a gate when there is anything to
+    // check: a blocked delete stops before the first change.
+    let gate_len = if exec && out.len() > before_checks {
+        out.len()
+    } else {
+        0
+    };
     // 3. Set-null (recorded first, so restore can put the values back).
     for g in null_groups(plan) {
         let w = null_where(d, plan, &g, "o", &set_of, &set_of);
@@ -626,10 +668,27 @@ fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
     for i in 0..plan.nodes.len() {
         out.push(format!("DELETE FROM {}", set_of(i)));
     }
-    DeleteProgram {
-        statements: vec![ProgramStmt {
-            stmt: b.finish(out.join(";\n")),
+    // Both parts bind the same values ($N names them), so they share params.
+    let rest = out.split_off(gate_len);
+    let all = b.finish(String::new());
+    let mut statements = Vec::new();
+    if !out.is_empty() {
+        statements.push(ProgramStmt {
+            stmt: Stmt {
+                sql: out.join(";\n"),
+                params: all.params.clone(),
+            },
             reports: true,
-        }],
+            gate: true,
+        });
     }
+    statements.push(ProgramStmt {
+        stmt: Stmt {
+            sql: rest.join(";\n"),
+            params: all.params,
+        },
+        reports: true,
+        gate: false,
+    });
+    DeleteProgram { statements }
 }

@@ -367,6 +367,16 @@ impl Dialect {
         }
     }
 
+    /// A row lock that keeps rows (alias `alias`) from being updated or
+    /// deleted until commit; `None` where a write transaction already holds
+    /// the whole database (SQLite).
+    pub fn share_lock(self, alias: &str) -> Option<String> {
+        match self {
+            Dialect::Postgres => Some(format!(" FOR SHARE OF {alias}")),
+            Dialect::Sqlite => None,
+        }
+    }
+
     /// Whether the delete runs as one statement of data-modifying CTEs
     /// (PostgreSQL) or as staged statements over temporary key tables.
     pub fn single_statement_delete(self) -> bool {

@@ -173,6 +173,22 @@ pub fn render_restore(
                 d.lit(&parent.name),
             );
             let missing = b.finish(missing);
+            // Hold the parents until commit, so a concurrent delete of a
+            // parent waits for this restore and then sees its children.
+            if let Some(lock) = d.share_lock("p") {
+                checks.push(Stmt {
+                    sql: format!(
+                        "SELECT 'locked', {}, {} FROM (SELECT 1 FROM {} p WHERE {} IN (SELECT {refs} FROM {} WHERE {}){lock}) x",
+                        d.lit(&r.describe()),
+                        d.text("count(*)"),
+                        d.table(&parent.table),
+                        d.tuple("p", &parent.key),
+                        src.from,
+                        src.where_
+                    ),
+                    params: missing.params.clone(),
+                });
+            }
             if parent.strategy != Strategy::Hard {
                 // Same bound values (the deletion id) as the first query.
                 let deleted = format!(

@@ -382,11 +382,15 @@ impl Engine {
         let mut blocked = Vec::new();
         for s in &program.statements {
             if !s.reports {
-                tx.exec_stmt(&s.stmt, b).await?;
+                tx.rows_stmt(&s.stmt, b).await?;
                 continue;
             }
             for r in tx.rows_stmt(&s.stmt, b).await? {
                 let n: u64 = col(&r, 2).parse().unwrap_or(0);
+                // A gate's only result that counts is whether it blocks.
+                if s.gate && col(&r, 0) != "blocked" {
+                    continue;
+                }
                 match col(&r, 0).as_str() {
                     "rows" => {
                         let name = col(&r, 1);

@@ -1320,3 +1320,72 @@ on_both!(
     pii_keys_are_hashed_with_a_database_key_in_the_audit,
     pii_keys_are_hashed_with_a_database_key_in_the_audit
 );
+
+async fn restrict_under_a_hard_parent_is_reported_before_the_database_refuses(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE carts (id INTEGER PRIMARY KEY);
+         CREATE TABLE lines (id INTEGER PRIMARY KEY, cart_id INTEGER NOT NULL REFERENCES carts (id));
+         CREATE INDEX lines_cart ON lines (cart_id);
+         INSERT INTO carts VALUES (1), (2);
+         INSERT INTO lines VALUES (10, 1)",
+    )
+    .await;
+    let text = r#"
+        [entities.carts]
+        key = ["id"]
+        strategy = "hard"
+        [entities.lines]
+        key = ["id"]
+        strategy = "hard"
+        [[relations]]
+        child = "lines"
+        columns = ["cart_id"]
+        parent = "carts"
+        on_delete = "restrict"
+    "#;
+    let mut engine = lethe_store::Engine::connect(policy(text), &db.url)
+        .await
+        .unwrap();
+    assert!(
+        engine
+            .check()
+            .iter()
+            .all(|f| f.level != lethe_core::Level::Error),
+        "{:?}",
+        engine.check()
+    );
+    engine.migrate(false).await.unwrap();
+    let err = engine
+        .delete(&DeleteRequest::new("carts", "1"))
+        .await
+        .unwrap_err();
+    match err {
+        StoreError::Blocked { relation, count } => {
+            assert_eq!(relation, "lines.cart_id -> carts");
+            assert_eq!(count, 1);
+        }
+        other => panic!("expected Blocked, got {other}"),
+    }
+    assert_eq!(all_ids(&engine, "carts", "id").await, vec!["1", "2"]);
+    engine
+        .delete(&DeleteRequest::new("carts", "2"))
+        .await
+        .expect("no children");
+    engine
+        .delete(&DeleteRequest::new("lines", "10"))
+        .await
+        .unwrap();
+    engine
+        .delete(&DeleteRequest::new("carts", "1"))
+        .await
+        .expect("child gone");
+    assert!(all_ids(&engine, "carts", "id").await.is_empty());
+    db.cleanup().await;
+}
+on_both!(
+    restrict_under_a_hard_parent_is_reported_before_the_database_refuses,
+    restrict_under_a_hard_parent_is_reported_before_the_database_refuses
+);

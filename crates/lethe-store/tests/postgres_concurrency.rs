@@ -242,3 +242,72 @@ async fn row_security_hides_deleted_rows_from_application_roles() {
         .await;
     db.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_delete_waits_for_a_concurrent_restore_of_its_children() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE cat (id bigint PRIMARY KEY, parent_id bigint REFERENCES cat (id));
+         CREATE TABLE prod (id bigint PRIMARY KEY, cat_id bigint NOT NULL REFERENCES cat (id));
+         CREATE INDEX cat_parent ON cat (parent_id);
+         CREATE INDEX prod_cat ON prod (cat_id);
+         INSERT INTO cat VALUES (1, NULL), (2, 1), (3, 2);
+         INSERT INTO prod VALUES (10, 3)",
+    )
+    .await;
+    let text = r#"
+        [entities.cat]
+        key = ["id"]
+        [entities.prod]
+        key = ["id"]
+        [[relations]]
+        child = "cat"
+        columns = ["parent_id"]
+        parent = "cat"
+        on_delete = "cascade"
+        [[relations]]
+        child = "prod"
+        columns = ["cat_id"]
+        parent = "cat"
+        on_delete = "cascade"
+    "#;
+    let mut engine = Engine::connect(policy(text), &db.url).await.unwrap();
+    engine.migrate(false).await.unwrap();
+    let engine = Arc::new(engine);
+    let sub = engine
+        .delete(&DeleteRequest::new("cat", "2"))
+        .await
+        .unwrap();
+    // Another session holds prod 10, so the restore stops half-way: after its
+    // checks (and its lock on cat 1), before it can unmark prod 10.
+    let holder = lethe_store::Db::connect(&db.url, Default::default())
+        .await
+        .unwrap();
+    let mut hold = holder.begin_write().await.unwrap();
+    hold.rows("SELECT id::text FROM prod WHERE id = 10 FOR UPDATE", &[])
+        .await
+        .unwrap();
+    let e1 = engine.clone();
+    let id = sub.deletion_id.clone();
+    let restore = tokio::spawn(async move { e1.restore(&id, None).await });
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    let e2 = engine.clone();
+    let delete = tokio::spawn(async move { e2.delete(&DeleteRequest::new("cat", "1")).await });
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    hold.rollback().await.unwrap();
+    restore.await.unwrap().expect("restore");
+    let all = delete.await.unwrap().expect("delete");
+    // The delete saw the restored subtree and took it with it.
+    assert_eq!(
+        all.affected.iter().map(|c| c.rows).sum::<u64>(),
+        4,
+        "{:?}",
+        all.affected
+    );
+    assert!(active_ids(&engine, "cat", "id").await.is_empty());
+    assert!(active_ids(&engine, "prod", "id").await.is_empty());
+    holder.close().await;
+    db.cleanup().await;
+}
