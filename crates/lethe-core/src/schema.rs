@@ -16,6 +16,14 @@ pub struct Schema {
 }
 
 impl Schema {
+    /// Whether a view exists, named like [`Schema::table`] names tables.
+    pub fn has_view(&self, name: &str) -> bool {
+        self.views.contains(name)
+            || name.split_once('.').is_some_and(|(s, v)| {
+                Some(s) == self.current_schema.as_deref() && self.views.contains(v)
+            })
+    }
+
     /// A table by the name the policy uses; `public.users` finds `users` when
     /// `public` is the current schema.
     pub fn table(&self, name: &str) -> Option<&TableInfo> {

@@ -384,6 +384,26 @@ fn entity_steps(
         let mut statements = Vec::new();
         let mut replaced = Vec::new();
         let mut blocked = None;
+        // A foreign key needs a plain unique constraint or index on the
+        // columns it references: a partial index cannot take its place.
+        if let Some((child, fk)) = schema.tables.values().find_map(|ct| {
+            ct.foreign_keys
+                .iter()
+                .find(|f| {
+                    schema.table(&f.ref_table).map(|p| p.name.as_str()) == Some(t.name.as_str())
+                        && f.ref_columns.iter().collect::<BTreeSet<_>>() == want
+                })
+                .map(|f| (ct, f))
+        }) {
+            blocked = Some(format!(
+                "the foreign key {}.({}) references {}({}) through its unique constraint, and a partial unique index (unique among active rows only) cannot back a foreign key. Reference the key instead, or leave ({}) out of `unique` in the policy",
+                child.name,
+                fk.columns.join(", "),
+                e.table,
+                cols.join(", "),
+                cols.join(", ")
+            ));
+        }
         for u in t
             .uniques
             .iter()
@@ -442,7 +462,12 @@ fn entity_steps(
         });
     }
     let view = active_view_name(e);
-    let view_exists = schema.views.contains(&view);
+    // Views are named like tables: schema-qualified next to a qualified table.
+    let view_key = match e.table.split_once('.') {
+        Some((sch, _)) => format!("{sch}.{view}"),
+        None => view.clone(),
+    };
+    let view_exists = schema.has_view(&view_key);
     if !view_exists || added_columns {
         let mut statements = Vec::new();
         if view_exists {

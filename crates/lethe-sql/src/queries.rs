@@ -322,11 +322,12 @@ pub mod introspect {
         }
     }
 
-    /// `(view)`.
+    /// `(view)`, named like tables (schema-qualified outside the current schema).
     pub fn views(d: Dialect) -> &'static str {
         match d {
             Dialect::Postgres => {
-                "SELECT c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+                "SELECT CASE WHEN n.nspname = current_schema() THEN c.relname ELSE n.nspname || '.' || c.relname END \
+                 FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
                  WHERE c.relkind IN ('v', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema', 'lethe')"
             }
             Dialect::Sqlite => "SELECT name FROM sqlite_master WHERE type = 'view'",

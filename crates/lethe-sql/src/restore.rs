@@ -45,8 +45,24 @@ struct Source {
     key_json: String,
 }
 
-fn source(d: Dialect, b: &mut Binder, e: &Entity, strategy: Strategy) -> Source {
-    let id = d.deletion_id(b);
+/// The bound deletion id, cast to the type of `e`'s deletion-id marker (an
+/// adopted text column compares as text, Lethe's own as uuid).
+fn marker_id(d: Dialect, b: &mut Binder, schema: &Schema, e: &Entity) -> String {
+    let ty = schema
+        .table(&e.table)
+        .and_then(|t| t.column(&e.deletion_id))
+        .map(|c| c.data_type.clone())
+        .filter(|t| !t.is_empty())
+        .unwrap_or_else(|| d.uuid_type().to_string());
+    let p = b.bind(crate::dialect::Param::DeletionId);
+    d.cast(&p, &ty)
+}
+
+fn source(d: Dialect, b: &mut Binder, schema: &Schema, e: &Entity, strategy: Strategy) -> Source {
+    let id = match strategy {
+        Strategy::Hard => d.deletion_id(b),
+        _ => marker_id(d, b, schema, e),
+    };
     match strategy {
         Strategy::Hard => {
             let from = format!(
@@ -98,7 +114,7 @@ pub fn render_restore(
         }
         for set in sets {
             let mut b = Binder::new(d);
-            let src = source(d, &mut b, e, re.strategy);
+            let src = source(d, &mut b, schema, e, re.strategy);
             let on: Vec<String> = set
                 .iter()
                 .map(|c| format!("a.{} = {}", d.ident(c), (src.col)(c)))
@@ -135,7 +151,7 @@ pub fn render_restore(
             }
             let parent = &policy.entities[&r.parent];
             let mut b = Binder::new(d);
-            let src = source(d, &mut b, e, re.strategy);
+            let src = source(d, &mut b, schema, e, re.strategy);
             let refs = tuple_of(&r.columns, &*src.col);
             let not_null: Vec<String> = r
                 .columns
@@ -151,6 +167,7 @@ pub fn render_restore(
                     .collect::<Vec<_>>(),
             );
             let id = d.deletion_id(&mut b);
+            let pid = marker_id(d, &mut b, schema, parent);
             // Missing parents (any strategy: a soft parent can be removed
             // outside Lethe when no foreign key stops it), and for soft
             // parents, parents marked deleted by another deletion or by hand.
@@ -192,7 +209,7 @@ pub fn render_restore(
             if parent.strategy != Strategy::Hard {
                 // Same bound values (the deletion id) as the first query.
                 let deleted = format!(
-                    "SELECT 'parent', {}, {}, COALESCE({}, ''), {}, 'soft' FROM {} JOIN {} p ON {} = {refs} WHERE {} AND p.{} IS NOT NULL AND (p.{} IS NULL OR p.{} <> {id}) LIMIT 10",
+                    "SELECT 'parent', {}, {}, COALESCE({}, ''), {}, 'soft' FROM {} JOIN {} p ON {} = {refs} WHERE {} AND p.{} IS NOT NULL AND (p.{} IS NULL OR p.{} <> {pid}) LIMIT 10",
                     d.lit(&r.describe()),
                     d.text(&src.key_json),
                     d.text(&format!("p.{}", d.ident(&parent.deletion_id))),
@@ -242,7 +259,7 @@ pub fn render_restore(
             })
             .unwrap_or_default();
         let mut b = Binder::new(d);
-        let src = source(d, &mut b, e, Strategy::Hard);
+        let src = source(d, &mut b, schema, e, Strategy::Hard);
         let overriding = d.insert_overriding();
         let sql = format!(
             "INSERT INTO {} ({}){overriding} SELECT {} FROM {} WHERE {}",
@@ -263,7 +280,7 @@ pub fn render_restore(
     for re in entities.iter().filter(|re| re.strategy != Strategy::Hard) {
         let e = re.entity;
         let mut b = Binder::new(d);
-        let id = d.deletion_id(&mut b);
+        let id = marker_id(d, &mut b, schema, e);
         apply.push(b.finish(format!(
             "UPDATE {} SET {} = NULL, {} = NULL WHERE {} = {id}",
             d.table(&e.table),

@@ -273,9 +273,29 @@ pub fn rebuild_statements(
             d.ident(&tmp),
             d.ident(table)
         ),
-        format!("DROP TABLE {}", d.ident(table)),
-        format!("ALTER TABLE {} RENAME TO {}", d.ident(&tmp), d.ident(table)),
     ];
+    // AUTOINCREMENT never reuses an id: carry the counter over, or ids of
+    // deleted rows would be handed out again.
+    if new_create_sql
+        .to_ascii_uppercase()
+        .contains("AUTOINCREMENT")
+    {
+        s.push(format!(
+            "DELETE FROM sqlite_sequence WHERE name = {}",
+            d.lit(&tmp)
+        ));
+        s.push(format!(
+            "INSERT INTO sqlite_sequence (name, seq) SELECT {}, seq FROM sqlite_sequence WHERE name = {}",
+            d.lit(&tmp),
+            d.lit(table)
+        ));
+    }
+    s.push(format!("DROP TABLE {}", d.ident(table)));
+    s.push(format!(
+        "ALTER TABLE {} RENAME TO {}",
+        d.ident(&tmp),
+        d.ident(table)
+    ));
     s.extend(extra.iter().cloned());
     s
 }

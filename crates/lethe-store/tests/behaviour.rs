@@ -1389,3 +1389,146 @@ on_both!(
     restrict_under_a_hard_parent_is_reported_before_the_database_refuses,
     restrict_under_a_hard_parent_is_reported_before_the_database_refuses
 );
+
+async fn adopted_text_deletion_id_column_round_trips(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE docs (id INTEGER PRIMARY KEY, removed_at TIMESTAMP, del_ref VARCHAR(64));
+         CREATE TABLE pages (id INTEGER PRIMARY KEY, doc_id INTEGER NOT NULL, removed_at TIMESTAMP, del_ref VARCHAR(64));
+         INSERT INTO docs (id) VALUES (1), (2);
+         INSERT INTO pages (id, doc_id) VALUES (10, 1), (11, 1), (12, 2)",
+    )
+    .await;
+    let text = r#"
+        [defaults]
+        deleted_at = "removed_at"
+        deletion_id = "del_ref"
+        [entities.docs]
+        key = ["id"]
+        [entities.pages]
+        key = ["id"]
+        [[relations]]
+        child = "pages"
+        columns = ["doc_id"]
+        parent = "docs"
+        on_delete = "cascade"
+    "#;
+    let mut engine = lethe_store::Engine::connect(policy(text), &db.url)
+        .await
+        .unwrap();
+    assert!(
+        engine
+            .check()
+            .iter()
+            .all(|f| f.level != lethe_core::Level::Error),
+        "{:?}",
+        engine.check()
+    );
+    engine.migrate(false).await.unwrap();
+    let page = engine
+        .delete(&DeleteRequest::new("pages", "11"))
+        .await
+        .unwrap();
+    let doc = engine
+        .delete(&DeleteRequest::new("docs", "1"))
+        .await
+        .unwrap();
+    let ids = q(
+        &engine,
+        "SELECT CAST(id AS TEXT) FROM pages WHERE removed_at IS NULL ORDER BY id",
+    )
+    .await;
+    assert_eq!(ids, vec![vec!["12".to_string()]]);
+    engine
+        .restore(&doc.deletion_id, None)
+        .await
+        .expect("restore compares the text column as text");
+    let ids = q(
+        &engine,
+        "SELECT CAST(id AS TEXT) FROM pages WHERE removed_at IS NULL ORDER BY id",
+    )
+    .await;
+    assert_eq!(ids, vec![vec!["10".to_string()], vec!["12".to_string()]]);
+    engine.restore(&page.deletion_id, None).await.unwrap();
+    db.cleanup().await;
+}
+on_both!(
+    adopted_text_deletion_id_column_round_trips,
+    adopted_text_deletion_id_column_round_trips
+);
+
+async fn unique_backing_a_foreign_key_blocks_migration(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE acct (id INTEGER PRIMARY KEY, code TEXT NOT NULL);
+         CREATE UNIQUE INDEX acct_code ON acct (code);
+         CREATE TABLE ledger (id INTEGER PRIMARY KEY, acct_code TEXT NOT NULL REFERENCES acct (code))",
+    )
+    .await;
+    let text = r#"
+        [entities.acct]
+        key = ["id"]
+        unique = [["code"]]
+    "#;
+    let mut engine = lethe_store::Engine::connect(policy(text), &db.url)
+        .await
+        .unwrap();
+    let dry = engine.migrate(true).await.unwrap();
+    let step = dry
+        .steps
+        .iter()
+        .find(|s| s.id == "acct:unique:code")
+        .unwrap();
+    assert!(
+        step.blocked
+            .as_deref()
+            .unwrap_or("")
+            .contains("foreign key ledger.(acct_code)"),
+        "{step:?}"
+    );
+    let err = engine.migrate(false).await.unwrap_err();
+    assert!(matches!(err, StoreError::MigrationBlocked { .. }), "{err}");
+    // Nothing was applied.
+    engine.refresh().await.unwrap();
+    assert!(
+        !engine
+            .schema()
+            .table("acct")
+            .unwrap()
+            .has_column("deleted_at")
+    );
+    db.cleanup().await;
+}
+on_both!(
+    unique_backing_a_foreign_key_blocks_migration,
+    unique_backing_a_foreign_key_blocks_migration
+);
+
+#[tokio::test]
+async fn sqlite_rebuild_keeps_the_autoincrement_counter() {
+    let Some(db) = TestDb::new(Backend::Sqlite).await else {
+        return;
+    };
+    db.exec(
+        "CREATE TABLE u (id INTEGER PRIMARY KEY AUTOINCREMENT, email TEXT UNIQUE);
+         INSERT INTO u (email) VALUES ('a'), ('b'), ('c'), ('d'), ('e');
+         DELETE FROM u WHERE id >= 3",
+    )
+    .await;
+    let text = "[entities.u]\nkey = [\"id\"]\nunique = [[\"email\"]]\n";
+    let mut engine = lethe_store::Engine::connect(policy(text), &db.url)
+        .await
+        .unwrap();
+    engine.migrate(false).await.unwrap();
+    db.exec("INSERT INTO u (email) VALUES ('z')").await;
+    assert_eq!(
+        one(&engine, "SELECT CAST(id AS TEXT) FROM u WHERE email = 'z'").await,
+        "6",
+        "ids 3 to 5 were handed out before the rebuild"
+    );
+    db.cleanup().await;
+}

@@ -311,3 +311,41 @@ async fn a_delete_waits_for_a_concurrent_restore_of_its_children() {
     holder.close().await;
     db.cleanup().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_outside_the_current_schema_get_their_own_active_view() {
+    let Some(db) = TestDb::new(Backend::Postgres).await else {
+        return;
+    };
+    db.exec(
+        "CREATE SCHEMA app;
+         CREATE TABLE app.users (id bigint PRIMARY KEY, name text);
+         CREATE TABLE public.unrelated (x int);
+         CREATE VIEW public.users_active AS SELECT x FROM public.unrelated;
+         INSERT INTO app.users VALUES (1, 'a'), (2, 'b')",
+    )
+    .await;
+    let text = "[entities.users]\ntable = \"app.users\"\nkey = [\"id\"]\n";
+    let mut engine = Engine::connect(policy(text), &db.url).await.unwrap();
+    engine.migrate(false).await.expect("migrate");
+    engine
+        .delete(&DeleteRequest::new("users", "2"))
+        .await
+        .unwrap();
+    assert_eq!(
+        one(
+            &engine,
+            "SELECT string_agg(id::text, ',') FROM app.users_active"
+        )
+        .await,
+        "1"
+    );
+    assert_eq!(
+        one(&engine, "SELECT count(*)::text FROM public.users_active").await,
+        "0",
+        "left alone"
+    );
+    let mut again = Engine::connect(policy(text), &db.url).await.unwrap();
+    assert!(again.migrate(true).await.unwrap().steps.is_empty());
+    db.cleanup().await;
+}
