@@ -244,16 +244,7 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
         // be listed in the key's order, and the foreign key must reference
         // the key (not another unique column).
         if let Some(fk) = fk {
-            let expected: Option<Vec<String>> = parent
-                .key
-                .iter()
-                .map(|k| {
-                    fk.ref_columns
-                        .iter()
-                        .position(|rc| rc == k)
-                        .map(|i| fk.columns[i].clone())
-                })
-                .collect();
+            let expected = fk.columns_in_order_of(&parent.key);
             match expected {
                 None => push(
                     Level::Error,

@@ -178,16 +178,7 @@ pub fn policy_from_schema(schema: &Schema, url: &str) -> String {
             let parent_key = key_of(parent).unwrap_or_default();
             // Lethe pairs the columns with the parent's key by position: list
             // them in the key's order.
-            let ordered: Option<Vec<String>> = parent_key
-                .iter()
-                .map(|k| {
-                    fk.ref_columns
-                        .iter()
-                        .position(|rc| rc == k)
-                        .map(|i| fk.columns[i].clone())
-                })
-                .collect();
-            let Some(columns) = ordered.filter(|c| c.len() == fk.columns.len()) else {
+            let Some(columns) = fk.columns_in_order_of(&parent_key) else {
                 let _ = writeln!(
                     s,
                     "# skipped: {}.({}) references {}({}), which is not its key ({}); Lethe relations reference the parent's key\n",

@@ -205,3 +205,21 @@ pub struct ForeignKeyInfo {
     /// `cascade`, `restrict`, `no action`, `set null`, `set default`.
     pub on_delete: String,
 }
+
+impl ForeignKeyInfo {
+    /// The child columns paired with `key`'s columns, in `key`'s order; `None`
+    /// when the foreign key does not reference exactly those columns.
+    pub fn columns_in_order_of(&self, key: &[String]) -> Option<Vec<String>> {
+        if key.len() != self.columns.len() {
+            return None;
+        }
+        key.iter()
+            .map(|k| {
+                self.ref_columns
+                    .iter()
+                    .position(|rc| rc == k)
+                    .map(|i| self.columns[i].clone())
+            })
+            .collect()
+    }
+}
