@@ -101,12 +101,13 @@ pub fn audit_head(d: Dialect) -> String {
 }
 
 /// The audit log in order, from seq `$1` on: `(seq, entry, prev_hash, hash,
-/// action, deletion_id)`.
+/// action, deletion_id, at)`.
 pub fn audit_entries(d: Dialect) -> String {
     format!(
-        "SELECT {}, a.entry, a.prev_hash, a.hash, a.action, COALESCE({}, '') FROM {} a WHERE a.seq >= {} ORDER BY a.seq LIMIT {}",
+        "SELECT {}, a.entry, a.prev_hash, a.hash, a.action, COALESCE({}, ''), {} FROM {} a WHERE a.seq >= {} ORDER BY a.seq LIMIT {}",
         d.text("a.seq"),
         d.text("a.deletion_id"),
+        d.timestamp_text("a.at"),
         d.own("audit"),
         d.cast(&p(d, 1), "bigint"),
         d.cast(&p(d, 2), "bigint")

@@ -134,8 +134,14 @@ pub async fn verify(db: &Db, expect_head: Option<&str>) -> Result<VerifyReport> 
         let n = rows.len();
         for r in rows {
             let seq: i64 = col(&r, 0).parse().unwrap_or(-1);
-            let (entry, prev_hash, hash, action, deletion_id) =
-                (col(&r, 1), col(&r, 2), col(&r, 3), col(&r, 4), col(&r, 5));
+            let (entry, prev_hash, hash, action, deletion_id, at) = (
+                col(&r, 1),
+                col(&r, 2),
+                col(&r, 3),
+                col(&r, 4),
+                col(&r, 5),
+                col(&r, 6),
+            );
             if seq != expected_seq {
                 return Ok(fail(
                     expected_seq,
@@ -166,7 +172,10 @@ pub async fn verify(db: &Db, expect_head: Option<&str>) -> Result<VerifyReport> 
                 ));
             }
             let parsed: Value = serde_json::from_str(&entry).unwrap_or(Value::Null);
+            // The columns beside the hashed entry must say the same: an edited
+            // column (time, action, deletion) is tampering too.
             let same = parsed.get("seq").and_then(Value::as_i64) == Some(seq)
+                && parsed.get("at").and_then(Value::as_str) == Some(at.as_str())
                 && parsed.get("action").and_then(Value::as_str) == Some(action.as_str())
                 && parsed
                     .get("deletion_id")

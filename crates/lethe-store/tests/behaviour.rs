@@ -995,10 +995,10 @@ async fn inserted_audit_entry_is_detected(b: Backend) {
     db.exec(&format!("UPDATE {audit} SET seq = 3 WHERE seq = 2"))
         .await;
     let h1 = q(&engine, &format!("SELECT hash FROM {audit} WHERE seq = 1")).await[0][0].clone();
-    let entry = r#"{"action":"delete","deletion_id":null,"seq":2}"#;
+    let entry = r#"{"action":"delete","at":"2026-01-01T00:00:00.000000Z","deletion_id":null,"seq":2}"#;
     let forged = lethe_store::audit::chain_hash(&h1, entry);
     db.exec(&format!(
-        "INSERT INTO {audit} (seq, at, action, deletion_id, entry, prev_hash, hash) VALUES (2, '2026-01-01T00:00:00Z', 'delete', NULL, '{entry}', '{h1}', '{forged}')"
+        "INSERT INTO {audit} (seq, at, action, deletion_id, entry, prev_hash, hash) VALUES (2, '2026-01-01T00:00:00.000000Z', 'delete', NULL, '{entry}', '{h1}', '{forged}')"
     ))
     .await;
     let r = engine.audit_verify(None).await.unwrap();
@@ -1532,3 +1532,41 @@ async fn sqlite_rebuild_keeps_the_autoincrement_counter() {
     );
     db.cleanup().await;
 }
+
+async fn audit_columns_beside_the_entry_are_checked(b: Backend) {
+    let Some((db, engine)) = shop(b).await else {
+        return;
+    };
+    engine
+        .delete(&DeleteRequest::new("users", "1"))
+        .await
+        .unwrap();
+    engine
+        .delete(&DeleteRequest::new("users", "2"))
+        .await
+        .unwrap();
+    assert!(
+        engine.audit_verify(None).await.unwrap().ok,
+        "times read back exactly as hashed"
+    );
+    let untrigger = match b {
+        Backend::Postgres => "ALTER TABLE lethe.audit DISABLE TRIGGER USER".to_string(),
+        Backend::Sqlite => "DROP TRIGGER lethe_audit_no_update".to_string(),
+    };
+    db.exec(&untrigger).await;
+    // Back-date the first entry's time column, leaving the hashed text alone.
+    db.exec(&format!(
+        "UPDATE {} SET at = '2020-01-01T00:00:00Z' WHERE seq = 1",
+        own(b, "audit")
+    ))
+    .await;
+    let r = engine.audit_verify(None).await.unwrap();
+    assert!(!r.ok);
+    assert_eq!(r.broken_at, Some(1), "{r:?}");
+    assert!(r.problem.unwrap().contains("columns do not match"));
+    db.cleanup().await;
+}
+on_both!(
+    audit_columns_beside_the_entry_are_checked,
+    audit_columns_beside_the_entry_are_checked
+);
