@@ -995,7 +995,8 @@ async fn inserted_audit_entry_is_detected(b: Backend) {
     db.exec(&format!("UPDATE {audit} SET seq = 3 WHERE seq = 2"))
         .await;
     let h1 = q(&engine, &format!("SELECT hash FROM {audit} WHERE seq = 1")).await[0][0].clone();
-    let entry = r#"{"action":"delete","at":"2026-01-01T00:00:00.000000Z","deletion_id":null,"seq":2}"#;
+    let entry =
+        r#"{"action":"delete","at":"2026-01-01T00:00:00.000000Z","deletion_id":null,"seq":2}"#;
     let forged = lethe_store::audit::chain_hash(&h1, entry);
     db.exec(&format!(
         "INSERT INTO {audit} (seq, at, action, deletion_id, entry, prev_hash, hash) VALUES (2, '2026-01-01T00:00:00.000000Z', 'delete', NULL, '{entry}', '{h1}', '{forged}')"
