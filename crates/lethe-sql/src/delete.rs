@@ -17,10 +17,6 @@ use lethe_core::{DeletePlan, Entity, Schema, SideRelation, Strategy};
 use crate::dialect::{Binder, Dialect, Param, Stmt};
 use crate::outbox;
 
-/// Outbox records carry at most this many keys, so no single value grows with
-/// the size of the cascade.
-pub use crate::outbox::PART_SIZE as OUTBOX_PART_SIZE;
-
 /// Whether the program changes data or only counts what it would change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {

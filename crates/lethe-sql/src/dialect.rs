@@ -20,8 +20,6 @@ pub enum Param {
     Now,
     /// The i-th root key value (text).
     Key(usize),
-    /// A fixed text value.
-    Text(String),
 }
 
 /// A statement with its bound values in placeholder order.
@@ -288,14 +286,6 @@ impl Dialect {
         match self {
             Dialect::Postgres => "json",
             Dialect::Sqlite => "TEXT",
-        }
-    }
-
-    /// Aggregates JSON values into a JSON array.
-    pub fn json_agg(self, expr: &str) -> String {
-        match self {
-            Dialect::Postgres => format!("jsonb_agg({expr})"),
-            Dialect::Sqlite => format!("json_group_array(json({expr}))"),
         }
     }
 

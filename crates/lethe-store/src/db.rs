@@ -39,7 +39,6 @@ impl Bindings {
             Param::DeletionId => self.deletion_id.clone(),
             Param::Now => self.now.clone(),
             Param::Key(i) => self.key.get(*i)?.clone(),
-            Param::Text(t) => t.clone(),
         })
     }
 

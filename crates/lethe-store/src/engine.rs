@@ -246,35 +246,10 @@ impl Engine {
         if rebuilds {
             mdb.close().await;
         }
-        // New columns and tables change what cached statements return.
-        if let Db::Postgres(p) = &self.db {
-            let db = Db::Postgres(p.clone());
-            db.close().await;
-        }
-        self.reconnect_after_ddl().await?;
+        // Cached statements survive the DDL: Lethe's statements return a
+        // fixed set of text columns, never a user table's row shape.
         self.refresh().await?;
         Ok(report)
-    }
-
-    async fn reconnect_after_ddl(&mut self) -> Result<()> {
-        if let Db::Postgres(p) = &self.db {
-            let opts = p.connect_options();
-            let pool = sqlx::postgres::PgPoolOptions::new()
-                .max_connections(8)
-                .after_connect(|conn, _| {
-                    Box::pin(async move {
-                        use sqlx::Executor;
-                        conn.execute("SET lethe.include_deleted = 'on'").await?;
-                        conn.execute("SET TimeZone = 'UTC'").await?;
-                        Ok(())
-                    })
-                })
-                .connect_with((*opts).clone())
-                .await
-                .map_err(|e| StoreError::Connect(e.to_string()))?;
-            self.db = Db::Postgres(pool);
-        }
-        Ok(())
     }
 
     /// Parses and type-checks a key for `entity`.
