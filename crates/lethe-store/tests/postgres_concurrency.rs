@@ -292,10 +292,12 @@ async fn a_delete_waits_for_a_concurrent_restore_of_its_children() {
     let e1 = engine.clone();
     let id = sub.deletion_id.clone();
     let restore = tokio::spawn(async move { e1.restore(&id, None).await });
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // Wait until the restore is stuck on prod 10 (past its checks and locks).
+    wait_for_lock_waiters(&holder, 1).await;
     let e2 = engine.clone();
     let delete = tokio::spawn(async move { e2.delete(&DeleteRequest::new("cat", "1")).await });
-    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // And until the delete waits for the restore's lock on cat 1.
+    wait_for_lock_waiters(&holder, 2).await;
     hold.rollback().await.unwrap();
     restore.await.unwrap().expect("restore");
     let all = delete.await.unwrap().expect("delete");
@@ -348,4 +350,22 @@ async fn tables_outside_the_current_schema_get_their_own_active_view() {
     let mut again = Engine::connect(policy(text), &db.url).await.unwrap();
     assert!(again.migrate(true).await.unwrap().steps.is_empty());
     db.cleanup().await;
+}
+
+/// Waits (up to 30 s) until `n` of Lethe's sessions are blocked on a lock.
+async fn wait_for_lock_waiters(db: &lethe_store::Db, n: usize) {
+    for _ in 0..600 {
+        let rows = db
+            .rows(
+                "SELECT count(*)::text FROM pg_stat_activity WHERE application_name = 'lethe' AND wait_event_type = 'Lock' AND datname = current_database()",
+                &[],
+            )
+            .await
+            .unwrap();
+        if rows[0][0].as_deref().and_then(|v| v.parse::<usize>().ok()) >= Some(n) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    panic!("never saw {n} Lethe session(s) waiting on a lock");
 }
