@@ -78,6 +78,16 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
         }
         let pii: Vec<String> = e.pii.keys().cloned().collect();
         missing("pii", &pii);
+        // Templates and search documents read these columns at delete time.
+        for tpl in &e.delivery.cache_keys {
+            let cols: Vec<String> = tpl.fields().iter().map(|f| f.to_string()).collect();
+            missing("cache_keys", &cols);
+        }
+        for s in &e.delivery.search {
+            let mut cols: Vec<String> = s.id.fields().iter().map(|f| f.to_string()).collect();
+            cols.extend(s.fields.iter().cloned());
+            missing("search", &cols);
+        }
         if e.key.iter().all(|c| t.has_column(c)) && !t.is_unique_key(&e.key) {
             push(
                 Level::Warning,

@@ -5,6 +5,7 @@
 //! here is plain data in, plain data out, so it is tested without a database.
 
 pub mod check;
+pub mod duration;
 pub mod error;
 pub mod graph;
 pub mod ident;
@@ -14,6 +15,9 @@ pub mod plan;
 pub mod policy;
 pub mod policy_parse;
 pub mod schema;
+pub mod sinks;
+mod sinks_parse;
+pub mod template;
 
 pub use check::{Finding, Level, check_policy};
 pub use error::{CoreError, PolicyError};
@@ -22,4 +26,6 @@ pub use key::KeyValue;
 pub use plan::{DeletePlan, PlanNode, SideRelation, plan_delete};
 pub use policy::{DatabaseConfig, Entity, OnDelete, PiiRule, Policy, Relation, Strategy};
 pub use policy_parse::parse_policy;
+pub use sinks::{Delivery, RelayConfig, Retry, SearchTarget, Sink, SinkKind, SinkRole};
+pub use template::Template;
 pub use schema::{ColumnInfo, ColumnKind, ForeignKeyInfo, Schema, TableInfo, UniqueInfo};

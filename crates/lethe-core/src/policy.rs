@@ -6,6 +6,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::sinks::{Delivery, RelayConfig, Sink};
+
 /// How rows of an entity are removed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Strategy {
@@ -109,6 +111,8 @@ pub struct Entity {
     pub deleted_at: String,
     /// Marker column holding the deletion id (soft entities).
     pub deletion_id: String,
+    /// What the entity sends to caches, search indexes and event sinks.
+    pub delivery: Delivery,
     /// 1-based line of `[entities.NAME]` in the policy file, for messages.
     pub line: usize,
 }
@@ -116,6 +120,11 @@ pub struct Entity {
 impl Entity {
     pub fn is_soft(&self) -> bool {
         self.strategy == Strategy::Soft
+    }
+
+    /// Columns beyond the key that the outbox captures for sinks.
+    pub fn captured_columns(&self) -> Vec<String> {
+        self.delivery.captured_columns(&self.key)
     }
 }
 
@@ -154,6 +163,9 @@ pub struct Policy {
     pub database: DatabaseConfig,
     pub entities: BTreeMap<String, Entity>,
     pub relations: Vec<Relation>,
+    /// `[sinks.NAME]`: where the relay delivers outbox records.
+    pub sinks: BTreeMap<String, Sink>,
+    pub relay: RelayConfig,
 }
 
 impl Policy {
@@ -164,6 +176,21 @@ impl Policy {
     /// Relations whose parent is `entity`.
     pub fn children_of<'a>(&'a self, entity: &'a str) -> impl Iterator<Item = &'a Relation> + 'a {
         self.relations.iter().filter(move |r| r.parent == entity)
+    }
+
+    /// `(entity, sink)` pairs: each outbox record of the entity becomes one
+    /// delivery per sink.
+    pub fn routes(&self) -> Vec<(String, String)> {
+        self.entities
+            .values()
+            .flat_map(|e| {
+                e.delivery
+                    .sinks()
+                    .into_iter()
+                    .map(|s| (e.name.clone(), s.to_string()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
     }
 
     /// Relations whose child is `entity`.

@@ -8,6 +8,9 @@ use toml::Spanned;
 use crate::error::PolicyError;
 use crate::graph;
 use crate::ident;
+use crate::sinks_parse::{
+    RawDelivery, RawRelay, RawSearches, RawSink, parse_delivery, parse_relay, parse_sinks,
+};
 use crate::policy::{DatabaseConfig, Entity, OnDelete, PiiRule, Policy, Relation, Strategy};
 
 #[derive(Deserialize)]
@@ -21,6 +24,10 @@ struct RawPolicy {
     entities: BTreeMap<Spanned<String>, Spanned<RawEntity>>,
     #[serde(default)]
     relations: Vec<Spanned<RawRelation>>,
+    #[serde(default)]
+    sinks: BTreeMap<Spanned<String>, Spanned<RawSink>>,
+    #[serde(default)]
+    relay: Option<RawRelay>,
 }
 
 #[derive(Deserialize)]
@@ -51,6 +58,10 @@ struct RawEntity {
     pii: BTreeMap<Spanned<String>, Spanned<String>>,
     deleted_at: Option<Spanned<String>>,
     deletion_id: Option<Spanned<String>>,
+    cache_keys: Option<Spanned<Vec<String>>>,
+    cache: Option<Spanned<Vec<String>>>,
+    search: Option<Spanned<RawSearches>>,
+    publish: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -63,13 +74,13 @@ struct RawRelation {
 }
 
 /// Maps byte offsets in the source to 1-based line numbers.
-struct Lines<'a> {
+pub(crate) struct Lines<'a> {
     source: &'a str,
-    file: &'a str,
+    pub(crate) file: &'a str,
 }
 
 impl Lines<'_> {
-    fn line(&self, offset: usize) -> usize {
+    pub(crate) fn line(&self, offset: usize) -> usize {
         let end = offset.min(self.source.len());
         self.source.as_bytes()[..end]
             .iter()
@@ -78,7 +89,7 @@ impl Lines<'_> {
             + 1
     }
 
-    fn err<T>(
+    pub(crate) fn err<T>(
         &self,
         spanned: &Spanned<T>,
         key: impl Into<String>,
@@ -117,6 +128,9 @@ pub fn parse_policy(source: &str, file: &str) -> Result<Policy, PolicyError> {
         Some(s) => column_name(&lines, s, "defaults.deletion_id")?,
         None => "deletion_id".to_string(),
     };
+
+    let sinks = parse_sinks(&lines, raw.sinks)?;
+    let relay = parse_relay(raw.relay);
 
     let mut entities = BTreeMap::new();
     for (name, raw_entity) in raw.entities {
@@ -217,9 +231,22 @@ pub fn parse_policy(source: &str, file: &str) -> Result<Policy, PolicyError> {
                 ));
             }
         }
+        let delivery = parse_delivery(
+            &lines,
+            &key_path,
+            &key,
+            RawDelivery {
+                cache_keys: &e.cache_keys,
+                cache: &e.cache,
+                search: &e.search,
+                publish: &e.publish,
+            },
+            &sinks,
+        )?;
         entities.insert(
             name.get_ref().clone(),
             Entity {
+                delivery,
                 name: name.get_ref().clone(),
                 table,
                 key,
@@ -348,6 +375,8 @@ pub fn parse_policy(source: &str, file: &str) -> Result<Policy, PolicyError> {
             .unwrap_or_default(),
         entities,
         relations,
+        sinks,
+        relay,
     };
     if let Some(cycle) = graph::cascade_cycle(&policy) {
         let first = policy.relations.iter().find(|r| {

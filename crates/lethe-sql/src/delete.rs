@@ -159,6 +159,17 @@ fn recursive_match(d: Dialect, plan: &DeletePlan, node_idx: usize) -> String {
     format!("({})", parts.join(" OR "))
 }
 
+/// `, a.c1, a.c2` for the columns `e`'s sinks need beyond the key (empty when
+/// none).
+fn captured_list(d: Dialect, e: &lethe_core::Entity, alias: &str) -> String {
+    let captured = e.captured_columns();
+    if captured.is_empty() {
+        String::new()
+    } else {
+        format!(", {}", d.list(alias, &captured))
+    }
+}
+
 /// The seed query of node `i`'s key set.
 fn seed_query(
     d: Dialect,
@@ -368,7 +379,7 @@ fn render_single(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
                         d.ident(&e.deleted_at),
                         d.ident(&e.deletion_id),
                         d.active(e, "t"),
-                        d.list("t", &e.key)
+                        d.list("t", &outbox::row_columns(e))
                     ));
                 }
                 Strategy::Hard => {
@@ -421,13 +432,14 @@ fn render_single(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
             // `o` is the row before the update (same snapshot), so its values
             // are the previous ones restore puts back.
             ctes.push(format!(
-                "n{gi} AS (UPDATE {} t SET {} FROM {} o WHERE {} = {} AND {w} RETURNING {}, {} AS prev)",
+                "n{gi} AS (UPDATE {} t SET {} FROM {} o WHERE {} = {} AND {w} RETURNING {}{}, {} AS prev)",
                 d.table(&g.child.table),
                 null_set(d, plan, g, "o", &set_of),
                 d.table(&g.child.table),
                 d.tuple("t", &g.child.key),
                 d.tuple("o", &g.child.key),
                 d.list("t", &g.child.key),
+                captured_list(d, g.child, "o"),
                 null_prev(d, plan, g, "o", &set_of)
             ));
             ctes.push(format!(
@@ -487,6 +499,23 @@ fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
     let set_of = |i: usize| d.temp_keys(&plan.nodes[i].entity.name);
     // The same, with SQLite's rowid to cut the outbox into parts.
     let numbered = |i: usize| format!("(SELECT rowid AS lethe_rowid, * FROM {})", set_of(i));
+    // ... and with the columns sinks need, read before the rows change.
+    let with_captured = |i: usize| {
+        let e = &plan.nodes[i].entity;
+        let captured = e.captured_columns();
+        if captured.is_empty() {
+            return numbered(i);
+        }
+        format!(
+            "(SELECT z.lethe_rowid, {}, {} FROM {} z JOIN {} t ON {} = {})",
+            d.list("z", &e.key),
+            d.list("t", &captured),
+            numbered(i),
+            d.table(&e.table),
+            d.tuple("t", &e.key),
+            d.tuple("z", &e.key)
+        )
+    };
     // 1. Key sets, parents before children. No DELETE first: every
     // transaction that fills these tables empties them before it commits (at
     // the end of this batch), and a rollback takes its rows with it.
@@ -556,7 +585,7 @@ fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
             // The rows changed too: caches and services that hold them hear of it.
             let from = format!(
                 "(SELECT {} FROM {} o WHERE {w}) x",
-                d.list("o", &g.child.key),
+                d.list("o", &outbox::row_columns(g.child)),
                 d.table(&g.child.table)
             );
             let rows = outbox::select(
@@ -601,7 +630,7 @@ fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
                     d,
                     &mut b,
                     &n.entity,
-                    &format!("{} x", numbered(i)),
+                    &format!("{} x", with_captured(i)),
                     "TRUE",
                     "deleted",
                     outbox::Numbering::Rowid,

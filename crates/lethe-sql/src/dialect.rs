@@ -406,6 +406,26 @@ impl Dialect {
         parts.join(", ")
     }
 
+    /// ` FOR UPDATE SKIP LOCKED` where the database has it: concurrent
+    /// claimers pass over rows another one is claiming. SQLite has one writer
+    /// at a time and needs nothing.
+    pub fn skip_locked(self) -> &'static str {
+        match self {
+            Dialect::Postgres => " FOR UPDATE SKIP LOCKED",
+            Dialect::Sqlite => "",
+        }
+    }
+
+    /// The integers of a JSON array (bound as text) as a one-column row source.
+    pub fn json_int_elements(self, expr: &str) -> String {
+        match self {
+            Dialect::Postgres => {
+                format!("SELECT json_array_elements_text(CAST({expr} AS json))::bigint")
+            }
+            Dialect::Sqlite => format!("SELECT value FROM json_each({expr})"),
+        }
+    }
+
     /// A temporary table that holds keys for one entity during a staged delete.
     pub fn temp_keys(self, entity: &str) -> String {
         format!("temp.{}", self.ident(&format!("lethe_k_{entity}")))

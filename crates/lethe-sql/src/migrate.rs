@@ -8,8 +8,14 @@ use lethe_core::{Entity, Policy, Schema, TableInfo};
 
 use crate::dialect::Dialect;
 
-/// Version tag of Lethe's own tables; bump with a new step when they change.
+/// Version tag of Lethe's first own tables.
 pub const INTERNAL_VERSION: &str = "lethe:internal:v1";
+/// v2: the delivery queue (outbox `columns` and `dispatched`, deliveries,
+/// delivery queues).
+pub const INTERNAL_V2: &str = "lethe:internal:v2";
+/// Every version of Lethe's own tables, in the order they are applied. A new
+/// change to them is a new version here, never an edit of an applied one.
+pub const INTERNAL_VERSIONS: &[&str] = &[INTERNAL_VERSION, INTERNAL_V2];
 /// The hash an empty audit chain starts from.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -210,16 +216,51 @@ fn internal_statements(d: Dialect) -> Vec<String> {
     s
 }
 
-/// Plans the migration of `schema` to what `policy` needs. `installed` holds
-/// the ids of Lethe's internal versions already applied.
-pub fn plan_migration(
-    d: Dialect,
-    policy: &Policy,
-    schema: &Schema,
-    internal_installed: bool,
-) -> Vec<MigrationStep> {
+/// v2: what the relay needs. Outbox rows carry the columns sinks read
+/// (`columns`) and whether they have been turned into deliveries
+/// (`dispatched`: the relay finds undispatched rows whenever their
+/// transaction commits, never by position, so a late commit is not skipped).
+fn internal_v2_statements(d: Dialect) -> Vec<String> {
+    let t = |n: &str| d.own(n);
+    let idx = |n: &str| match d {
+        Dialect::Postgres => n.to_string(),
+        Dialect::Sqlite => format!("lethe_{n}"),
+    };
+    let (uuid, ts) = (d.uuid_type(), d.timestamp_type());
+    let id = match d {
+        Dialect::Postgres => "id BIGSERIAL PRIMARY KEY",
+        Dialect::Sqlite => "id INTEGER PRIMARY KEY AUTOINCREMENT",
+    };
+    vec![
+        format!("ALTER TABLE {} ADD COLUMN columns TEXT NOT NULL DEFAULT '[]'", t("outbox")),
+        format!("ALTER TABLE {} ADD COLUMN dispatched BOOLEAN NOT NULL DEFAULT FALSE", t("outbox")),
+        format!("CREATE INDEX {} ON {} (id) WHERE NOT dispatched", idx("outbox_undispatched"), t("outbox")),
+        format!(
+            "CREATE TABLE {} ({id}, outbox_id BIGINT NOT NULL, sink TEXT NOT NULL, entity TEXT NOT NULL, deletion_id {uuid} NOT NULL, event TEXT NOT NULL, \
+             state TEXT NOT NULL CHECK (state IN ('pending', 'retrying', 'delivered', 'dead')), attempts INTEGER NOT NULL DEFAULT 0, next_at {ts} NOT NULL, \
+             last_error TEXT, created_at {ts} NOT NULL, delivered_at {ts}, UNIQUE (outbox_id, sink))",
+            t("deliveries")
+        ),
+        format!(
+            "CREATE INDEX {} ON {} (sink, entity, outbox_id) WHERE state IN ('pending', 'retrying')",
+            idx("deliveries_queue"),
+            t("deliveries")
+        ),
+        format!("CREATE INDEX {} ON {} (state, sink)", idx("deliveries_state"), t("deliveries")),
+        // One row per (sink, entity): a relay leases a whole queue, so the
+        // messages of one entity reach one sink in order.
+        format!(
+            "CREATE TABLE {} (sink TEXT NOT NULL, entity TEXT NOT NULL, owner TEXT, lease_until {ts}, PRIMARY KEY (sink, entity))",
+            t("delivery_queues")
+        ),
+    ]
+}
+
+/// Steps for the versions of Lethe's own tables not yet in `installed`.
+fn internal_steps(d: Dialect, installed: &[String]) -> Vec<MigrationStep> {
     let mut steps = Vec::new();
-    if !internal_installed {
+    let has = |v: &str| installed.iter().any(|i| i == v);
+    if !has(INTERNAL_VERSION) {
         steps.push(MigrationStep {
             id: INTERNAL_VERSION.to_string(),
             description: match d {
@@ -231,6 +272,27 @@ pub fn plan_migration(
             foreign_keys_off: false,
         });
     }
+    if !has(INTERNAL_V2) {
+        steps.push(MigrationStep {
+            id: INTERNAL_V2.to_string(),
+            description: "add the delivery queue (outbox columns, deliveries, delivery queues)".into(),
+            statements: internal_v2_statements(d),
+            blocked: None,
+            foreign_keys_off: false,
+        });
+    }
+    steps
+}
+
+/// Plans the migration of `schema` to what `policy` needs. `installed` holds
+/// the ids of Lethe's internal versions already applied.
+pub fn plan_migration(
+    d: Dialect,
+    policy: &Policy,
+    schema: &Schema,
+    installed: &[String],
+) -> Vec<MigrationStep> {
+    let mut steps = internal_steps(d, installed);
     for e in policy.entities.values() {
         let Some(t) = schema.table(&e.table) else {
             continue; // `lethe check` reports unknown tables; nothing to migrate.

@@ -2,6 +2,9 @@
 //!
 //! Keys are stored compactly — a JSON array of scalars for a one-column key,
 //! of arrays for a composite key — with the key's column names beside them,
+//! When the entity's sinks need more columns (cache key templates, search
+//! fields: [`Entity::captured_columns`]), each row is an array of the key's
+//! values followed by those columns' values, named in `columns`,
 //! because building one JSON object per row costs more than the marking
 //! itself on large cascades. A part holds at most [`PART_SIZE`] keys, so no
 //! single value grows with the cascade.
@@ -27,12 +30,30 @@ pub enum Numbering {
 /// `UNION ALL`.
 pub fn insert_into(d: Dialect) -> String {
     format!(
-        "INSERT INTO {} (deletion_id, event, entity, part, keys, row_count, created_at, key_columns)",
+        "INSERT INTO {} (deletion_id, event, entity, part, keys, row_count, created_at, key_columns, columns)",
         d.own("outbox")
     )
 }
 
-/// The key of alias `x` as one JSON value: the column itself, or an array.
+/// The columns one outbox row carries per affected row: the key, then the
+/// captured columns.
+pub fn row_columns(e: &Entity) -> Vec<String> {
+    let mut cols = e.key.clone();
+    cols.extend(e.captured_columns());
+    cols
+}
+
+fn json_names(cols: &[String]) -> String {
+    format!(
+        "[{}]",
+        cols.iter()
+            .map(|c| format!("\"{c}\""))
+            .collect::<Vec<_>>()
+            .join(",")
+    )
+}
+
+/// The values of alias `x` as one JSON value: the column itself, or an array.
 fn key_value(d: Dialect, alias: &str, cols: &[String]) -> String {
     if cols.len() == 1 {
         format!("{alias}.{}", d.ident(&cols[0]))
@@ -59,15 +80,13 @@ pub fn select(
 ) -> String {
     let id = d.deletion_id(b);
     let now = d.now(b);
-    let columns = d.lit(&format!(
-        "[{}]",
-        e.key
-            .iter()
-            .map(|c| format!("\"{c}\""))
-            .collect::<Vec<_>>()
-            .join(",")
-    ));
-    let composite = e.key.len() > 1;
+    let columns = format!(
+        "{}, {}",
+        d.lit(&json_names(&e.key)),
+        d.lit(&json_names(&e.captured_columns()))
+    );
+    let values = row_columns(e);
+    let composite = values.len() > 1;
     match numbering {
         Numbering::Rowid => {
             let part = format!("(x.lethe_rowid - 1) / {PART_SIZE}");
@@ -75,7 +94,7 @@ pub fn select(
                 "SELECT {id}, {}, {}, {part}, {}, count(*), {now}, {columns} FROM {from} WHERE {where_} GROUP BY {part}",
                 d.lit(event),
                 d.lit(&e.name),
-                d.json_agg_values(&key_value(d, "x", &e.key), false),
+                d.json_agg_values(&key_value(d, "x", &values), false),
             )
         }
         Numbering::Window => format!(
@@ -83,7 +102,7 @@ pub fn select(
             d.lit(event),
             d.lit(&e.name),
             d.json_agg_values("y.k", composite),
-            key_value(d, "x", &e.key),
+            key_value(d, "x", &values),
         ),
     }
 }

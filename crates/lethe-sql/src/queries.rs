@@ -3,7 +3,6 @@
 //! results decode the same way on every database.
 
 use crate::dialect::Dialect;
-use crate::migrate::INTERNAL_VERSION;
 
 fn p(d: Dialect, n: usize) -> String {
     match d {
@@ -33,11 +32,11 @@ pub fn internal_table_exists(d: Dialect) -> &'static str {
     }
 }
 
-/// Whether the current internal version is recorded (run only when the table
-/// exists: SQLite resolves table names when it prepares a statement).
-pub fn internal_version_recorded(d: Dialect) -> String {
+/// The internal versions recorded (run only when the table exists: SQLite
+/// resolves table names when it prepares a statement): `(id)`.
+pub fn internal_versions(d: Dialect) -> String {
     format!(
-        "SELECT CASE WHEN count(*) > 0 THEN '1' ELSE '0' END FROM {} WHERE id = '{INTERNAL_VERSION}'",
+        "SELECT id FROM {} WHERE id LIKE 'lethe:internal:%'",
         d.own("migrations")
     )
 }

@@ -240,7 +240,7 @@ pub fn render_restore(
     let id = d.deletion_id(&mut b);
     let now = d.now(&mut b);
     apply.push(b.finish(format!(
-        "{} SELECT o.deletion_id, CASE o.event WHEN 'deleted' THEN 'restored' ELSE 'updated' END, o.entity, o.part, o.keys, o.row_count, {now}, o.key_columns FROM {} o WHERE o.deletion_id = {id} AND o.event IN ('deleted', 'updated') ORDER BY o.{}",
+        "{} SELECT o.deletion_id, CASE o.event WHEN 'deleted' THEN 'restored' ELSE 'updated' END, o.entity, o.part, o.keys, o.row_count, {now}, o.key_columns, o.columns FROM {} o WHERE o.deletion_id = {id} AND o.event IN ('deleted', 'updated') ORDER BY o.{}",
         outbox::insert_into(d),
         d.own("outbox"),
         d.ident("id")

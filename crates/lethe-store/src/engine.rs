@@ -12,7 +12,6 @@ use lethe_sql::{
 };
 use serde_json::{Value, json};
 use time::OffsetDateTime;
-use time::format_description::well_known::Rfc3339;
 
 use crate::audit;
 use crate::db::{Bindings, ConnectOptions, Db, Tx, col};
@@ -85,7 +84,10 @@ pub struct Engine {
     db: Db,
     policy: Arc<Policy>,
     schema: Schema,
+    /// Lethe's own tables are installed at the current version.
     internal_installed: bool,
+    /// The versions of Lethe's own tables found in the database.
+    internal_versions: Vec<String>,
     /// Key for hashes of personal values in the audit log (from Lethe's
     /// settings table).
     hash_key: String,
@@ -94,13 +96,7 @@ pub struct Engine {
 
 fn now_text() -> (OffsetDateTime, String) {
     let now = OffsetDateTime::now_utc();
-    let fmt = time::macros::format_description!(
-        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
-    );
-    let text = now
-        .format(&fmt)
-        .unwrap_or_else(|_| now.format(&Rfc3339).unwrap_or_default());
-    (now, text)
+    (now, crate::time_text(now))
 }
 
 /// Parses JSON text from the database (keys), keeping the text if it is not JSON.
@@ -130,6 +126,7 @@ impl Engine {
             policy: Arc::new(policy),
             schema: Schema::default(),
             internal_installed: false,
+            internal_versions: Vec::new(),
             hash_key: String::new(),
             programs: Mutex::new(HashMap::new()),
         };
@@ -156,8 +153,11 @@ impl Engine {
     /// Re-reads the schema (after DDL outside Lethe).
     pub async fn refresh(&mut self) -> Result<()> {
         self.schema = introspect::load_schema(&self.db).await?;
-        self.internal_installed = introspect::internal_installed(&self.db).await?;
-        if self.internal_installed {
+        self.internal_versions = introspect::internal_versions(&self.db).await?;
+        self.internal_installed = lethe_sql::INTERNAL_VERSIONS
+            .iter()
+            .all(|v| self.internal_versions.iter().any(|i| i == v));
+        if self.internal_versions.iter().any(|v| v == lethe_sql::INTERNAL_VERSION) {
             let rows = self
                 .db
                 .rows(
@@ -181,7 +181,7 @@ impl Engine {
     pub async fn migrate(&mut self, dry_run: bool) -> Result<MigrationReport> {
         let d = self.dialect();
         let steps =
-            lethe_sql::plan_migration(d, &self.policy, &self.schema, self.internal_installed);
+            lethe_sql::plan_migration(d, &self.policy, &self.schema, &self.internal_versions);
         let report = MigrationReport {
             dry_run,
             steps: steps

@@ -89,6 +89,12 @@ pub enum StoreError {
     MigrationBlocked { step: String, reason: String },
     #[error("refused by the database: {0}")]
     Refused(String),
+    /// Bad input that is not a key or a deletion id (a filter value, a
+    /// delivery id).
+    #[error("{0}")]
+    Invalid(String),
+    #[error("delivery {0} not found")]
+    DeliveryNotFound(i64),
     #[error("database error: {0}")]
     Database(String),
     /// A deadlock or serialization failure; the engine retries these.
@@ -120,6 +126,8 @@ impl StoreError {
             StoreError::EntityGone(_) => "entity_gone",
             StoreError::MigrationBlocked { .. } => "migration_blocked",
             StoreError::Refused(_) => "refused",
+            StoreError::Invalid(_) => "invalid_input",
+            StoreError::DeliveryNotFound(_) => "delivery_not_found",
             StoreError::Database(_) => "database",
             StoreError::Transient(_) => "transient",
         }

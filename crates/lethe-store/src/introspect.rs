@@ -142,15 +142,13 @@ pub async fn load_schema(db: &Db) -> Result<Schema> {
     Ok(schema)
 }
 
-/// Whether Lethe's own tables are installed at the current version.
-pub async fn internal_installed(db: &Db) -> Result<bool> {
+/// The versions of Lethe's own tables that are installed (empty when none).
+pub async fn internal_versions(db: &Db) -> Result<Vec<String>> {
     let d = db.dialect();
-    let one =
-        |rows: Vec<Vec<Option<String>>>| rows.first().map(|r| col(r, 0) == "1").unwrap_or(false);
-    if !one(db.rows(queries::internal_table_exists(d), &[]).await?) {
-        return Ok(false);
+    let exists = db.rows(queries::internal_table_exists(d), &[]).await?;
+    if !exists.first().map(|r| col(r, 0) == "1").unwrap_or(false) {
+        return Ok(Vec::new());
     }
-    Ok(one(db
-        .rows(&queries::internal_version_recorded(d), &[])
-        .await?))
+    let rows = db.rows(&queries::internal_versions(d), &[]).await?;
+    Ok(rows.iter().map(|r| col(r, 0)).collect())
 }

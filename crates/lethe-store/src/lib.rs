@@ -7,6 +7,7 @@
 
 pub mod audit;
 pub mod db;
+pub mod deliveries;
 pub mod engine;
 pub mod error;
 pub mod introspect;
@@ -14,6 +15,17 @@ pub mod records;
 
 pub use audit::VerifyReport;
 pub use db::{ConnectOptions, Db};
+pub use deliveries::{DeliveryRow, DeliverySummary, Queue, QueuedMessage};
 pub use engine::{DeleteRequest, Engine};
 pub use error::{ParentDeleted, Result, StoreError, UniqueConflict};
 pub use records::*;
+
+/// A time as Lethe writes it: UTC, microseconds, fixed width, so SQLite
+/// compares stored times correctly as text.
+pub fn time_text(t: time::OffsetDateTime) -> String {
+    let t = t.to_offset(time::UtcOffset::UTC);
+    let fmt = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    t.format(&fmt).unwrap_or_default()
+}
