@@ -67,7 +67,7 @@ fn url_for(cli_url: &Option<String>, policy: Option<&Policy>) -> Result<String, 
         .ok_or(StoreError::NoDatabaseUrl)
 }
 
-async fn engine(cli: &Cli) -> Result<Engine, StoreError> {
+pub async fn engine(cli: &Cli) -> Result<Engine, StoreError> {
     let policy = load_policy(&cli.policy)?;
     let url = url_for(&cli.database, Some(&policy))?;
     Engine::connect_with(policy, &url, ConnectOptions::default()).await
@@ -233,6 +233,36 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
             }
             Ok(exit::OK)
         }
+        Command::Relay {
+            once,
+            workers,
+            batch,
+            lease,
+            poll,
+            json,
+        } => {
+            let args = crate::delivery::RelayArgs {
+                once: *once,
+                workers: *workers as usize,
+                batch: *batch,
+                lease: *lease,
+                poll: *poll,
+                json: *json,
+            };
+            crate::delivery::relay(cli, &args).await
+        }
+        Command::Deliveries {
+            state,
+            sink,
+            limit,
+            json,
+        } => crate::delivery::deliveries(cli, state.as_deref(), sink.as_deref(), *limit, *json).await,
+        Command::Replay {
+            id,
+            dead,
+            sink,
+            json,
+        } => crate::delivery::replay(cli, *id, *dead, sink.as_deref(), *json).await,
         Command::Show { deletion_id, json } => {
             let engine = engine(cli).await?;
             let d = engine.deletion(deletion_id).await?;

@@ -13,7 +13,9 @@ pub const VERIFY_FAILED: u8 = 6;
 pub const HELP: &str = "\
 Exit codes:
   0  success
-  1  failure: database error, connection lost, migration failed
+  1  failure: database error, connection lost, migration failed; `lethe
+     relay --once` that left deliveries failing; `lethe reconcile` (without
+     --fix) that found drift
   2  usage error: bad arguments, invalid policy, unknown entity, malformed key
   3  delete blocked by a restrict relation (the message names it and the count)
   4  not found: no such row or deletion
@@ -29,9 +31,12 @@ pub fn code_for(e: &StoreError) -> u8 {
         | StoreError::Policy(_)
         | StoreError::NoDatabaseUrl
         | StoreError::UnsupportedUrl(_)
-        | StoreError::BadDeletionId(_) => USAGE,
+        | StoreError::BadDeletionId(_)
+        | StoreError::Invalid(_) => USAGE,
         StoreError::Blocked { .. } => BLOCKED,
-        StoreError::NotFound { .. } | StoreError::DeletionNotFound(_) => NOT_FOUND,
+        StoreError::NotFound { .. }
+        | StoreError::DeletionNotFound(_)
+        | StoreError::DeliveryNotFound(_) => NOT_FOUND,
         StoreError::AlreadyDeleted { .. }
         | StoreError::AlreadyRestored { .. }
         | StoreError::RestoreConflict { .. }

@@ -2,6 +2,7 @@
 //! prints.
 
 mod commands;
+mod delivery;
 mod demo;
 mod exit;
 mod output;
@@ -9,6 +10,7 @@ mod table;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
@@ -134,6 +136,65 @@ enum Command {
         #[command(subcommand)]
         command: AuditCommand,
     },
+    /// Deliver outbox records to the policy's sinks: cache invalidations,
+    /// search index changes, CloudEvents to brokers, webhooks and files. At
+    /// least once, in order per entity and sink, with retries (exponential
+    /// backoff with jitter) until a sink's max_attempts, then `dead`. Several
+    /// relays may run against one PostgreSQL; on SQLite run one. Stops on
+    /// Ctrl-C or SIGTERM after the batch in hand.
+    Relay {
+        /// Deliver what is due now, then exit (exit 1 if an attempt failed).
+        #[arg(long)]
+        once: bool,
+        /// Concurrent workers; each works one (sink, entity) queue at a time.
+        #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+        workers: u32,
+        /// Outbox records per transport batch.
+        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        batch: u32,
+        /// How long a claimed queue stays this relay's without renewal; after
+        /// a crash, another relay takes it over once this runs out.
+        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        lease: Duration,
+        /// Pause between looks for new work when idle.
+        #[arg(long, default_value = "50ms", value_parser = parse_duration)]
+        poll: Duration,
+        /// Machine-readable summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List deliveries: counts per sink and state, then the newest messages
+    /// with their attempts and last error.
+    Deliveries {
+        /// Only this state: pending, retrying, delivered or dead.
+        #[arg(long, value_name = "S")]
+        state: Option<String>,
+        /// Only this sink.
+        #[arg(long, value_name = "N")]
+        sink: Option<String>,
+        /// At most this many messages (newest first).
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Re-queue a delivery by id (any state), or every dead one; the relay
+    /// sends them again with the same event ids.
+    Replay {
+        /// The delivery to send again (from `lethe deliveries`).
+        #[arg(required_unless_present = "dead", conflicts_with = "dead")]
+        id: Option<i64>,
+        /// Re-queue every dead delivery.
+        #[arg(long)]
+        dead: bool,
+        /// With --dead: only this sink's.
+        #[arg(long, value_name = "N", requires = "dead")]
+        sink: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Walk through Lethe on an embedded SQLite shop (no server needed).
     Demo {
         /// Directory for the demo database and policy (default: a new
@@ -153,7 +214,10 @@ impl Command {
             | Command::Delete { json, .. }
             | Command::Restore { json, .. }
             | Command::Deletions { json, .. }
-            | Command::Show { json, .. } => *json,
+            | Command::Show { json, .. }
+            | Command::Relay { json, .. }
+            | Command::Deliveries { json, .. }
+            | Command::Replay { json, .. } => *json,
             Command::Audit { command } => match command {
                 AuditCommand::Verify { json, .. } | AuditCommand::Head { json } => *json,
             },
@@ -181,6 +245,10 @@ enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    lethe_core::duration::parse_duration(s)
 }
 
 fn main() -> ExitCode {

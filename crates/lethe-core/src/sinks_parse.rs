@@ -39,14 +39,16 @@ pub(crate) struct RawRelay {
     source: Option<String>,
 }
 
+/// Plain strings: spans do not survive serde's untagged enums, so errors
+/// point at the `search` key itself.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSearch {
-    sink: Spanned<String>,
-    index: Spanned<String>,
+    sink: String,
+    index: String,
     #[serde(default)]
     fields: Vec<String>,
-    id: Option<Spanned<String>>,
+    id: Option<String>,
 }
 
 /// `search = { ... }` or `search = [{ ... }, ...]`.
@@ -384,9 +386,9 @@ pub(crate) fn parse_delivery(
         };
         for (i, s) in list.into_iter().enumerate() {
             let k = format!("{key_path}.search");
-            sink_ref(lines, sinks, &s.sink, &format!("{k}.sink"), s.sink.get_ref(), SinkRole::Search)?;
-            if s.index.get_ref().trim().is_empty() {
-                return Err(lines.err(&s.index, format!("{k}.index"), "must not be empty"));
+            sink_ref(lines, sinks, search, &format!("{k}.sink"), &s.sink, SinkRole::Search)?;
+            if s.index.trim().is_empty() {
+                return Err(lines.err(search, format!("{k}.index"), "must not be empty"));
             }
             for f in &s.fields {
                 if !ident::is_valid(f) {
@@ -394,7 +396,7 @@ pub(crate) fn parse_delivery(
                 }
             }
             let id = match &s.id {
-                Some(t) => template(lines, t, format!("{k}.id"))?,
+                Some(t) => Template::parse(t).map_err(|m| lines.err(search, format!("{k}.id"), m))?,
                 None => Template::parse(
                     &key.iter().map(|c| format!("{{{c}}}")).collect::<Vec<_>>().join("-"),
                 )
@@ -408,8 +410,8 @@ pub(crate) fn parse_delivery(
                 ));
             }
             d.search.push(SearchTarget {
-                sink: s.sink.get_ref().clone(),
-                index: s.index.get_ref().clone(),
+                sink: s.sink.clone(),
+                index: s.index.clone(),
                 fields: s.fields.clone(),
                 id,
             });

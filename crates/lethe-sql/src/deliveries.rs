@@ -43,10 +43,11 @@ pub fn dispatch_lock(d: Dialect) -> Option<&'static str> {
     }
 }
 
-/// Creates the queue rows for `routes` (idempotent).
+/// Creates the queue rows for `routes` (idempotent). (SQLite needs a WHERE
+/// before ON CONFLICT in INSERT ... SELECT, or it reads ON as a join's.)
 pub fn ensure_queues(d: Dialect, routes: &[(String, String)]) -> String {
     format!(
-        "INSERT INTO {} (sink, entity) SELECT r.sink, r.entity FROM {} r ON CONFLICT (sink, entity) DO NOTHING",
+        "INSERT INTO {} (sink, entity) SELECT r.sink, r.entity FROM {} r WHERE 1 = 1 ON CONFLICT (sink, entity) DO NOTHING",
         d.own("delivery_queues"),
         routes_source(d, routes)
     )
@@ -153,7 +154,7 @@ pub fn queue_messages(d: Dialect) -> String {
         d.text("dl.attempts"),
         d.text("o.deletion_id"),
         d.text("o.keys"),
-        d.text("o.created_at"),
+        d.rfc3339("o.created_at"),
         d.text("o.row_count"),
         d.own("deliveries"),
         d.own("outbox"),
@@ -184,9 +185,9 @@ pub fn mark_delivered(d: Dialect) -> String {
 /// max attempts.
 pub fn mark_failed(d: Dialect) -> String {
     format!(
-        "UPDATE {} SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= {} THEN 'dead' ELSE 'retrying' END, next_at = {}, last_error = {} WHERE {} AND state IN {OPEN}",
+        "UPDATE {} SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= CAST({} AS INTEGER) THEN 'dead' ELSE 'retrying' END, next_at = {}, last_error = {} WHERE {} AND state IN {OPEN}",
         d.own("deliveries"),
-        d.cast(&p(4), "integer"),
+        p(4),
         ts(d, 2),
         p(3),
         ids_in(d, 1)

@@ -406,6 +406,17 @@ impl Dialect {
         parts.join(", ")
     }
 
+    /// A stored time as RFC 3339 text in UTC (`2026-01-31T12:00:00.000000Z`),
+    /// the form events carry. SQLite stores Lethe's times in that form already.
+    pub fn rfc3339(self, expr: &str) -> String {
+        match self {
+            Dialect::Postgres => format!(
+                "to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+            ),
+            Dialect::Sqlite => format!("CAST({expr} AS TEXT)"),
+        }
+    }
+
     /// ` FOR UPDATE SKIP LOCKED` where the database has it: concurrent
     /// claimers pass over rows another one is claiming. SQLite has one writer
     /// at a time and needs nothing.

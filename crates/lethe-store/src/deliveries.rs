@@ -147,7 +147,7 @@ impl Queue {
         loop {
             let mut tx = self.db.begin_write().await?;
             if let Some(lock) = q::dispatch_lock(d) {
-                tx.rows(lock, &[]).await?;
+                tx.exec(lock, &[]).await?;
             }
             let params = [Some(now())];
             let mut records = 0u64;

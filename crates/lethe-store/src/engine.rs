@@ -150,6 +150,17 @@ impl Engine {
         self.db.dialect()
     }
 
+    /// The delivery queue (the relay's work, `lethe deliveries`, `lethe
+    /// replay`). Needs Lethe's own tables at the current version.
+    pub fn queue(&self) -> Result<crate::Queue> {
+        if !self.internal_installed {
+            return Err(StoreError::NotMigrated(
+                "Lethe's own tables are not installed at the current version".into(),
+            ));
+        }
+        Ok(crate::Queue::new(self.db.clone()))
+    }
+
     /// Re-reads the schema (after DDL outside Lethe).
     pub async fn refresh(&mut self) -> Result<()> {
         self.schema = introspect::load_schema(&self.db).await?;

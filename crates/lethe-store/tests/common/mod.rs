@@ -286,10 +286,15 @@ pub fn policy(text: &str) -> Policy {
 
 /// A migrated shop with data, and an engine on it.
 pub async fn shop(b: Backend) -> Option<(TestDb, Engine)> {
+    shop_with(b, SHOP_POLICY).await
+}
+
+/// The shop's schema and data under another policy.
+pub async fn shop_with(b: Backend, policy_text: &str) -> Option<(TestDb, Engine)> {
     let db = TestDb::new(b).await?;
     db.exec(&shop_schema(b)).await;
     db.exec(SHOP_DATA).await;
-    let mut engine = Engine::connect(policy(SHOP_POLICY), &db.url)
+    let mut engine = Engine::connect(policy(policy_text), &db.url)
         .await
         .expect("connect");
     let findings = engine.check();
