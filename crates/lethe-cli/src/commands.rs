@@ -263,6 +263,9 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
             sink,
             json,
         } => crate::delivery::replay(cli, *id, *dead, sink.as_deref(), *json).await,
+        Command::Reconcile { sink, fix, json } => {
+            crate::delivery::reconcile(cli, sink.as_deref(), *fix, *json).await
+        }
         Command::Show { deletion_id, json } => {
             let engine = engine(cli).await?;
             let d = engine.deletion(deletion_id).await?;

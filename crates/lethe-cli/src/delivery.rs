@@ -205,3 +205,51 @@ pub async fn replay(
     }
     Ok(exit::OK)
 }
+
+pub async fn reconcile(cli: &Cli, sink: Option<&str>, fix: bool, json_out: bool) -> Result<u8, StoreError> {
+    let engine = engine(cli).await?;
+    let report = lethe_relay::reconcile(&engine, sink, fix).await.map_err(relay_error)?;
+    if json_out {
+        print_json(&json!({
+            "fix": report.fix,
+            "found": report.found(),
+            "fixed": report.fixed(),
+            "checks": report.checks,
+        }));
+    } else if report.checks.is_empty() {
+        println!("nothing to reconcile: no entity sends cache keys or search documents to {}", sink.unwrap_or("any sink"));
+    } else {
+        let rows: Vec<Vec<String>> = report
+            .checks
+            .iter()
+            .map(|c| {
+                vec![
+                    c.sink.clone(),
+                    match &c.index {
+                        Some(i) => format!("{} ({i})", c.entity),
+                        None => c.entity.clone(),
+                    },
+                    c.check.replace('_', " "),
+                    c.checked.to_string(),
+                    c.found.to_string(),
+                    if fix { c.fixed.to_string() } else { "-".into() },
+                    c.examples.join(" "),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table::render(&["SINK", "ENTITY", "CHECK", "CHECKED", "DRIFT", "FIXED", "EXAMPLES"], &rows)
+        );
+        match (report.found(), fix) {
+            (0, _) => println!("in sync"),
+            (n, false) => println!("{n} item(s) out of sync; repair with `lethe reconcile --fix`"),
+            (n, true) => println!("repaired {} of {n} item(s)", report.fixed()),
+        }
+    }
+    Ok(if report.found() > report.fixed() {
+        exit::FAILURE
+    } else {
+        exit::OK
+    })
+}

@@ -195,6 +195,20 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Compare the database with each cache and search sink: deleted rows
+    /// whose cache keys still exist, deleted rows still in a search index,
+    /// active rows missing from one. Exit 1 when drift is left unrepaired.
+    Reconcile {
+        /// Only this sink.
+        #[arg(long, value_name = "N")]
+        sink: Option<String>,
+        /// Repair: invalidate the keys, remove and (re)index the documents.
+        #[arg(long)]
+        fix: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Walk through Lethe on an embedded SQLite shop (no server needed).
     Demo {
         /// Directory for the demo database and policy (default: a new
@@ -217,7 +231,8 @@ impl Command {
             | Command::Show { json, .. }
             | Command::Relay { json, .. }
             | Command::Deliveries { json, .. }
-            | Command::Replay { json, .. } => *json,
+            | Command::Replay { json, .. }
+            | Command::Reconcile { json, .. } => *json,
             Command::Audit { command } => match command {
                 AuditCommand::Verify { json, .. } | AuditCommand::Head { json } => *json,
             },

@@ -9,10 +9,12 @@
 
 pub mod any_sink;
 pub mod message;
+pub mod reconcile;
 pub mod relay;
 pub mod sink;
 pub mod sinks;
 
 pub use any_sink::AnySink;
+pub use reconcile::{Drift, ReconcileReport, reconcile};
 pub use relay::{Relay, RelayError, RelayOptions, RelayStats, backoff};
 pub use sink::{Event, SearchOp, SinkError, SinkResult};

@@ -91,12 +91,22 @@ fn has_program(program: &str, flag: &str) -> bool {
         .is_ok()
 }
 
+/// A port nothing listens on, never the same twice in this process (tests
+/// run in parallel, and the kernel may hand a released port out again).
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut given = GIVEN.lock().unwrap();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// A server process of the test's own, killed on drop.
@@ -132,12 +142,26 @@ impl Server {
         let addr = format!("127.0.0.1:{}", self.port);
         let deadline = Instant::now() + Duration::from_secs(10);
         while !reachable(&addr) {
+            self.assert_running();
             assert!(
                 Instant::now() < deadline,
                 "{} did not listen on {addr}",
                 self.program
             );
             std::thread::sleep(Duration::from_millis(50));
+        }
+        // Someone else may hold the port: make sure it is ours that answers.
+        std::thread::sleep(Duration::from_millis(100));
+        self.assert_running();
+    }
+
+    fn assert_running(&mut self) {
+        let child = self.child.as_mut().expect("started");
+        if let Some(status) = child.try_wait().unwrap() {
+            panic!(
+                "{} {:?} exited with {status} (port {} taken?)",
+                self.program, self.args, self.port
+            );
         }
     }
 
@@ -222,7 +246,9 @@ impl Drop for StreamGuard {
                 .unwrap();
             rt.block_on(async {
                 if let Ok(client) = async_nats::connect(url.as_str()).await {
-                    let _ = async_nats::jetstream::new(client).delete_stream(&name).await;
+                    let _ = async_nats::jetstream::new(client)
+                        .delete_stream(&name)
+                        .await;
                 }
             });
         })
@@ -258,7 +284,10 @@ async fn nats_stores_each_event_once_on_rendered_subjects() {
     let js = async_nats::jetstream::new(async_nats::connect(url.as_str()).await.unwrap());
     assert_eq!(stream_count(&js, &name).await, 30);
     let stream = js.get_stream(&name).await.unwrap();
-    assert_eq!(stream.cached_info().config.subjects, vec![format!("{prefix}.*.*")]);
+    assert_eq!(
+        stream.cached_info().config.subjects,
+        vec![format!("{prefix}.*.*")]
+    );
     for (seq, ev) in (1u64..).zip(&batch) {
         let m = stream.get_raw_message(seq).await.expect("message");
         assert_eq!(
@@ -284,7 +313,10 @@ async fn nats_stores_each_event_once_on_rendered_subjects() {
         template(&format!("{prefix}.{{entity}}.{{event}}")),
         Some(name.clone()),
     );
-    fresh.publish(&batch[..10]).await.expect("republish, new client");
+    fresh
+        .publish(&batch[..10])
+        .await
+        .expect("republish, new client");
     assert_eq!(stream_count(&js, &name).await, 30);
 
     // New ids are stored.
@@ -318,7 +350,9 @@ async fn nats_without_a_stream_is_rejected_until_one_exists() {
     })
     .await
     .unwrap();
-    sink.publish(&batch).await.expect("publish once the stream exists");
+    sink.publish(&batch)
+        .await
+        .expect("publish once the stream exists");
     assert_eq!(stream_count(&js, &name).await, 3);
 }
 
@@ -331,7 +365,11 @@ async fn nats_unreachable_server_fails_fast() {
         matches!(result, Err(SinkError::Unavailable(_))),
         "{result:?}"
     );
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
     // Nothing to send is not an error, and needs no server.
     sink.publish(&[]).await.unwrap();
 }
@@ -347,11 +385,7 @@ async fn nats_reconnects_after_the_server_comes_back() {
     let store = TempDir::new();
     let url = format!("nats://127.0.0.1:{port}");
     let name = format!("LETHE_TEST_{run}");
-    let mut sink = NatsSink::new(
-        &url,
-        template("lethe.{entity}.{event}"),
-        Some(name.clone()),
-    );
+    let mut sink = NatsSink::new(&url, template("lethe.{entity}.{event}"), Some(name.clone()));
 
     // Not started yet.
     let started = Instant::now();
@@ -382,10 +416,16 @@ async fn nats_reconnects_after_the_server_comes_back() {
         "{result:?}"
     );
     // The lost connection is noticed at once, not after the ack timeout.
-    assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
 
     server.restart();
-    sink.publish(&events(&run, 3, 3)).await.expect("server back");
+    sink.publish(&events(&run, 3, 3))
+        .await
+        .expect("server back");
     let js = async_nats::jetstream::new(async_nats::connect(url.as_str()).await.unwrap());
     assert_eq!(stream_count(&js, &name).await, 6);
 }
@@ -474,8 +514,14 @@ async fn take(channel: &Channel, queue: &str, n: usize) -> Vec<lapin::message::D
 fn check_delivery(d: &lapin::message::Delivery, ev: &Event, routing_key: &str) {
     let p = &d.properties;
     assert_eq!(d.routing_key.as_str(), routing_key);
-    assert_eq!(p.message_id().as_ref().map(|s| s.as_str()), Some(ev.id.as_str()));
-    assert_eq!(p.content_type().as_ref().map(|s| s.as_str()), Some(CLOUDEVENTS));
+    assert_eq!(
+        p.message_id().as_ref().map(|s| s.as_str()),
+        Some(ev.id.as_str())
+    );
+    assert_eq!(
+        p.content_type().as_ref().map(|s| s.as_str()),
+        Some(CLOUDEVENTS)
+    );
     assert_eq!(*p.delivery_mode(), Some(2));
     assert_eq!(
         p.kind().as_ref().map(|s| s.as_str()),
@@ -506,7 +552,10 @@ async fn rabbitmq_publishes_a_confirmed_batch() {
     let more = events(&run, 40, 3);
     sink.publish(&more).await.expect("second batch");
     let got = take(&channel, &queue, more.len()).await;
-    assert_eq!(got[2].properties.message_id().as_ref().unwrap().as_str(), more[2].id);
+    assert_eq!(
+        got[2].properties.message_id().as_ref().unwrap().as_str(),
+        more[2].id
+    );
 }
 
 #[tokio::test]
@@ -570,9 +619,20 @@ fn memcached() -> Option<Server> {
         return skip("memcached is not installed (apt-get install memcached)");
     }
     let port = free_port();
-    let args = ["-l", "127.0.0.1", "-p", &port.to_string(), "-U", "0", "-t", "1", "-u", "root"]
-        .map(String::from)
-        .to_vec();
+    let args = [
+        "-l",
+        "127.0.0.1",
+        "-p",
+        &port.to_string(),
+        "-U",
+        "0",
+        "-t",
+        "1",
+        "-u",
+        "root",
+    ]
+    .map(String::from)
+    .to_vec();
     Some(Server::start("memcached", args, port))
 }
 
@@ -593,7 +653,10 @@ fn raw(port: u16, commands: &str, until: &str, count: usize) -> String {
 }
 
 fn raw_set(port: u16, keys: &[String]) {
-    let commands: String = keys.iter().map(|k| format!("set {k} 0 0 1\r\nx\r\n")).collect();
+    let commands: String = keys
+        .iter()
+        .map(|k| format!("set {k} 0 0 1\r\nx\r\n"))
+        .collect();
     let reply = raw(port, &commands, "\r\n", keys.len());
     assert_eq!(reply.matches("STORED\r\n").count(), keys.len(), "{reply}");
 }
@@ -603,7 +666,9 @@ fn raw_has(port: u16, key: &str) -> bool {
 }
 
 fn keys(run: &str, from: usize, n: usize) -> Vec<String> {
-    (from..from + n).map(|i| format!("lethe:{run}:{i}")).collect()
+    (from..from + n)
+        .map(|i| format!("lethe:{run}:{i}"))
+        .collect()
 }
 
 #[tokio::test]
@@ -682,7 +747,9 @@ async fn memcached_rejects_keys_the_protocol_cannot_carry() {
 
 #[tokio::test]
 async fn memcached_reconnects_after_a_restart() {
-    let Some(mut server) = memcached() else { return };
+    let Some(mut server) = memcached() else {
+        return;
+    };
     let run = run_id();
     let k = keys(&run, 0, 3);
     raw_set(server.port, &k);
@@ -692,9 +759,15 @@ async fn memcached_reconnects_after_a_restart() {
     server.stop();
     let started = Instant::now();
     let result = sink.invalidate(&k[1..2]).await;
-    assert!(matches!(result, Err(SinkError::Unavailable(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(SinkError::Unavailable(_))),
+        "{result:?}"
+    );
     let result = sink.existing(&k).await;
-    assert!(matches!(result, Err(SinkError::Unavailable(_))), "{result:?}");
+    assert!(
+        matches!(result, Err(SinkError::Unavailable(_))),
+        "{result:?}"
+    );
     assert!(started.elapsed() < Duration::from_secs(3));
 
     // A restarted memcached is empty; set again and check the same sink
@@ -703,4 +776,23 @@ async fn memcached_reconnects_after_a_restart() {
     raw_set(server.port, &k);
     sink.invalidate(&k[1..2]).await.expect("after restart");
     assert_eq!(sink.existing(&k).await.unwrap(), [true, false, true]);
+}
+
+// ----------------------------------------------------------------- shared
+
+/// The relay runs deliveries on spawned tasks: every sink call must be
+/// `Send`.
+#[test]
+fn sink_calls_are_send() {
+    fn send<T: Send>(_: T) {}
+    let mut nats = NatsSink::new("nats://127.0.0.1:1", template("a"), None);
+    send(nats.publish(&[]));
+    let mut rabbit = RabbitMqSink::new("amqp://127.0.0.1:1", "", template("a"));
+    send(rabbit.publish(&[]));
+    let mut memcached = MemcachedSink::new("127.0.0.1:1");
+    send(memcached.invalidate(&[]));
+    send(memcached.existing(&[]));
+    send(nats);
+    send(rabbit);
+    send(memcached);
 }

@@ -413,3 +413,60 @@ on_both!(dead_replay, dead_then_replay);
 
 #[allow(dead_code)]
 fn unused(_: TestDb) {}
+
+async fn reconcile_finds_and_repairs_drift(b: Backend) {
+    let dir = TempDir::new();
+    let p = unique();
+    let Some((db, engine)) = shop_with(b, &relay_policy(&p, REDIS, &dir.0, "")).await else {
+        return;
+    };
+    // Deleted without the relay running: the cache and the index still hold
+    // the rows (cart_items is hard: its keys come from the snapshots).
+    engine.delete(&delete("products", "10")).await.unwrap();
+    let stale = vec![
+        format!("{p}:product:10"),
+        format!("{p}:product:sku:B-10"),
+        format!("{p}:review:3000:10"),
+        format!("{p}:cart:2"),
+    ];
+    let fresh = vec![format!("{p}:product:11"), format!("{p}:review:3003:11")];
+    set_keys(REDIS, &stale).await;
+    set_keys(REDIS, &fresh).await;
+    let mut index = TantivySink::new(&dir.0.join("index").display().to_string());
+    let doc = |name: &str| serde_json::json!({"name": name}).as_object().unwrap().clone();
+    index
+        .apply("products", &[SearchOp::Upsert { id: "10".into(), doc: doc("Dune") }, SearchOp::Upsert { id: "11".into(), doc: doc("Vinyl") }])
+        .await
+        .unwrap();
+    drop(index);
+
+    let report = lethe_relay::reconcile(&engine, None, false).await.unwrap();
+    let get = |check: &str, entity: &str| {
+        report.checks.iter().find(|c| c.check == check && c.entity == entity).cloned().unwrap_or_else(|| panic!("{check} {entity}: {report:?}"))
+    };
+    assert_eq!(get("deleted_cached", "products").found, 2);
+    assert_eq!(get("deleted_cached", "reviews").found, 1);
+    assert_eq!(get("deleted_cached", "cart_items").found, 1);
+    assert_eq!(get("deleted_cached", "cart_items").examples, vec![format!("{p}:cart:2")]);
+    assert_eq!(get("deleted_indexed", "products").examples, vec!["10".to_string()]);
+    assert_eq!(get("active_missing", "products").examples, vec!["12".to_string()]);
+    assert_eq!(report.found(), 6);
+    assert_eq!(existing(REDIS, &stale).await.len(), 4, "a report changes nothing");
+
+    let report = lethe_relay::reconcile(&engine, None, true).await.unwrap();
+    assert_eq!(report.fixed(), 6);
+    assert_eq!(existing(REDIS, &stale).await, Vec::<String>::new());
+    assert_eq!(existing(REDIS, &fresh).await, fresh, "active rows' keys are left alone");
+    let mut index = TantivySink::new(&dir.0.join("index").display().to_string());
+    assert_eq!(
+        index.contains("products", &["10".into(), "11".into(), "12".into()]).await.unwrap(),
+        vec![false, true, true]
+    );
+    assert_eq!(index.search("products", "emma", 3).await.unwrap()[0].1["sku"], "B-12");
+    drop(index);
+    let again = lethe_relay::reconcile(&engine, Some("search"), false).await.unwrap();
+    assert_eq!(again.found(), 0, "{again:?}");
+    assert!(lethe_relay::reconcile(&engine, Some("nope"), false).await.is_err());
+    db.cleanup().await;
+}
+on_both!(reconcile, reconcile_finds_and_repairs_drift);

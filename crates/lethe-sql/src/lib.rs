@@ -10,6 +10,7 @@ pub mod dialect;
 pub mod migrate;
 pub mod outbox;
 pub mod queries;
+pub mod reconcile;
 pub mod restore;
 pub mod sqlite_rebuild;
 

@@ -27,6 +27,7 @@ use async_nats::jetstream::{self, context::PublishErrorKind, message::PublishMes
 use lethe_core::Template;
 use lethe_core::template::Piece;
 
+use super::rabbitmq::redact;
 use crate::sink::{Event, SinkError, SinkResult};
 
 /// Bound for connecting (including the stream check) and for a batch's acks.
@@ -114,7 +115,7 @@ impl NatsSink {
         if js.client().connection_state() != State::Connected {
             return Err(SinkError::Unavailable(format!(
                 "NATS connection to {} lost",
-                self.url
+                redact(&self.url)
             )));
         }
 
@@ -163,7 +164,7 @@ impl NatsSink {
                 result = wait => result,
                 () = lost => Err(SinkError::Unavailable(format!(
                     "NATS connection to {} lost while waiting for acks",
-                    self.url
+                    redact(&self.url)
                 ))),
             }
         });
@@ -182,7 +183,7 @@ impl NatsSink {
                 .map_err(|_| {
                     SinkError::Unavailable(format!(
                         "connecting to NATS at {} timed out after {} s",
-                        self.url,
+                        redact(&self.url),
                         TIMEOUT.as_secs()
                     ))
                 })??;
@@ -196,10 +197,14 @@ impl NatsSink {
         let client = async_nats::ConnectOptions::new()
             .connection_timeout(TIMEOUT)
             .request_timeout(Some(TIMEOUT))
+            // The client reconnects by itself (for 40 s or so), which rides
+            // out a blip between batches; after an error the sink drops it
+            // and connects anew, and the limit ends the dropped one's retries.
+            .max_reconnects(20)
             .connect(self.url.as_str())
             .await
             .map_err(|e| {
-                let msg = format!("connecting to NATS at {}: {e}", self.url);
+                let msg = format!("connecting to NATS at {}: {e}", redact(&self.url));
                 match e.kind() {
                     K::ServerParse | K::Authentication | K::AuthorizationViolation | K::Tls => {
                         SinkError::Config(msg)

@@ -156,7 +156,8 @@ impl RabbitMqSink {
         if self.conn.is_none() {
             let what = format!("connecting to RabbitMQ at {}", redact(&self.url));
             let open = async {
-                let props = ConnectionProperties::default().with_connection_name("lethe-relay".into());
+                let props =
+                    ConnectionProperties::default().with_connection_name("lethe-relay".into());
                 let conn = Connection::connect(&self.url, props)
                     .await
                     .map_err(|e| amqp_error(&what, e))?;
@@ -195,23 +196,20 @@ fn amqp_error(what: &str, e: lapin::Error) -> SinkError {
     }
 }
 
-/// The URL without its password, for messages.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let userinfo = &url[scheme + 3..at];
-            match userinfo.find(':') {
-                Some(colon) => format!(
-                    "{}{}:***{}",
-                    &url[..scheme + 3],
-                    &userinfo[..colon],
-                    &url[at..]
-                ),
-                None => url.to_string(),
-            }
-        }
-        _ => url.to_string(),
+/// The URL without its password (or token), for messages. NATS uses it too.
+pub(crate) fn redact(url: &str) -> String {
+    let (Some(scheme), Some(at)) = (url.find("://"), url.rfind('@')) else {
+        return url.to_string();
+    };
+    if at < scheme {
+        return url.to_string();
     }
+    let userinfo = &url[scheme + 3..at];
+    let shown = match userinfo.split_once(':') {
+        Some((user, _)) => format!("{user}:***"),
+        None => "***".to_string(),
+    };
+    format!("{}{shown}{}", &url[..scheme + 3], &url[at..])
 }
 
 #[cfg(test)]
@@ -225,6 +223,7 @@ mod tests {
             "amqp://guest:***@127.0.0.1:5672/%2f"
         );
         assert_eq!(redact("amqp://127.0.0.1:5672"), "amqp://127.0.0.1:5672");
+        assert_eq!(redact("nats://s3cr3t@host:4222"), "nats://***@host:4222");
     }
 
     #[test]
@@ -235,7 +234,13 @@ mod tests {
             event: "deleted".into(),
             json: "{}".into(),
         };
-        let sink = RabbitMqSink::new("amqp://127.0.0.1:1", "", Template::parse("{entity}").unwrap());
-        assert!(matches!(sink.prepare(&ev), Err(SinkError::Rejected(m)) if m.contains("routing key")));
+        let sink = RabbitMqSink::new(
+            "amqp://127.0.0.1:1",
+            "",
+            Template::parse("{entity}").unwrap(),
+        );
+        assert!(
+            matches!(sink.prepare(&ev), Err(SinkError::Rejected(m)) if m.contains("routing key"))
+        );
     }
 }

@@ -1,0 +1,295 @@
+//! `lethe reconcile`: compares the database with what each cache and search
+//! sink holds, and with `fix` repairs the drift:
+//! - deleted rows whose cache keys still exist (invalidated);
+//! - deleted rows still in a search index (removed);
+//! - active rows missing from a search index (indexed from the row).
+//!
+//! Rows are read a page at a time in key order (flat memory), and each page
+//! is checked against the sink in one batched call.
+
+use lethe_core::{Entity, SinkRole};
+use lethe_sql::reconcile::{Rows, page, snapshot_page};
+use lethe_store::Engine;
+use serde::Serialize;
+use serde_json::{Map, Value};
+
+use crate::any_sink::AnySink;
+use crate::message::{document, render};
+use crate::relay::RelayError;
+use crate::sink::SearchOp;
+
+/// Examples kept per check.
+const EXAMPLES: usize = 5;
+
+/// One check of one entity against one sink.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Drift {
+    pub sink: String,
+    pub entity: String,
+    /// `deleted_cached`, `deleted_indexed` or `active_missing`.
+    pub check: String,
+    /// The search index (search checks).
+    pub index: Option<String>,
+    /// Cache keys or documents looked at.
+    pub checked: u64,
+    /// How many were drift.
+    pub found: u64,
+    /// How many were repaired (with `fix`).
+    pub fixed: u64,
+    /// Up to five of them: cache keys or document ids.
+    pub examples: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct ReconcileReport {
+    pub fix: bool,
+    pub checks: Vec<Drift>,
+}
+
+impl ReconcileReport {
+    pub fn found(&self) -> u64 {
+        self.checks.iter().map(|c| c.found).sum()
+    }
+    pub fn fixed(&self) -> u64 {
+        self.checks.iter().map(|c| c.fixed).sum()
+    }
+}
+
+/// Which rows a page source yields.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Which {
+    Active,
+    Deleted,
+}
+
+/// Rows of an entity, a page at a time, as `{column: value}` maps of the key
+/// and the captured columns (hard-deleted rows: the snapshot's columns).
+struct Pages<'a> {
+    engine: &'a Engine,
+    e: &'a Entity,
+    which: Which,
+    after: Option<Vec<String>>,
+    done: bool,
+}
+
+fn text(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+impl<'a> Pages<'a> {
+    fn new(engine: &'a Engine, e: &'a Entity, which: Which) -> Self {
+        Pages {
+            engine,
+            e,
+            which,
+            after: None,
+            done: false,
+        }
+    }
+
+    async fn next(&mut self) -> Result<Option<Vec<Map<String, Value>>>, RelayError> {
+        if self.done {
+            return Ok(None);
+        }
+        let d = self.engine.dialect();
+        let db = self.engine.db();
+        let hard_deleted = self.which == Which::Deleted && !self.e.is_soft();
+        let rows = if hard_deleted {
+            let sql = snapshot_page(d, self.after.is_some());
+            let mut params = vec![Some(self.e.name.clone())];
+            if let Some(a) = &self.after {
+                params.extend(a.iter().cloned().map(Some));
+            }
+            let rows = db.rows(&sql, &params).await?;
+            if let Some(r) = rows.last() {
+                self.after = Some(vec![
+                    r.first().cloned().flatten().unwrap_or_default(),
+                    r.get(1).cloned().flatten().unwrap_or_default(),
+                ]);
+            }
+            rows.iter()
+                .map(|r| {
+                    let row = r.get(2).cloned().flatten().unwrap_or_default();
+                    match serde_json::from_str::<Value>(&row) {
+                        Ok(Value::Object(m)) => m,
+                        _ => Map::new(),
+                    }
+                })
+                .collect::<Vec<_>>()
+        } else {
+            let which = match self.which {
+                Which::Active => Rows::Active,
+                Which::Deleted => Rows::SoftDeleted,
+            };
+            let sql = page(d, self.engine.schema(), self.e, which, self.after.is_some());
+            let params: Vec<Option<String>> = self
+                .after
+                .clone()
+                .unwrap_or_default()
+                .into_iter()
+                .map(Some)
+                .collect();
+            let rows = db.rows(&sql, &params).await?;
+            let names = lethe_sql::outbox::row_columns(self.e);
+            let maps: Vec<Map<String, Value>> = rows
+                .iter()
+                .map(|r| {
+                    let arr = r.first().cloned().flatten().unwrap_or_default();
+                    let values: Vec<Value> = serde_json::from_str(&arr).unwrap_or_default();
+                    names.iter().cloned().zip(values).collect()
+                })
+                .collect();
+            if let Some(last) = maps.last() {
+                self.after = Some(
+                    self.e
+                        .key
+                        .iter()
+                        .map(|k| last.get(k).map(text).unwrap_or_default())
+                        .collect(),
+                );
+            }
+            maps
+        };
+        if rows.len() < lethe_sql::reconcile::PAGE as usize {
+            self.done = true;
+        }
+        if rows.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(rows))
+    }
+}
+
+fn drift(sink: &str, e: &Entity, check: &str, index: Option<&str>) -> Drift {
+    Drift {
+        sink: sink.to_string(),
+        entity: e.name.clone(),
+        check: check.to_string(),
+        index: index.map(str::to_string),
+        checked: 0,
+        found: 0,
+        fixed: 0,
+        examples: Vec::new(),
+    }
+}
+
+fn note(d: &mut Drift, items: &[String]) {
+    d.found += items.len() as u64;
+    for i in items {
+        if d.examples.len() < EXAMPLES {
+            d.examples.push(i.clone());
+        }
+    }
+}
+
+/// Compares every cache and search sink (or only `only_sink`) with the
+/// database; with `fix`, repairs what differs.
+pub async fn reconcile(
+    engine: &Engine,
+    only_sink: Option<&str>,
+    fix: bool,
+) -> Result<ReconcileReport, RelayError> {
+    let policy = engine.policy();
+    if let Some(s) = only_sink
+        && !policy.sinks.contains_key(s)
+    {
+        return Err(RelayError::Store(lethe_store::StoreError::Invalid(format!(
+            "no sink named \"{s}\" (declared: {})",
+            policy.sinks.keys().cloned().collect::<Vec<_>>().join(", ")
+        ))));
+    }
+    let mut checks = Vec::new();
+    for sink in policy.sinks.values() {
+        if only_sink.is_some_and(|s| s != sink.name) || sink.role() == SinkRole::Events {
+            continue;
+        }
+        let mut conn = AnySink::new(sink)?;
+        for e in policy.entities.values() {
+            match sink.role() {
+                SinkRole::Cache if e.delivery.cache.contains(&sink.name) && !e.delivery.cache_keys.is_empty() => {
+                    let mut d = drift(&sink.name, e, "deleted_cached", None);
+                    let mut pages = Pages::new(engine, e, Which::Deleted);
+                    while let Some(rows) = pages.next().await? {
+                        let keys: Vec<String> = rows
+                            .iter()
+                            .flat_map(|r| e.delivery.cache_keys.iter().filter_map(|t| render(t, r)))
+                            .collect();
+                        d.checked += keys.len() as u64;
+                        let present = conn.existing(&keys).await?;
+                        let found: Vec<String> = keys
+                            .into_iter()
+                            .zip(present)
+                            .filter(|(_, p)| *p)
+                            .map(|(k, _)| k)
+                            .collect();
+                        note(&mut d, &found);
+                        if fix && !found.is_empty() {
+                            conn.invalidate(&found).await?;
+                            d.fixed += found.len() as u64;
+                        }
+                    }
+                    checks.push(d);
+                }
+                SinkRole::Search => {
+                    for t in e.delivery.search.iter().filter(|t| t.sink == sink.name) {
+                        let mut gone = drift(&sink.name, e, "deleted_indexed", Some(&t.index));
+                        let mut pages = Pages::new(engine, e, Which::Deleted);
+                        while let Some(rows) = pages.next().await? {
+                            let ids: Vec<String> = rows.iter().filter_map(|r| render(&t.id, r)).collect();
+                            gone.checked += ids.len() as u64;
+                            let present = conn.contains(&t.index, &ids).await?;
+                            let found: Vec<String> = ids
+                                .into_iter()
+                                .zip(present)
+                                .filter(|(_, p)| *p)
+                                .map(|(k, _)| k)
+                                .collect();
+                            note(&mut gone, &found);
+                            if fix && !found.is_empty() {
+                                let ops: Vec<SearchOp> =
+                                    found.iter().map(|id| SearchOp::Delete { id: id.clone() }).collect();
+                                conn.apply(&t.index, &ops).await?;
+                                gone.fixed += ops.len() as u64;
+                            }
+                        }
+                        checks.push(gone);
+                        let mut missing = drift(&sink.name, e, "active_missing", Some(&t.index));
+                        let mut pages = Pages::new(engine, e, Which::Active);
+                        while let Some(rows) = pages.next().await? {
+                            let docs: Vec<(String, &Map<String, Value>)> =
+                                rows.iter().filter_map(|r| Some((render(&t.id, r)?, r))).collect();
+                            let ids: Vec<String> = docs.iter().map(|(id, _)| id.clone()).collect();
+                            missing.checked += ids.len() as u64;
+                            let present = conn.contains(&t.index, &ids).await?;
+                            let absent: Vec<&(String, &Map<String, Value>)> = docs
+                                .iter()
+                                .zip(present)
+                                .filter(|(_, p)| !*p)
+                                .map(|(d, _)| d)
+                                .collect();
+                            let names: Vec<String> = absent.iter().map(|(id, _)| id.clone()).collect();
+                            note(&mut missing, &names);
+                            if fix && !absent.is_empty() {
+                                let ops: Vec<SearchOp> = absent
+                                    .iter()
+                                    .map(|(id, r)| SearchOp::Upsert {
+                                        id: id.clone(),
+                                        doc: document(t, r),
+                                    })
+                                    .collect();
+                                conn.apply(&t.index, &ops).await?;
+                                missing.fixed += ops.len() as u64;
+                            }
+                        }
+                        checks.push(missing);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(ReconcileReport { fix, checks })
+}
