@@ -57,7 +57,22 @@ pub fn load_policy(path: &Path) -> Result<Policy, StoreError> {
             format!("cannot read the policy: {e} (create one with `lethe init --database URL`, or pass --policy PATH)"),
         ))
     })?;
-    Ok(parse_policy(&text, &path.display().to_string())?)
+    let mut policy = parse_policy(&text, &path.display().to_string())?;
+    resolve_sink_paths(&mut policy, path);
+    Ok(policy)
+}
+
+/// Relative paths of file and tantivy sinks are relative to the policy file,
+/// so the relay finds the same files from any working directory.
+pub fn resolve_sink_paths(policy: &mut Policy, policy_path: &Path) {
+    let base = policy_path.parent().unwrap_or(Path::new("."));
+    for s in policy.sinks.values_mut() {
+        if let lethe_core::SinkKind::File { path } | lethe_core::SinkKind::Tantivy { path } = &mut s.kind
+            && Path::new(path.as_str()).is_relative()
+        {
+            *path = base.join(&*path).display().to_string();
+        }
+    }
 }
 
 fn url_for(cli_url: &Option<String>, policy: Option<&Policy>) -> Result<String, StoreError> {

@@ -59,6 +59,9 @@ key = ["id"]
 [entities.products]
 key = ["id"]
 unique = [["sku"]]
+# cache_keys = ["product:{{id}}", "product:sku:{{sku}}"]  # with a cache sink (below)
+search = {{ sink = "search", index = "products", fields = ["name", "sku"] }}
+publish = ["events"]         # one CloudEvent per deleted or restored row
 
 [entities.orders]
 key = ["id"]
@@ -69,6 +72,7 @@ key = ["order_id", "product_id"]
 [entities.cart_items]
 key = ["id"]
 strategy = "hard"            # ephemeral: removed, with a snapshot kept for restore
+publish = ["events"]
 
 [entities.wishlist_items]
 key = ["id"]
@@ -76,6 +80,19 @@ strategy = "hard"
 
 [entities.reviews]
 key = ["id"]
+
+# Where deletions are delivered by `lethe relay`. Relative paths are relative
+# to this file. Add a Redis cache (and uncomment cache_keys above) with:
+#   [sinks.cache]
+#   kind = "redis"
+#   url = "redis://127.0.0.1:6379"
+[sinks.search]
+kind = "tantivy"             # an embedded full-text index
+path = "search-index"
+
+[sinks.events]
+kind = "file"                # CloudEvents as JSON Lines
+path = "events.jsonl"
 
 [[relations]]                # sub-categories go with their parent
 child = "categories"
@@ -146,6 +163,61 @@ on_delete = "set_null"
     )
 }
 
+fn relay_error(e: lethe_relay::RelayError) -> StoreError {
+    match e {
+        lethe_relay::RelayError::Store(s) => s,
+        lethe_relay::RelayError::Sink(s) => StoreError::Invalid(s.to_string()),
+    }
+}
+
+async fn relay_once(engine: &Engine) -> Result<lethe_relay::RelayStats, StoreError> {
+    let relay = std::sync::Arc::new(lethe_relay::Relay::new(
+        engine.queue()?,
+        std::sync::Arc::new(engine.policy().clone()),
+    ));
+    let (_stop, rx) = tokio::sync::watch::channel(false);
+    let opts = lethe_relay::RelayOptions {
+        once: true,
+        ..Default::default()
+    };
+    relay.run(opts, rx).await.map_err(relay_error)
+}
+
+/// The ids and names the demo's search index finds for `query`.
+async fn search(dir: &std::path::Path, query: &str) -> Result<String, StoreError> {
+    let mut index =
+        lethe_relay::sinks::tantivy::TantivySink::new(&dir.join("search-index").display().to_string());
+    let hits = index
+        .search("products", query, 5)
+        .await
+        .map_err(|e| StoreError::Invalid(e.to_string()))?;
+    Ok(if hits.is_empty() {
+        "no match".to_string()
+    } else {
+        hits.iter()
+            .map(|(id, doc)| format!("product {id} ({})", doc.get("name").and_then(|v| v.as_str()).unwrap_or("")))
+            .collect::<Vec<_>>()
+            .join(", ")
+    })
+}
+
+/// The event file as `type subject (deletion ...)` lines.
+fn events(dir: &std::path::Path) -> Result<Vec<String>, StoreError> {
+    let text = std::fs::read_to_string(dir.join("events.jsonl")).unwrap_or_default();
+    Ok(text
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .map(|e| {
+            format!(
+                "{} {} (deletion {})",
+                e["type"].as_str().unwrap_or(""),
+                e["subject"].as_str().unwrap_or(""),
+                e["data"]["deletion_id"].as_str().unwrap_or("")
+            )
+        })
+        .collect())
+}
+
 fn heading(n: u32, text: &str) {
     println!("\n== {n}. {text}");
 }
@@ -194,7 +266,8 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
     let text = policy_text(&url);
     std::fs::write(&policy_path, &text)
         .map_err(|e| StoreError::Database(format!("cannot write the policy: {e}")))?;
-    let policy = parse_policy(&text, &policy_path.display().to_string())?;
+    let mut policy = parse_policy(&text, &policy_path.display().to_string())?;
+    crate::commands::resolve_sink_paths(&mut policy, &policy_path);
     let mut engine = Engine::from_db(policy, db.clone()).await?;
 
     heading(1, "Install the guards (lethe migrate)");
@@ -211,6 +284,14 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
         println!("  - {}", s.description);
     }
     let db = engine.db().clone();
+    let fixed = lethe_relay::reconcile(&engine, Some("search"), true)
+        .await
+        .map_err(relay_error)?;
+    println!(
+        "indexed {} active product(s) in the embedded search index (lethe reconcile --fix)",
+        fixed.fixed()
+    );
+    println!("search \"dune\"  ->  {}", search(&dir, "dune").await?);
 
     heading(
         2,
@@ -241,7 +322,21 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
         outbox.len()
     );
 
-    heading(4, "The active view hides it; the table still has it");
+    heading(
+        4,
+        "The relay tells the search index and the event stream (lethe relay --once)",
+    );
+    let stats = relay_once(&engine).await?;
+    println!(
+        "delivered {} message(s) covering {} row(s)",
+        stats.delivered, stats.rows
+    );
+    println!("search \"dune\"  ->  {}", search(&dir, "dune").await?);
+    for e in events(&dir)? {
+        println!("  event: {e}");
+    }
+
+    heading(5, "The active view hides it; the table still has it");
     println!(
         "SELECT name FROM products_active  ->  {}",
         names(&db, "SELECT name FROM products_active ORDER BY id")
@@ -267,7 +362,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
         .join("")
     );
 
-    heading(5, "A raw DELETE is refused by the database guard");
+    heading(6, "A raw DELETE is refused by the database guard");
     let mut tx = db.begin_write().await?;
     match tx.exec("DELETE FROM products WHERE id = 2", &[]).await {
         Err(e) => println!("DELETE FROM products WHERE id = 2\n  -> {e}"),
@@ -278,7 +373,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
     }
     tx.rollback().await?;
 
-    heading(6, "A soft-deleted user's email can be registered again");
+    heading(7, "A soft-deleted user's email can be registered again");
     let bob = engine
         .delete(
             &DeleteRequest::new("users", "2")
@@ -302,7 +397,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
         "INSERT INTO users (email) VALUES ('bob@example.com')  ->  ok: the unique index only covers active rows"
     );
 
-    heading(7, "A restrict relation blocks a delete and says why");
+    heading(8, "A restrict relation blocks a delete and says why");
     match engine.delete(&DeleteRequest::new("categories", "1")).await {
         Err(e @ StoreError::Blocked { .. }) => {
             println!("lethe delete categories 1\n  -> error: {e}")
@@ -314,7 +409,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
         }
     }
 
-    heading(8, "Restore exactly that deletion");
+    heading(9, "Restore exactly that deletion");
     let preview = engine.restore_preview(&done.deletion_id).await?;
     println!(
         "restore {} would bring back {} row(s); unique conflicts: {}, deleted parents: {}",
@@ -343,6 +438,25 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
         .await?
         .join("")
     );
+    heading(10, "The restore reaches the sinks too");
+    let stats = relay_once(&engine).await?;
+    println!(
+        "delivered {} message(s) covering {} row(s)",
+        stats.delivered, stats.rows
+    );
+    println!(
+        "search \"dune\"  ->  {} (re-indexed from the values captured at delete time)",
+        search(&dir, "dune").await?
+    );
+    let dune: Vec<String> = events(&dir)?
+        .into_iter()
+        .filter(|e| e.contains("products/1 "))
+        .collect();
+    println!("events for products/1, in order:");
+    for e in dune {
+        println!("  {e}");
+    }
+
     match engine.restore(&bob.deletion_id, Some("demo")).await {
         Err(StoreError::RestoreConflict { conflicts }) => println!(
             "restoring user 2 is refused: {} now belongs to active user {}",
@@ -355,7 +469,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
         }
     }
 
-    heading(9, "Check the hash-chained audit log (lethe audit verify)");
+    heading(11, "Check the hash-chained audit log (lethe audit verify)");
     let v = engine.audit_verify(None).await?;
     println!(
         "{}: {} entries, head {}",
@@ -391,6 +505,9 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
     println!("  lethe delete users 3 --dry-run");
     println!("  lethe show {}", done.deletion_id);
     println!("  lethe audit verify");
+    println!("  lethe deliveries");
+    println!("  lethe reconcile");
+    println!("  tail {}", dir.join("events.jsonl").display());
     engine.db().close().await;
     Ok(if v.ok { exit::OK } else { exit::VERIFY_FAILED })
 }
