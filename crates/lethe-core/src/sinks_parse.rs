@@ -51,12 +51,20 @@ pub(crate) struct RawSearch {
     id: Option<String>,
 }
 
-/// `search = { ... }` or `search = [{ ... }, ...]`.
-#[derive(Deserialize)]
-#[serde(untagged)]
-pub(crate) enum RawSearches {
-    One(RawSearch),
-    Many(Vec<RawSearch>),
+/// `search = { ... }` or `search = [{ ... }, ...]`, read as a plain TOML value
+/// first so an error inside says what is wrong (an untagged enum would only
+/// say that nothing matched).
+pub(crate) type RawSearches = toml::Value;
+
+fn searches(v: &toml::Value) -> Result<Vec<RawSearch>, String> {
+    let one = |v: &toml::Value| -> Result<RawSearch, String> {
+        v.clone().try_into::<RawSearch>().map_err(|e| e.message().trim().to_string())
+    };
+    match v {
+        toml::Value::Table(_) => Ok(vec![one(v)?]),
+        toml::Value::Array(items) => items.iter().map(one).collect(),
+        _ => Err("expected a table like { sink = \"search\", index = \"products\", fields = [\"name\"] } or an array of them".into()),
+    }
 }
 
 /// The delivery keys of one `[entities.NAME]`.
@@ -380,11 +388,9 @@ pub(crate) fn parse_delivery(
         ));
     }
     if let Some(search) = raw.search {
-        let list: Vec<&RawSearch> = match search.get_ref() {
-            RawSearches::One(s) => vec![s],
-            RawSearches::Many(v) => v.iter().collect(),
-        };
-        for (i, s) in list.into_iter().enumerate() {
+        let list = searches(search.get_ref())
+            .map_err(|m| lines.err(search, format!("{key_path}.search"), m))?;
+        for (i, s) in list.iter().enumerate() {
             let k = format!("{key_path}.search");
             sink_ref(lines, sinks, search, &format!("{k}.sink"), &s.sink, SinkRole::Search)?;
             if s.index.trim().is_empty() {

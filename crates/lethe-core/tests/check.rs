@@ -523,3 +523,21 @@ fn relation_columns_must_follow_the_parent_key_order() {
         hit.message
     );
 }
+
+#[test]
+fn delivery_columns_must_exist() {
+    let text = common::SHOP.replace(
+        "[entities.products]\nkey = [\"id\"]\n",
+        "[entities.products]\nkey = [\"id\"]\ncache_keys = [\"product:{sku}\"]\nsearch = { sink = \"search\", index = \"products\", fields = [\"blurb\"] }\n",
+    ) + "\n[sinks.cache]\nkind = \"redis\"\nurl = \"redis://127.0.0.1/\"\n\n[sinks.search]\nkind = \"tantivy\"\npath = \"idx\"\n";
+    let p = lethe_core::parse_policy(&text, "shop.toml").unwrap_or_else(|e| panic!("{e}"));
+    let f = check_policy(&p, &shop_schema());
+    let msgs: Vec<String> = f.iter().map(|f| format!("{}: {}", f.key, f.message)).collect();
+    assert_eq!(
+        msgs,
+        vec![
+            "entities.products.cache_keys: unknown column \"products.sku\"".to_string(),
+            "entities.products.search: unknown column \"products.blurb\"".to_string(),
+        ]
+    );
+}

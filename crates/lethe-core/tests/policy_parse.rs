@@ -425,6 +425,173 @@ on_delete = "cascade"
         message: &["cascade cycle a -> b -> a"],
         key: "relations",
     },
+    Case {
+        name: "unknown sink kind",
+        text: r#"
+[sinks.cache]
+kind = "kafka"  #<
+url = "x"
+"#,
+        message: &["unknown sink kind \"kafka\"", "redis, memcached, nats"],
+        key: "sinks.cache.kind",
+    },
+    Case {
+        name: "sink setting of another kind",
+        text: r#"
+[sinks.cache]
+kind = "redis"
+url = "redis://127.0.0.1/"
+subject = "x"  #<
+"#,
+        message: &["a redis sink has no \"subject\" setting", "it takes: url"],
+        key: "sinks.cache.subject",
+    },
+    Case {
+        name: "sink without its url",
+        text: r#"
+[sinks.events]  #<
+kind = "nats"
+"#,
+        message: &["a nats sink needs \"url\""],
+        key: "sinks.events",
+    },
+    Case {
+        name: "webhook without a secret",
+        text: r#"
+[sinks.hook]  #<
+kind = "webhook"
+url = "https://example.com/hook"
+"#,
+        message: &["needs \"secret_env\"", "HMAC-SHA256"],
+        key: "sinks.hook",
+    },
+    Case {
+        name: "webhook secret written as a value",
+        text: r#"
+[sinks.hook]
+kind = "webhook"
+url = "https://example.com/hook"
+secret_env = "s3cr3t value!"  #<
+"#,
+        message: &["is not an environment variable name"],
+        key: "sinks.hook.secret_env",
+    },
+    Case {
+        name: "bad backoff",
+        text: r#"
+[sinks.cache]
+kind = "redis"
+url = "redis://127.0.0.1/"
+backoff = "soon"  #<
+"#,
+        message: &["\"soon\" is not a duration", "500ms, 30s"],
+        key: "sinks.cache.backoff",
+    },
+    Case {
+        name: "subject using a column",
+        text: r#"
+[sinks.events]
+kind = "nats"
+url = "nats://127.0.0.1:4222"
+subject = "shop.{entity}.{id}"  #<
+"#,
+        message: &["\"{id}\" is not available here", "{entity} and {event}"],
+        key: "sinks.events.subject",
+    },
+    Case {
+        name: "cache keys without a cache sink",
+        text: r#"
+[entities.products]
+key = ["id"]
+cache_keys = ["product:{id}"]  #<
+"#,
+        message: &["cache keys need a cache sink", "kind = \"redis\""],
+        key: "entities.products.cache_keys",
+    },
+    Case {
+        name: "cache key with a broken template",
+        text: r#"
+[sinks.cache]
+kind = "redis"
+url = "redis://127.0.0.1/"
+
+[entities.products]
+key = ["id"]
+cache_keys = ["product:{id"]  #<
+"#,
+        message: &["unclosed \"{\" in template \"product:{id\""],
+        key: "entities.products.cache_keys",
+    },
+    Case {
+        name: "cache key naming no column",
+        text: r#"
+[sinks.cache]
+kind = "redis"
+url = "redis://127.0.0.1/"
+
+[entities.products]
+key = ["id"]
+cache_keys = ["all-products"]  #<
+"#,
+        message: &["uses no column", "same key for every row"],
+        key: "entities.products.cache_keys",
+    },
+    Case {
+        name: "publish to an unknown sink",
+        text: r#"
+[sinks.events]
+kind = "file"
+path = "events.jsonl"
+
+[entities.products]
+key = ["id"]
+publish = ["evnets"]  #<
+"#,
+        message: &["no sink named \"evnets\"", "declared: events"],
+        key: "entities.products.publish",
+    },
+    Case {
+        name: "publish to a cache sink",
+        text: r#"
+[sinks.cache]
+kind = "redis"
+url = "redis://127.0.0.1/"
+
+[entities.products]
+key = ["id"]
+publish = ["cache"]  #<
+"#,
+        message: &["sink \"cache\" is a cache sink (redis)", "needs a events sink"],
+        key: "entities.products.publish",
+    },
+    Case {
+        name: "search in an event sink",
+        text: r#"
+[sinks.events]
+kind = "file"
+path = "e.jsonl"
+
+[entities.products]
+key = ["id"]
+search = { sink = "events", index = "products", fields = ["name"] }  #<
+"#,
+        message: &["sink \"events\" is a events sink (file)", "needs a search sink"],
+        key: "entities.products.search.sink",
+    },
+    Case {
+        name: "search with an unknown setting",
+        text: r#"
+[sinks.search]
+kind = "tantivy"
+path = "idx"
+
+[entities.products]
+key = ["id"]
+search = { sink = "search", index = "products", feilds = ["name"] }  #<
+"#,
+        message: &["feilds"],
+        key: "*",
+    },
 ];
 
 fn check_case(c: &Case) -> Result<(), String> {
@@ -708,4 +875,89 @@ fn empty_policy_parses_to_nothing() {
     let p = parse_policy("", FILE).unwrap();
     assert!(p.entities.is_empty());
     assert!(p.relations.is_empty());
+}
+
+#[test]
+fn sinks_and_delivery_are_parsed() {
+    let p = parse_policy(
+        r#"
+[relay]
+source = "shop-db"
+
+[sinks.cache]
+kind = "redis"
+url = "redis://127.0.0.1:6379"
+max_attempts = 3
+backoff = "200ms"
+max_backoff = "1m"
+
+[sinks.mc]
+kind = "memcached"
+address = "memcached://127.0.0.1:11211"
+
+[sinks.search]
+kind = "meilisearch"
+url = "http://127.0.0.1:7700"
+api_key_env = "MEILI_KEY"
+
+[sinks.events]
+kind = "nats"
+url = "nats://127.0.0.1:4222"
+subject = "shop.{entity}.{event}"
+
+[entities.order_items]
+key = ["order_id", "product_id"]
+cache_keys = ["order:{order_id}", "cart:{user_id}"]
+cache = ["cache"]
+search = [{ sink = "search", index = "items", fields = ["title"] }]
+publish = ["events"]
+"#,
+        FILE,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.relay.source, "shop-db");
+    let cache = &p.sinks["cache"];
+    assert_eq!(cache.retry.max_attempts, 3);
+    assert_eq!(cache.retry.initial, std::time::Duration::from_millis(200));
+    assert_eq!(cache.retry.max, std::time::Duration::from_secs(60));
+    assert_eq!(
+        p.sinks["mc"].kind,
+        lethe_core::SinkKind::Memcached {
+            address: "127.0.0.1:11211".into()
+        }
+    );
+    let e = &p.entities["order_items"];
+    assert_eq!(e.delivery.cache, vec!["cache"]);
+    assert_eq!(e.delivery.search[0].id.source, "{order_id}-{product_id}");
+    assert_eq!(e.captured_columns(), vec!["user_id", "title"]);
+    assert_eq!(
+        p.routes(),
+        vec![
+            ("order_items".to_string(), "cache".to_string()),
+            ("order_items".to_string(), "search".to_string()),
+            ("order_items".to_string(), "events".to_string())
+        ]
+    );
+}
+
+#[test]
+fn cache_keys_go_to_every_cache_sink_by_default() {
+    let p = parse_policy(
+        r#"
+[sinks.a]
+kind = "redis"
+url = "redis://127.0.0.1/"
+
+[sinks.b]
+kind = "memcached"
+address = "127.0.0.1:11211"
+
+[entities.users]
+key = ["id"]
+cache_keys = ["user:{id}"]
+"#,
+        FILE,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.entities["users"].delivery.cache, vec!["a", "b"]);
 }
