@@ -67,7 +67,8 @@ pub fn load_policy(path: &Path) -> Result<Policy, StoreError> {
 pub fn resolve_sink_paths(policy: &mut Policy, policy_path: &Path) {
     let base = policy_path.parent().unwrap_or(Path::new("."));
     for s in policy.sinks.values_mut() {
-        if let lethe_core::SinkKind::File { path } | lethe_core::SinkKind::Tantivy { path } = &mut s.kind
+        if let lethe_core::SinkKind::File { path } | lethe_core::SinkKind::Tantivy { path } =
+            &mut s.kind
             && Path::new(path.as_str()).is_relative()
         {
             *path = base.join(&*path).display().to_string();
@@ -271,7 +272,9 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
             sink,
             limit,
             json,
-        } => crate::delivery::deliveries(cli, state.as_deref(), sink.as_deref(), *limit, *json).await,
+        } => {
+            crate::delivery::deliveries(cli, state.as_deref(), sink.as_deref(), *limit, *json).await
+        }
         Command::Replay {
             id,
             dead,

@@ -8,11 +8,11 @@ use lethe_relay::{Relay, RelayError, RelayOptions};
 use lethe_store::StoreError;
 use serde_json::json;
 
+use crate::Cli;
 use crate::commands::engine;
 use crate::exit;
 use crate::output::print_json;
 use crate::table;
-use crate::Cli;
 
 /// Options of `lethe relay`.
 pub struct RelayArgs {
@@ -35,7 +35,9 @@ pub async fn relay(cli: &Cli, a: &RelayArgs) -> Result<u8, StoreError> {
     let engine = engine(cli).await?;
     let queue = engine.queue()?;
     if engine.policy().sinks.is_empty() {
-        eprintln!("note: the policy declares no [sinks.NAME]: outbox records are marked dispatched and go nowhere");
+        eprintln!(
+            "note: the policy declares no [sinks.NAME]: outbox records are marked dispatched and go nowhere"
+        );
     }
     let relay = Arc::new(Relay::new(queue, Arc::new(engine.policy().clone())));
     let (tx, rx) = tokio::sync::watch::channel(false);
@@ -63,7 +65,11 @@ pub async fn relay(cli: &Cli, a: &RelayArgs) -> Result<u8, StoreError> {
         .filter(|s| s.state == "pending" || s.state == "retrying")
         .map(|s| s.deliveries)
         .sum();
-    let dead: u64 = summary.iter().filter(|s| s.state == "dead").map(|s| s.deliveries).sum();
+    let dead: u64 = summary
+        .iter()
+        .filter(|s| s.state == "dead")
+        .map(|s| s.deliveries)
+        .sum();
     if a.json {
         print_json(&json!({"stats": stats, "open": open, "dead": dead}));
     } else {
@@ -72,7 +78,9 @@ pub async fn relay(cli: &Cli, a: &RelayArgs) -> Result<u8, StoreError> {
             stats.dispatched, stats.delivered, stats.rows, stats.failed
         );
         if open > 0 || dead > 0 {
-            println!("left: {open} open (pending or retrying), {dead} dead; see `lethe deliveries`");
+            println!(
+                "left: {open} open (pending or retrying), {dead} dead; see `lethe deliveries`"
+            );
         }
     }
     Ok(if a.once && stats.failed > 0 {
@@ -115,7 +123,9 @@ pub async fn deliveries(
     if let Some(s) = sink
         && !engine.policy().sinks.contains_key(s)
     {
-        eprintln!("note: \"{s}\" is not a sink in the current policy (listing its deliveries anyway)");
+        eprintln!(
+            "note: \"{s}\" is not a sink in the current policy (listing its deliveries anyway)"
+        );
     }
     let queue = engine.queue()?;
     let list = queue.list(state, sink, limit).await?;
@@ -135,9 +145,19 @@ pub async fn deliveries(
         let rows: Vec<Vec<String>> = summary
             .iter()
             .filter(|s| sink.is_none_or(|k| k == s.sink))
-            .map(|s| vec![s.sink.clone(), s.state.clone(), s.deliveries.to_string(), s.rows.to_string()])
+            .map(|s| {
+                vec![
+                    s.sink.clone(),
+                    s.state.clone(),
+                    s.deliveries.to_string(),
+                    s.rows.to_string(),
+                ]
+            })
             .collect();
-        print!("{}", table::render(&["SINK", "STATE", "MESSAGES", "ROWS"], &rows));
+        print!(
+            "{}",
+            table::render(&["SINK", "STATE", "MESSAGES", "ROWS"], &rows)
+        );
     }
     if undispatched > 0 {
         println!("{undispatched} outbox record(s) not yet dispatched (run `lethe relay`)");
@@ -160,14 +180,29 @@ pub async fn deliveries(
                         "dead" => "-".into(),
                         _ => d.next_at.clone(),
                     },
-                    d.last_error.clone().unwrap_or_default().chars().take(80).collect(),
+                    d.last_error
+                        .clone()
+                        .unwrap_or_default()
+                        .chars()
+                        .take(80)
+                        .collect(),
                 ]
             })
             .collect();
         print!(
             "{}",
             table::render(
-                &["ID", "SINK", "ENTITY", "EVENT", "ROWS", "STATE", "ATTEMPTS", "NEXT/DONE", "LAST ERROR"],
+                &[
+                    "ID",
+                    "SINK",
+                    "ENTITY",
+                    "EVENT",
+                    "ROWS",
+                    "STATE",
+                    "ATTEMPTS",
+                    "NEXT/DONE",
+                    "LAST ERROR"
+                ],
                 &rows
             )
         );
@@ -201,14 +236,24 @@ pub async fn replay(
     if json_out {
         print_json(&json!({"requeued": n}));
     } else {
-        println!("re-queued {n} deliver{}; `lethe relay` sends them", if n == 1 { "y" } else { "ies" });
+        println!(
+            "re-queued {n} deliver{}; `lethe relay` sends them",
+            if n == 1 { "y" } else { "ies" }
+        );
     }
     Ok(exit::OK)
 }
 
-pub async fn reconcile(cli: &Cli, sink: Option<&str>, fix: bool, json_out: bool) -> Result<u8, StoreError> {
+pub async fn reconcile(
+    cli: &Cli,
+    sink: Option<&str>,
+    fix: bool,
+    json_out: bool,
+) -> Result<u8, StoreError> {
     let engine = engine(cli).await?;
-    let report = lethe_relay::reconcile(&engine, sink, fix).await.map_err(relay_error)?;
+    let report = lethe_relay::reconcile(&engine, sink, fix)
+        .await
+        .map_err(relay_error)?;
     if json_out {
         print_json(&json!({
             "fix": report.fix,
@@ -217,7 +262,10 @@ pub async fn reconcile(cli: &Cli, sink: Option<&str>, fix: bool, json_out: bool)
             "checks": report.checks,
         }));
     } else if report.checks.is_empty() {
-        println!("nothing to reconcile: no entity sends cache keys or search documents to {}", sink.unwrap_or("any sink"));
+        println!(
+            "nothing to reconcile: no entity sends cache keys or search documents to {}",
+            sink.unwrap_or("any sink")
+        );
     } else {
         let rows: Vec<Vec<String>> = report
             .checks
@@ -239,7 +287,12 @@ pub async fn reconcile(cli: &Cli, sink: Option<&str>, fix: bool, json_out: bool)
             .collect();
         print!(
             "{}",
-            table::render(&["SINK", "ENTITY", "CHECK", "CHECKED", "DRIFT", "FIXED", "EXAMPLES"], &rows)
+            table::render(
+                &[
+                    "SINK", "ENTITY", "CHECK", "CHECKED", "DRIFT", "FIXED", "EXAMPLES"
+                ],
+                &rows
+            )
         );
         match (report.found(), fix) {
             (0, _) => println!("in sync"),

@@ -185,8 +185,9 @@ async fn relay_once(engine: &Engine) -> Result<lethe_relay::RelayStats, StoreErr
 
 /// The ids and names the demo's search index finds for `query`.
 async fn search(dir: &std::path::Path, query: &str) -> Result<String, StoreError> {
-    let mut index =
-        lethe_relay::sinks::tantivy::TantivySink::new(&dir.join("search-index").display().to_string());
+    let mut index = lethe_relay::sinks::tantivy::TantivySink::new(
+        &dir.join("search-index").display().to_string(),
+    );
     let hits = index
         .search("products", query, 5)
         .await
@@ -195,7 +196,12 @@ async fn search(dir: &std::path::Path, query: &str) -> Result<String, StoreError
         "no match".to_string()
     } else {
         hits.iter()
-            .map(|(id, doc)| format!("product {id} ({})", doc.get("name").and_then(|v| v.as_str()).unwrap_or("")))
+            .map(|(id, doc)| {
+                format!(
+                    "product {id} ({})",
+                    doc.get("name").and_then(|v| v.as_str()).unwrap_or("")
+                )
+            })
             .collect::<Vec<_>>()
             .join(", ")
     })

@@ -192,7 +192,12 @@ fn commands_on_the_demo_shop() {
 fn delivery_commands_on_the_demo_shop() {
     let d = Dir::new();
     let shop = demo_shop(&d);
-    let events = || std::fs::read_to_string(shop.join("events.jsonl")).unwrap().lines().count();
+    let events = || {
+        std::fs::read_to_string(shop.join("events.jsonl"))
+            .unwrap()
+            .lines()
+            .count()
+    };
     let before = events();
     let (_, err, code) = text(&lethe(&shop, &["delete", "products", "3", "--json"]));
     assert_eq!(code, 0, "{err}");
@@ -216,11 +221,20 @@ fn delivery_commands_on_the_demo_shop() {
     let (out, _, code) = text(&lethe(&shop, &["reconcile"]));
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("in sync"), "{out}");
-    let (out, _, code) = text(&lethe(&shop, &["deliveries", "--state", "delivered", "--json"]));
+    let (out, _, code) = text(&lethe(
+        &shop,
+        &["deliveries", "--state", "delivered", "--json"],
+    ));
     assert_eq!(code, 0);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
     let first = v["deliveries"][0]["id"].as_i64().unwrap();
-    assert!(v["deliveries"].as_array().unwrap().iter().all(|d| d["state"] == "delivered"));
+    assert!(
+        v["deliveries"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|d| d["state"] == "delivered")
+    );
     // Replay one: delivered again, with the same event ids.
     let (_, err, code) = text(&lethe(&shop, &["replay", &first.to_string()]));
     assert_eq!(code, 0, "{err}");

@@ -8,7 +8,9 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);
     let bad = || {
-        format!("\"{s}\" is not a duration (write a whole number and a unit: 500ms, 30s, 5m, 2h, 90d)")
+        format!(
+            "\"{s}\" is not a duration (write a whole number and a unit: 500ms, 30s, 5m, 2h, 90d)"
+        )
     };
     let n: u64 = num.parse().map_err(|_| bad())?;
     let ms = match unit.trim() {

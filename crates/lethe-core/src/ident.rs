@@ -28,6 +28,14 @@ pub fn invalid_message(s: &str) -> String {
     )
 }
 
+/// An environment variable name: letters, digits and `_`, not starting with a
+/// digit.
+pub fn is_env_name(s: &str) -> bool {
+    !s.is_empty()
+        && !s.starts_with(|c: char| c.is_ascii_digit())
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -43,12 +51,4 @@ mod tests {
         assert!(is_valid_table("public.users"));
         assert!(!is_valid_table("a.b.c"));
     }
-}
-
-/// An environment variable name: letters, digits and `_`, not starting with a
-/// digit.
-pub fn is_env_name(s: &str) -> bool {
-    !s.is_empty()
-        && !s.starts_with(|c: char| c.is_ascii_digit())
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

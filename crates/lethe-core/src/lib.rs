@@ -26,6 +26,6 @@ pub use key::KeyValue;
 pub use plan::{DeletePlan, PlanNode, SideRelation, plan_delete};
 pub use policy::{DatabaseConfig, Entity, OnDelete, PiiRule, Policy, Relation, Strategy};
 pub use policy_parse::parse_policy;
+pub use schema::{ColumnInfo, ColumnKind, ForeignKeyInfo, Schema, TableInfo, UniqueInfo};
 pub use sinks::{Delivery, RelayConfig, Retry, SearchTarget, Sink, SinkKind, SinkRole};
 pub use template::Template;
-pub use schema::{ColumnInfo, ColumnKind, ForeignKeyInfo, Schema, TableInfo, UniqueInfo};

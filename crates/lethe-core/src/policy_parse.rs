@@ -8,10 +8,10 @@ use toml::Spanned;
 use crate::error::PolicyError;
 use crate::graph;
 use crate::ident;
+use crate::policy::{DatabaseConfig, Entity, OnDelete, PiiRule, Policy, Relation, Strategy};
 use crate::sinks_parse::{
     RawDelivery, RawRelay, RawSearches, RawSink, parse_delivery, parse_relay, parse_sinks,
 };
-use crate::policy::{DatabaseConfig, Entity, OnDelete, PiiRule, Policy, Relation, Strategy};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -58,7 +58,9 @@ pub(crate) type RawSearches = toml::Value;
 
 fn searches(v: &toml::Value) -> Result<Vec<RawSearch>, String> {
     let one = |v: &toml::Value| -> Result<RawSearch, String> {
-        v.clone().try_into::<RawSearch>().map_err(|e| e.message().trim().to_string())
+        v.clone()
+            .try_into::<RawSearch>()
+            .map_err(|e| e.message().trim().to_string())
     };
     match v {
         toml::Value::Table(_) => Ok(vec![one(v)?]),
@@ -131,9 +133,15 @@ pub(crate) fn parse_sinks(
             ("subject", r.subject.as_ref().map(|s| s.span().start)),
             ("stream", r.stream.as_ref().map(|s| s.span().start)),
             ("exchange", r.exchange.as_ref().map(|s| s.span().start)),
-            ("routing_key", r.routing_key.as_ref().map(|s| s.span().start)),
+            (
+                "routing_key",
+                r.routing_key.as_ref().map(|s| s.span().start),
+            ),
             ("secret_env", r.secret_env.as_ref().map(|s| s.span().start)),
-            ("api_key_env", r.api_key_env.as_ref().map(|s| s.span().start)),
+            (
+                "api_key_env",
+                r.api_key_env.as_ref().map(|s| s.span().start),
+            ),
             ("timeout", r.timeout.as_ref().map(|s| s.span().start)),
         ];
         for (k, at) in given {
@@ -163,7 +171,9 @@ pub(crate) fn parse_sinks(
                 )),
             }
         };
-        let env_name = |v: &Option<Spanned<String>>, k: &str| -> Result<Option<String>, PolicyError> {
+        let env_name = |v: &Option<Spanned<String>>,
+                        k: &str|
+         -> Result<Option<String>, PolicyError> {
             match v {
                 Some(s) if !ident::is_env_name(s.get_ref()) => Err(lines.err(
                     s,
@@ -295,7 +305,11 @@ fn event_template(
     key: String,
 ) -> Result<Template, PolicyError> {
     let t = template(lines, s, key.clone())?;
-    if let Some(f) = t.fields().into_iter().find(|f| *f != "entity" && *f != "event") {
+    if let Some(f) = t
+        .fields()
+        .into_iter()
+        .find(|f| *f != "entity" && *f != "event")
+    {
         return Err(lines.err(
             s,
             key,
@@ -363,11 +377,21 @@ pub(crate) fn parse_delivery(
             }
             d.cache_keys.push(t);
         }
-        let caches: Vec<&Sink> = sinks.values().filter(|s| s.role() == SinkRole::Cache).collect();
+        let caches: Vec<&Sink> = sinks
+            .values()
+            .filter(|s| s.role() == SinkRole::Cache)
+            .collect();
         match raw.cache {
             Some(names) => {
                 for n in names.get_ref() {
-                    sink_ref(lines, sinks, names, &format!("{key_path}.cache"), n, SinkRole::Cache)?;
+                    sink_ref(
+                        lines,
+                        sinks,
+                        names,
+                        &format!("{key_path}.cache"),
+                        n,
+                        SinkRole::Cache,
+                    )?;
                     d.cache.push(n.clone());
                 }
             }
@@ -392,19 +416,35 @@ pub(crate) fn parse_delivery(
             .map_err(|m| lines.err(search, format!("{key_path}.search"), m))?;
         for (i, s) in list.iter().enumerate() {
             let k = format!("{key_path}.search");
-            sink_ref(lines, sinks, search, &format!("{k}.sink"), &s.sink, SinkRole::Search)?;
+            sink_ref(
+                lines,
+                sinks,
+                search,
+                &format!("{k}.sink"),
+                &s.sink,
+                SinkRole::Search,
+            )?;
             if s.index.trim().is_empty() {
                 return Err(lines.err(search, format!("{k}.index"), "must not be empty"));
             }
             for f in &s.fields {
                 if !ident::is_valid(f) {
-                    return Err(lines.err(search, format!("{k}.fields"), ident::invalid_message(f)));
+                    return Err(lines.err(
+                        search,
+                        format!("{k}.fields"),
+                        ident::invalid_message(f),
+                    ));
                 }
             }
             let id = match &s.id {
-                Some(t) => Template::parse(t).map_err(|m| lines.err(search, format!("{k}.id"), m))?,
+                Some(t) => {
+                    Template::parse(t).map_err(|m| lines.err(search, format!("{k}.id"), m))?
+                }
                 None => Template::parse(
-                    &key.iter().map(|c| format!("{{{c}}}")).collect::<Vec<_>>().join("-"),
+                    &key.iter()
+                        .map(|c| format!("{{{c}}}"))
+                        .collect::<Vec<_>>()
+                        .join("-"),
                 )
                 .expect("key columns are identifiers"),
             };
@@ -425,7 +465,14 @@ pub(crate) fn parse_delivery(
     }
     if let Some(names) = raw.publish {
         for n in names.get_ref() {
-            sink_ref(lines, sinks, names, &format!("{key_path}.publish"), n, SinkRole::Events)?;
+            sink_ref(
+                lines,
+                sinks,
+                names,
+                &format!("{key_path}.publish"),
+                n,
+                SinkRole::Events,
+            )?;
             if !d.publish.contains(n) {
                 d.publish.push(n.clone());
             }

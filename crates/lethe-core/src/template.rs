@@ -40,7 +40,9 @@ impl Template {
                         match chars.next() {
                             Some('}') => break,
                             Some(c) => name.push(c),
-                            None => return Err(format!("unclosed \"{{\" in template \"{source}\"")),
+                            None => {
+                                return Err(format!("unclosed \"{{\" in template \"{source}\""));
+                            }
                         }
                     }
                     let name = name.trim().to_string();
@@ -120,6 +122,10 @@ mod tests {
     fn refuses_bad_templates() {
         assert!(Template::parse("a{id").unwrap_err().contains("unclosed"));
         assert!(Template::parse("a}b").unwrap_err().contains("unmatched"));
-        assert!(Template::parse("a{1x}").unwrap_err().contains("not a column"));
+        assert!(
+            Template::parse("a{1x}")
+                .unwrap_err()
+                .contains("not a column")
+        );
     }
 }

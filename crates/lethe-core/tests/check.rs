@@ -532,7 +532,10 @@ fn delivery_columns_must_exist() {
     ) + "\n[sinks.cache]\nkind = \"redis\"\nurl = \"redis://127.0.0.1/\"\n\n[sinks.search]\nkind = \"tantivy\"\npath = \"idx\"\n";
     let p = lethe_core::parse_policy(&text, "shop.toml").unwrap_or_else(|e| panic!("{e}"));
     let f = check_policy(&p, &shop_schema());
-    let msgs: Vec<String> = f.iter().map(|f| format!("{}: {}", f.key, f.message)).collect();
+    let msgs: Vec<String> = f
+        .iter()
+        .map(|f| format!("{}: {}", f.key, f.message))
+        .collect();
     assert_eq!(
         msgs,
         vec![

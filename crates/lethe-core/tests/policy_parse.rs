@@ -561,7 +561,10 @@ url = "redis://127.0.0.1/"
 key = ["id"]
 publish = ["cache"]  #<
 "#,
-        message: &["sink \"cache\" is a cache sink (redis)", "needs a events sink"],
+        message: &[
+            "sink \"cache\" is a cache sink (redis)",
+            "needs a events sink",
+        ],
         key: "entities.products.publish",
     },
     Case {
@@ -575,7 +578,10 @@ path = "e.jsonl"
 key = ["id"]
 search = { sink = "events", index = "products", fields = ["name"] }  #<
 "#,
-        message: &["sink \"events\" is a events sink (file)", "needs a search sink"],
+        message: &[
+            "sink \"events\" is a events sink (file)",
+            "needs a search sink",
+        ],
         key: "entities.products.search.sink",
     },
     Case {

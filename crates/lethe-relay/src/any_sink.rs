@@ -36,7 +36,11 @@ impl AnySink {
                 url,
                 subject,
                 stream,
-            } => AnySink::Nats(sinks::nats::NatsSink::new(url, subject.clone(), stream.clone())),
+            } => AnySink::Nats(sinks::nats::NatsSink::new(
+                url,
+                subject.clone(),
+                stream.clone(),
+            )),
             SinkKind::RabbitMq {
                 url,
                 exchange,
@@ -142,10 +146,9 @@ impl AnySink {
         entity: &Entity,
         msgs: &[QueuedMessage],
     ) -> SinkResult<()> {
-        let sink = policy
-            .sinks
-            .get(name)
-            .ok_or_else(|| SinkError::Config(format!("sink \"{name}\" is no longer in the policy")))?;
+        let sink = policy.sinks.get(name).ok_or_else(|| {
+            SinkError::Config(format!("sink \"{name}\" is no longer in the policy"))
+        })?;
         match sink.role() {
             lethe_core::SinkRole::Cache => {
                 let keys: Vec<String> = msgs

@@ -88,7 +88,14 @@ pub fn event_id(msg: &QueuedMessage, key: &Map<String, Value>) -> String {
     h.update(Value::Object(key.clone()).to_string().as_bytes());
     let d = hex::encode(h.finalize());
     // UUID-shaped, which many consumers expect of an id.
-    format!("{}-{}-{}-{}-{}", &d[0..8], &d[8..12], &d[12..16], &d[16..20], &d[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &d[0..8],
+        &d[8..12],
+        &d[12..16],
+        &d[16..20],
+        &d[20..32]
+    )
 }
 
 /// One CloudEvents 1.0 event (structured JSON) per row of `msg`.
@@ -169,7 +176,11 @@ search = { sink = "search", index = "products", fields = ["name"] }
         let p = products();
         let e = p.entity("products").unwrap();
         assert_eq!(e.captured_columns(), vec!["sku", "name"]);
-        let m = msg("deleted", json!([[1, "A-1", "Dune"], [2, null, "Emma"]]), &["sku", "name"]);
+        let m = msg(
+            "deleted",
+            json!([[1, "A-1", "Dune"], [2, null, "Emma"]]),
+            &["sku", "name"],
+        );
         assert_eq!(
             cache_keys(e, &m),
             vec!["product:1", "product:sku:A-1", "product:2"]

@@ -196,10 +196,12 @@ pub async fn reconcile(
     if let Some(s) = only_sink
         && !policy.sinks.contains_key(s)
     {
-        return Err(RelayError::Store(lethe_store::StoreError::Invalid(format!(
-            "no sink named \"{s}\" (declared: {})",
-            policy.sinks.keys().cloned().collect::<Vec<_>>().join(", ")
-        ))));
+        return Err(RelayError::Store(lethe_store::StoreError::Invalid(
+            format!(
+                "no sink named \"{s}\" (declared: {})",
+                policy.sinks.keys().cloned().collect::<Vec<_>>().join(", ")
+            ),
+        )));
     }
     let mut checks = Vec::new();
     for sink in policy.sinks.values() {
@@ -209,7 +211,10 @@ pub async fn reconcile(
         let mut conn = AnySink::new(sink)?;
         for e in policy.entities.values() {
             match sink.role() {
-                SinkRole::Cache if e.delivery.cache.contains(&sink.name) && !e.delivery.cache_keys.is_empty() => {
+                SinkRole::Cache
+                    if e.delivery.cache.contains(&sink.name)
+                        && !e.delivery.cache_keys.is_empty() =>
+                {
                     let mut d = drift(&sink.name, e, "deleted_cached", None);
                     let mut pages = Pages::new(engine, e, Which::Deleted);
                     while let Some(rows) = pages.next().await? {
@@ -238,7 +243,8 @@ pub async fn reconcile(
                         let mut gone = drift(&sink.name, e, "deleted_indexed", Some(&t.index));
                         let mut pages = Pages::new(engine, e, Which::Deleted);
                         while let Some(rows) = pages.next().await? {
-                            let ids: Vec<String> = rows.iter().filter_map(|r| render(&t.id, r)).collect();
+                            let ids: Vec<String> =
+                                rows.iter().filter_map(|r| render(&t.id, r)).collect();
                             gone.checked += ids.len() as u64;
                             let present = conn.contains(&t.index, &ids).await?;
                             let found: Vec<String> = ids
@@ -249,8 +255,10 @@ pub async fn reconcile(
                                 .collect();
                             note(&mut gone, &found);
                             if fix && !found.is_empty() {
-                                let ops: Vec<SearchOp> =
-                                    found.iter().map(|id| SearchOp::Delete { id: id.clone() }).collect();
+                                let ops: Vec<SearchOp> = found
+                                    .iter()
+                                    .map(|id| SearchOp::Delete { id: id.clone() })
+                                    .collect();
                                 conn.apply(&t.index, &ops).await?;
                                 gone.fixed += ops.len() as u64;
                             }
@@ -259,8 +267,10 @@ pub async fn reconcile(
                         let mut missing = drift(&sink.name, e, "active_missing", Some(&t.index));
                         let mut pages = Pages::new(engine, e, Which::Active);
                         while let Some(rows) = pages.next().await? {
-                            let docs: Vec<(String, &Map<String, Value>)> =
-                                rows.iter().filter_map(|r| Some((render(&t.id, r)?, r))).collect();
+                            let docs: Vec<(String, &Map<String, Value>)> = rows
+                                .iter()
+                                .filter_map(|r| Some((render(&t.id, r)?, r)))
+                                .collect();
                             let ids: Vec<String> = docs.iter().map(|(id, _)| id.clone()).collect();
                             missing.checked += ids.len() as u64;
                             let present = conn.contains(&t.index, &ids).await?;
@@ -270,7 +280,8 @@ pub async fn reconcile(
                                 .filter(|(_, p)| !*p)
                                 .map(|(d, _)| d)
                                 .collect();
-                            let names: Vec<String> = absent.iter().map(|(id, _)| id.clone()).collect();
+                            let names: Vec<String> =
+                                absent.iter().map(|(id, _)| id.clone()).collect();
                             note(&mut missing, &names);
                             if fix && !absent.is_empty() {
                                 let ops: Vec<SearchOp> = absent

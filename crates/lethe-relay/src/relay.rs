@@ -149,7 +149,9 @@ impl Relay {
             let mut o = opts.clone();
             o.owner = format!("{}/{w}", opts.owner);
             let stop = stop.clone();
-            tasks.push(tokio::spawn(async move { me.worker(o, w == 0, stop).await }));
+            tasks.push(tokio::spawn(
+                async move { me.worker(o, w == 0, stop).await },
+            ));
         }
         let mut total = RelayStats::default();
         let mut first_err = None;
@@ -191,7 +193,11 @@ impl Relay {
                 stats.dispatched += n;
                 did |= n > 0;
             }
-            if let Some((sink, entity)) = self.queue.claim(&opts.owner, &self.sinks, opts.lease).await? {
+            if let Some((sink, entity)) = self
+                .queue
+                .claim(&opts.owner, &self.sinks, opts.lease)
+                .await?
+            {
                 did = true;
                 let result = self
                     .work_queue(&opts, &mut sinks, &sink, &entity, &mut stats)
@@ -231,7 +237,10 @@ impl Relay {
         };
         let retry = sink_conf.retry;
         loop {
-            let msgs = self.queue.messages(sink_name, entity_name, opts.batch).await?;
+            let msgs = self
+                .queue
+                .messages(sink_name, entity_name, opts.batch)
+                .await?;
             let full = msgs.len() as u32 == opts.batch;
             // Only the due prefix: a message waiting for its retry holds the
             // ones after it (order per row).
@@ -253,7 +262,9 @@ impl Relay {
                 (None, _) => Err(SinkError::Config(format!(
                     "entity \"{entity_name}\" is no longer in the policy"
                 ))),
-                (_, None) => Err(SinkError::Config(format!("sink \"{sink_name}\" is not built"))),
+                (_, None) => Err(SinkError::Config(format!(
+                    "sink \"{sink_name}\" is not built"
+                ))),
             };
             match outcome {
                 Ok(()) => {

@@ -72,7 +72,12 @@ async fn redis_conn(url: &str) -> redis::aio::MultiplexedConnection {
 async fn set_keys(url: &str, keys: &[String]) {
     let mut c = redis_conn(url).await;
     for k in keys {
-        let _: () = redis::cmd("SET").arg(k).arg("cached").query_async(&mut c).await.unwrap();
+        let _: () = redis::cmd("SET")
+            .arg(k)
+            .arg("cached")
+            .query_async(&mut c)
+            .await
+            .unwrap();
     }
 }
 
@@ -80,7 +85,11 @@ async fn existing(url: &str, keys: &[String]) -> Vec<String> {
     let mut c = redis_conn(url).await;
     let mut out = Vec::new();
     for k in keys {
-        let n: i64 = redis::cmd("EXISTS").arg(k).query_async(&mut c).await.unwrap();
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(k)
+            .query_async(&mut c)
+            .await
+            .unwrap();
         if n > 0 {
             out.push(k.clone());
         }
@@ -154,13 +163,24 @@ async fn delete_then_restore_reaches_every_sink_in_order(b: Backend) {
     .collect();
     set_keys(REDIS, &keys).await;
     let mut index = TantivySink::new(&dir.0.join("index").display().to_string());
-    let doc = |name: &str| serde_json::json!({"name": name}).as_object().unwrap().clone();
+    let doc = |name: &str| {
+        serde_json::json!({"name": name})
+            .as_object()
+            .unwrap()
+            .clone()
+    };
     index
         .apply(
             "products",
             &[
-                SearchOp::Upsert { id: "10".into(), doc: doc("Dune") },
-                SearchOp::Upsert { id: "11".into(), doc: doc("Vinyl") },
+                SearchOp::Upsert {
+                    id: "10".into(),
+                    doc: doc("Dune"),
+                },
+                SearchOp::Upsert {
+                    id: "11".into(),
+                    doc: doc("Vinyl"),
+                },
             ],
         )
         .await
@@ -179,13 +199,21 @@ async fn delete_then_restore_reaches_every_sink_in_order(b: Backend) {
     );
     let mut index = TantivySink::new(&dir.0.join("index").display().to_string());
     assert_eq!(
-        index.contains("products", &["10".into(), "11".into()]).await.unwrap(),
+        index
+            .contains("products", &["10".into(), "11".into()])
+            .await
+            .unwrap(),
         vec![false, true]
     );
     drop(index);
     let ev = events(&dir.0);
     let subjects: Vec<&str> = ev.iter().map(|e| e["subject"].as_str().unwrap()).collect();
-    for s in ["products/10", "reviews/3000", "reviews/3001", "cart_items/1002"] {
+    for s in [
+        "products/10",
+        "reviews/3000",
+        "reviews/3001",
+        "cart_items/1002",
+    ] {
         assert!(subjects.contains(&s), "{s} in {subjects:?}");
     }
     let e = ev.iter().find(|e| e["subject"] == "products/10").unwrap();
@@ -195,12 +223,19 @@ async fn delete_then_restore_reaches_every_sink_in_order(b: Backend) {
     assert_eq!(e["data"]["actor"], "tester");
     assert_eq!(e["data"]["reason"], "relay test");
     assert_eq!(e["data"]["key"], serde_json::json!({"id": 10}));
-    assert_eq!(states(&engine, b).await, vec![("delivered".into(), "7".into())], "products: 3 sinks; reviews, cart_items: 2 each");
+    assert_eq!(
+        states(&engine, b).await,
+        vec![("delivered".into(), "7".into())],
+        "products: 3 sinks; reviews, cart_items: 2 each"
+    );
 
     // The application cached the row again; the restore invalidates again
     // and re-indexes the document from the values captured at delete time.
     set_keys(REDIS, &keys[..2]).await;
-    engine.restore(&done.deletion_id, Some("tester")).await.unwrap();
+    engine
+        .restore(&done.deletion_id, Some("tester"))
+        .await
+        .unwrap();
     let stats = relay_once(&engine, 1).await;
     assert!(stats.delivered > 0 && stats.failed == 0, "{stats:?}");
     assert_eq!(existing(REDIS, &keys[..2]).await, Vec::<String>::new());
@@ -216,12 +251,19 @@ async fn delete_then_restore_reaches_every_sink_in_order(b: Backend) {
         .map(|e| e["type"].as_str().unwrap())
         .collect();
     assert_eq!(order, vec!["lethe.deleted", "lethe.restored"]);
-    let ids: std::collections::BTreeSet<&str> = ev.iter().map(|e| e["id"].as_str().unwrap()).collect();
+    let ids: std::collections::BTreeSet<&str> =
+        ev.iter().map(|e| e["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), ev.len(), "every event has its own id");
-    assert_eq!(states(&engine, b).await, vec![("delivered".into(), "14".into())]);
+    assert_eq!(
+        states(&engine, b).await,
+        vec![("delivered".into(), "14".into())]
+    );
     db.cleanup().await;
 }
-on_both!(delete_then_restore, delete_then_restore_reaches_every_sink_in_order);
+on_both!(
+    delete_then_restore,
+    delete_then_restore_reaches_every_sink_in_order
+);
 
 /// A transaction that takes its outbox id early and commits after later
 /// records were delivered: a relay reading by position would skip it.
@@ -229,11 +271,14 @@ on_both!(delete_then_restore, delete_then_restore_reaches_every_sink_in_order);
 async fn late_commit_is_delivered() {
     let dir = TempDir::new();
     let p = unique();
-    let Some((db, engine)) = shop_with(Backend::Postgres, &relay_policy(&p, REDIS, &dir.0, "")).await
+    let Some((db, engine)) =
+        shop_with(Backend::Postgres, &relay_policy(&p, REDIS, &dir.0, "")).await
     else {
         return;
     };
-    let held_db = lethe_store::Db::connect(&db.url, Default::default()).await.unwrap();
+    let held_db = lethe_store::Db::connect(&db.url, Default::default())
+        .await
+        .unwrap();
     let mut held = held_db.begin_write().await.unwrap();
     held.exec(
         "INSERT INTO lethe.outbox (deletion_id, event, entity, part, keys, row_count, created_at, key_columns, columns) \
@@ -242,16 +287,24 @@ async fn late_commit_is_delivered() {
     )
     .await
     .unwrap();
-    let early: i64 = q(&engine, "SELECT last_value::text FROM lethe.outbox_id_seq").await[0][0].parse().unwrap();
+    let early: i64 = q(&engine, "SELECT last_value::text FROM lethe.outbox_id_seq").await[0][0]
+        .parse()
+        .unwrap();
     engine.delete(&delete("products", "11")).await.unwrap();
-    let later: i64 = common::one(&engine, "SELECT CAST(min(id) AS TEXT) FROM lethe.outbox").await.parse().unwrap();
+    let later: i64 = common::one(&engine, "SELECT CAST(min(id) AS TEXT) FROM lethe.outbox")
+        .await
+        .parse()
+        .unwrap();
     assert!(later > early, "the held record took the earlier position");
     relay_once(&engine, 1).await;
     assert!(events(&dir.0).iter().all(|e| e["subject"] != "products/12"));
     held.commit().await.unwrap();
     relay_once(&engine, 1).await;
     let ev = events(&dir.0);
-    assert!(ev.iter().any(|e| e["subject"] == "products/12"), "the late commit was delivered");
+    assert!(
+        ev.iter().any(|e| e["subject"] == "products/12"),
+        "the late commit was delivered"
+    );
     assert!(ev.iter().any(|e| e["subject"] == "products/11"));
     held_db.close().await;
     db.cleanup().await;
@@ -263,7 +316,8 @@ async fn late_commit_is_delivered() {
 async fn two_relays_deliver_everything_once() {
     let dir = TempDir::new();
     let p = unique();
-    let Some((db, engine)) = shop_with(Backend::Postgres, &relay_policy(&p, REDIS, &dir.0, "")).await
+    let Some((db, engine)) =
+        shop_with(Backend::Postgres, &relay_policy(&p, REDIS, &dir.0, "")).await
     else {
         return;
     };
@@ -273,9 +327,14 @@ async fn two_relays_deliver_everything_once() {
     )
     .await;
     for id in 20..80 {
-        engine.delete(&delete("products", &id.to_string())).await.unwrap();
+        engine
+            .delete(&delete("products", &id.to_string()))
+            .await
+            .unwrap();
     }
-    let other = Engine::connect(engine.policy().clone(), &db.url).await.unwrap();
+    let other = Engine::connect(engine.policy().clone(), &db.url)
+        .await
+        .unwrap();
     let (a, b) = tokio::join!(relay_once(&engine, 2), relay_once(&other, 2));
     assert_eq!(a.failed + b.failed, 0);
     let ev = events(&dir.0);
@@ -301,15 +360,34 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn new(dir: &Path) -> OwnRedis {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        OwnRedis { port, dir: dir.to_path_buf(), child: None }
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        OwnRedis {
+            port,
+            dir: dir.to_path_buf(),
+            child: None,
+        }
     }
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}/", self.port)
     }
     async fn start(&mut self) {
         let child = Command::new("redis-server")
-            .args(["--port", &self.port.to_string(), "--bind", "127.0.0.1", "--save", "", "--appendonly", "yes", "--appendfsync", "always"])
+            .args([
+                "--port",
+                &self.port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "yes",
+                "--appendfsync",
+                "always",
+            ])
             .arg("--dir")
             .arg(&self.dir)
             .stdout(Stdio::null())
@@ -345,7 +423,8 @@ async fn cache_down_then_back(b: Backend) {
     redis.start().await;
     let p = unique();
     let retry = "backoff = \"50ms\"\nmax_backoff = \"200ms\"\nmax_attempts = 100";
-    let Some((db, engine)) = shop_with(b, &relay_policy(&p, &redis.url(), &dir.0, retry)).await else {
+    let Some((db, engine)) = shop_with(b, &relay_policy(&p, &redis.url(), &dir.0, retry)).await
+    else {
         return;
     };
     let keys = vec![format!("{p}:product:10"), format!("{p}:product:sku:B-10")];
@@ -356,22 +435,43 @@ async fn cache_down_then_back(b: Backend) {
     let stats = relay_once(&engine, 1).await;
     assert!(stats.failed > 0, "{stats:?}");
     let s = states(&engine, b).await;
-    assert!(s.contains(&("retrying".to_string(), "3".to_string())), "the three cache messages wait: {s:?}");
-    let err = common::one(&engine, &format!("SELECT last_error FROM {} WHERE state = 'retrying' LIMIT 1", own(b, "deliveries"))).await;
+    assert!(
+        s.contains(&("retrying".to_string(), "3".to_string())),
+        "the three cache messages wait: {s:?}"
+    );
+    let err = common::one(
+        &engine,
+        &format!(
+            "SELECT last_error FROM {} WHERE state = 'retrying' LIMIT 1",
+            own(b, "deliveries")
+        ),
+    )
+    .await;
     assert!(err.contains("unavailable"), "{err}");
     redis.start().await;
-    assert_eq!(existing(&redis.url(), &keys).await, keys, "the keys survived the restart");
+    assert_eq!(
+        existing(&redis.url(), &keys).await,
+        keys,
+        "the keys survived the restart"
+    );
     // Retries come due within the backoff.
     for _ in 0..50 {
         relay_once(&engine, 1).await;
-        if !states(&engine, b).await.iter().any(|(s, _)| s == "retrying") {
+        if !states(&engine, b)
+            .await
+            .iter()
+            .any(|(s, _)| s == "retrying")
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(existing(&redis.url(), &keys).await, Vec::<String>::new());
     let s = states(&engine, b).await;
-    assert!(s.iter().all(|(st, _)| st == "delivered"), "nothing dead or open: {s:?}");
+    assert!(
+        s.iter().all(|(st, _)| st == "delivered"),
+        "nothing dead or open: {s:?}"
+    );
     db.cleanup().await;
 }
 on_both!(cache_down, cache_down_then_back);
@@ -381,22 +481,37 @@ async fn dead_then_replay(b: Backend) {
     let mut redis = OwnRedis::new(&dir.0);
     let p = unique();
     let retry = "backoff = \"10ms\"\nmax_backoff = \"20ms\"\nmax_attempts = 2";
-    let Some((db, engine)) = shop_with(b, &relay_policy(&p, &redis.url(), &dir.0, retry)).await else {
+    let Some((db, engine)) = shop_with(b, &relay_policy(&p, &redis.url(), &dir.0, retry)).await
+    else {
         return;
     };
     engine.delete(&delete("products", "11")).await.unwrap();
     for _ in 0..50 {
         relay_once(&engine, 1).await;
-        if !states(&engine, b).await.iter().any(|(s, _)| s == "retrying" || s == "pending") {
+        if !states(&engine, b)
+            .await
+            .iter()
+            .any(|(s, _)| s == "retrying" || s == "pending")
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(30)).await;
     }
     let queue = engine.queue().unwrap();
     let dead = queue.list(Some("dead"), Some("cache"), 10).await.unwrap();
-    assert_eq!(dead.len(), 3, "the cache messages of products, reviews and cart_items are dead");
+    assert_eq!(
+        dead.len(),
+        3,
+        "the cache messages of products, reviews and cart_items are dead"
+    );
     assert!(dead.iter().all(|d| d.attempts == 2), "{dead:?}");
-    assert!(dead[0].last_error.as_deref().unwrap_or("").contains("unavailable"));
+    assert!(
+        dead[0]
+            .last_error
+            .as_deref()
+            .unwrap_or("")
+            .contains("unavailable")
+    );
     // The other sinks were not held up by the dead one.
     assert!(events(&dir.0).iter().any(|e| e["subject"] == "products/11"));
 
@@ -405,7 +520,10 @@ async fn dead_then_replay(b: Backend) {
     assert_eq!(queue.replay_dead(Some("cache")).await.unwrap(), 3);
     let stats = relay_once(&engine, 1).await;
     assert_eq!(stats.failed, 0);
-    assert_eq!(existing(&redis.url(), &[format!("{p}:product:11")]).await, Vec::<String>::new());
+    assert_eq!(
+        existing(&redis.url(), &[format!("{p}:product:11")]).await,
+        Vec::<String>::new()
+    );
     assert!(queue.list(Some("dead"), None, 10).await.unwrap().is_empty());
     db.cleanup().await;
 }
@@ -433,40 +551,91 @@ async fn reconcile_finds_and_repairs_drift(b: Backend) {
     set_keys(REDIS, &stale).await;
     set_keys(REDIS, &fresh).await;
     let mut index = TantivySink::new(&dir.0.join("index").display().to_string());
-    let doc = |name: &str| serde_json::json!({"name": name}).as_object().unwrap().clone();
+    let doc = |name: &str| {
+        serde_json::json!({"name": name})
+            .as_object()
+            .unwrap()
+            .clone()
+    };
     index
-        .apply("products", &[SearchOp::Upsert { id: "10".into(), doc: doc("Dune") }, SearchOp::Upsert { id: "11".into(), doc: doc("Vinyl") }])
+        .apply(
+            "products",
+            &[
+                SearchOp::Upsert {
+                    id: "10".into(),
+                    doc: doc("Dune"),
+                },
+                SearchOp::Upsert {
+                    id: "11".into(),
+                    doc: doc("Vinyl"),
+                },
+            ],
+        )
         .await
         .unwrap();
     drop(index);
 
     let report = lethe_relay::reconcile(&engine, None, false).await.unwrap();
     let get = |check: &str, entity: &str| {
-        report.checks.iter().find(|c| c.check == check && c.entity == entity).cloned().unwrap_or_else(|| panic!("{check} {entity}: {report:?}"))
+        report
+            .checks
+            .iter()
+            .find(|c| c.check == check && c.entity == entity)
+            .cloned()
+            .unwrap_or_else(|| panic!("{check} {entity}: {report:?}"))
     };
     assert_eq!(get("deleted_cached", "products").found, 2);
     assert_eq!(get("deleted_cached", "reviews").found, 1);
     assert_eq!(get("deleted_cached", "cart_items").found, 1);
-    assert_eq!(get("deleted_cached", "cart_items").examples, vec![format!("{p}:cart:2")]);
-    assert_eq!(get("deleted_indexed", "products").examples, vec!["10".to_string()]);
-    assert_eq!(get("active_missing", "products").examples, vec!["12".to_string()]);
+    assert_eq!(
+        get("deleted_cached", "cart_items").examples,
+        vec![format!("{p}:cart:2")]
+    );
+    assert_eq!(
+        get("deleted_indexed", "products").examples,
+        vec!["10".to_string()]
+    );
+    assert_eq!(
+        get("active_missing", "products").examples,
+        vec!["12".to_string()]
+    );
     assert_eq!(report.found(), 6);
-    assert_eq!(existing(REDIS, &stale).await.len(), 4, "a report changes nothing");
+    assert_eq!(
+        existing(REDIS, &stale).await.len(),
+        4,
+        "a report changes nothing"
+    );
 
     let report = lethe_relay::reconcile(&engine, None, true).await.unwrap();
     assert_eq!(report.fixed(), 6);
     assert_eq!(existing(REDIS, &stale).await, Vec::<String>::new());
-    assert_eq!(existing(REDIS, &fresh).await, fresh, "active rows' keys are left alone");
+    assert_eq!(
+        existing(REDIS, &fresh).await,
+        fresh,
+        "active rows' keys are left alone"
+    );
     let mut index = TantivySink::new(&dir.0.join("index").display().to_string());
     assert_eq!(
-        index.contains("products", &["10".into(), "11".into(), "12".into()]).await.unwrap(),
+        index
+            .contains("products", &["10".into(), "11".into(), "12".into()])
+            .await
+            .unwrap(),
         vec![false, true, true]
     );
-    assert_eq!(index.search("products", "emma", 3).await.unwrap()[0].1["sku"], "B-12");
+    assert_eq!(
+        index.search("products", "emma", 3).await.unwrap()[0].1["sku"],
+        "B-12"
+    );
     drop(index);
-    let again = lethe_relay::reconcile(&engine, Some("search"), false).await.unwrap();
+    let again = lethe_relay::reconcile(&engine, Some("search"), false)
+        .await
+        .unwrap();
     assert_eq!(again.found(), 0, "{again:?}");
-    assert!(lethe_relay::reconcile(&engine, Some("nope"), false).await.is_err());
+    assert!(
+        lethe_relay::reconcile(&engine, Some("nope"), false)
+            .await
+            .is_err()
+    );
     db.cleanup().await;
 }
 on_both!(reconcile, reconcile_finds_and_repairs_drift);

@@ -72,16 +72,15 @@ pub fn dispatch(d: Dialect, routes: &[(String, String)], limit: u32) -> Vec<Stri
             routes = routes_source(d, routes)
         )],
         Dialect::Sqlite => {
-            let pick = format!("SELECT id FROM {outbox} WHERE NOT dispatched ORDER BY id LIMIT {limit}");
+            let pick =
+                format!("SELECT id FROM {outbox} WHERE NOT dispatched ORDER BY id LIMIT {limit}");
             vec![
                 format!(
                     "INSERT INTO {deliveries} ({cols}) SELECT o.id, r.sink, o.entity, o.deletion_id, o.event, 'pending', 0, {now}, {now} FROM {outbox} o JOIN {routes} r ON r.entity = o.entity WHERE o.id IN ({pick}) ON CONFLICT (outbox_id, sink) DO NOTHING",
                     now = p(1),
                     routes = routes_source(d, routes)
                 ),
-                format!(
-                    "SELECT CAST(count(*) AS TEXT), '0' FROM {outbox} WHERE id IN ({pick})"
-                ),
+                format!("SELECT CAST(count(*) AS TEXT), '0' FROM {outbox} WHERE id IN ({pick})"),
                 format!("UPDATE {outbox} SET dispatched = TRUE WHERE id IN ({pick})"),
             ]
         }
@@ -97,7 +96,11 @@ pub fn claim_queue(d: Dialect, sinks: &[String]) -> String {
     let names = if sinks.is_empty() {
         "NULL".to_string()
     } else {
-        sinks.iter().map(|s| d.lit(s)).collect::<Vec<_>>().join(", ")
+        sinks
+            .iter()
+            .map(|s| d.lit(s))
+            .collect::<Vec<_>>()
+            .join(", ")
     };
     let head = format!(
         "(SELECT min(h.outbox_id) FROM {dl} h WHERE h.sink = c.sink AND h.entity = c.entity AND h.state IN {OPEN})"

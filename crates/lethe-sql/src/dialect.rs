@@ -410,9 +410,9 @@ impl Dialect {
     /// the form events carry. SQLite stores Lethe's times in that form already.
     pub fn rfc3339(self, expr: &str) -> String {
         match self {
-            Dialect::Postgres => format!(
-                "to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
-            ),
+            Dialect::Postgres => {
+                format!("to_char({expr} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')")
+            }
             Dialect::Sqlite => format!("CAST({expr} AS TEXT)"),
         }
     }

@@ -4,8 +4,8 @@
 //! difference between databases is a method on [`Dialect`]; the other crates
 //! never branch on the database kind.
 
-pub mod deliveries;
 pub mod delete;
+pub mod deliveries;
 pub mod dialect;
 pub mod migrate;
 pub mod outbox;
@@ -16,5 +16,7 @@ pub mod sqlite_rebuild;
 
 pub use delete::{DeleteProgram, Mode, ProgramStmt, render_delete};
 pub use dialect::{Binder, Dialect, Param, Stmt};
-pub use migrate::{GENESIS_HASH, INTERNAL_VERSION, INTERNAL_VERSIONS, MigrationStep, plan_migration};
+pub use migrate::{
+    GENESIS_HASH, INTERNAL_VERSION, INTERNAL_VERSIONS, MigrationStep, plan_migration,
+};
 pub use restore::{RestoreEntity, RestoreProgram, render_restore};

@@ -232,9 +232,19 @@ fn internal_v2_statements(d: Dialect) -> Vec<String> {
         Dialect::Sqlite => "id INTEGER PRIMARY KEY AUTOINCREMENT",
     };
     vec![
-        format!("ALTER TABLE {} ADD COLUMN columns TEXT NOT NULL DEFAULT '[]'", t("outbox")),
-        format!("ALTER TABLE {} ADD COLUMN dispatched BOOLEAN NOT NULL DEFAULT FALSE", t("outbox")),
-        format!("CREATE INDEX {} ON {} (id) WHERE NOT dispatched", idx("outbox_undispatched"), t("outbox")),
+        format!(
+            "ALTER TABLE {} ADD COLUMN columns TEXT NOT NULL DEFAULT '[]'",
+            t("outbox")
+        ),
+        format!(
+            "ALTER TABLE {} ADD COLUMN dispatched BOOLEAN NOT NULL DEFAULT FALSE",
+            t("outbox")
+        ),
+        format!(
+            "CREATE INDEX {} ON {} (id) WHERE NOT dispatched",
+            idx("outbox_undispatched"),
+            t("outbox")
+        ),
         format!(
             "CREATE TABLE {} ({id}, outbox_id BIGINT NOT NULL, sink TEXT NOT NULL, entity TEXT NOT NULL, deletion_id {uuid} NOT NULL, event TEXT NOT NULL, \
              state TEXT NOT NULL CHECK (state IN ('pending', 'retrying', 'delivered', 'dead')), attempts INTEGER NOT NULL DEFAULT 0, next_at {ts} NOT NULL, \
@@ -246,7 +256,11 @@ fn internal_v2_statements(d: Dialect) -> Vec<String> {
             idx("deliveries_queue"),
             t("deliveries")
         ),
-        format!("CREATE INDEX {} ON {} (state, sink)", idx("deliveries_state"), t("deliveries")),
+        format!(
+            "CREATE INDEX {} ON {} (state, sink)",
+            idx("deliveries_state"),
+            t("deliveries")
+        ),
         // One row per (sink, entity): a relay leases a whole queue, so the
         // messages of one entity reach one sink in order.
         format!(
@@ -275,7 +289,8 @@ fn internal_steps(d: Dialect, installed: &[String]) -> Vec<MigrationStep> {
     if !has(INTERNAL_V2) {
         steps.push(MigrationStep {
             id: INTERNAL_V2.to_string(),
-            description: "add the delivery queue (outbox columns, deliveries, delivery queues)".into(),
+            description: "add the delivery queue (outbox columns, deliveries, delivery queues)"
+                .into(),
             statements: internal_v2_statements(d),
             blocked: None,
             foreign_keys_off: false,

@@ -44,7 +44,11 @@ pub fn page(d: Dialect, schema: &Schema, e: &Entity, rows: Rows, after: bool) ->
             .enumerate()
             .map(|(i, c)| d.cast(&format!("${}", i + 1), key_type(schema, e, c)))
             .collect();
-        cond.push(format!("{} > ({})", d.tuple("t", &e.key), params.join(", ")));
+        cond.push(format!(
+            "{} > ({})",
+            d.tuple("t", &e.key),
+            params.join(", ")
+        ));
     }
     format!(
         "SELECT {} FROM {} t WHERE {} ORDER BY {} LIMIT {PAGE}",

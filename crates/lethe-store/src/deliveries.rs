@@ -44,7 +44,12 @@ pub struct QueuedMessage {
 impl QueuedMessage {
     /// Each row as `(key object, all values object)`: the key's columns, and
     /// the key's plus the captured columns.
-    pub fn rows(&self) -> Vec<(serde_json::Map<String, Value>, serde_json::Map<String, Value>)> {
+    pub fn rows(
+        &self,
+    ) -> Vec<(
+        serde_json::Map<String, Value>,
+        serde_json::Map<String, Value>,
+    )> {
         let names: Vec<&String> = self.key_columns.iter().chain(self.columns.iter()).collect();
         let n_key = self.key_columns.len();
         self.keys
@@ -57,11 +62,8 @@ impl QueuedMessage {
                     Value::Array(a) if names.len() > 1 => a.clone(),
                     other => vec![other.clone()],
                 };
-                let all: serde_json::Map<String, Value> = names
-                    .iter()
-                    .map(|s| s.to_string())
-                    .zip(values)
-                    .collect();
+                let all: serde_json::Map<String, Value> =
+                    names.iter().map(|s| s.to_string()).zip(values).collect();
                 let key = all
                     .iter()
                     .take(n_key)
@@ -152,7 +154,11 @@ impl Queue {
             let params = [Some(now())];
             let mut records = 0u64;
             for s in &stmts {
-                let used = if s.contains("$1") { &params[..] } else { &[][..] };
+                let used = if s.contains("$1") {
+                    &params[..]
+                } else {
+                    &[][..]
+                };
                 let rows = tx.rows(s, used).await?;
                 if let Some(r) = rows.first() {
                     records = num(r, 0);
@@ -187,7 +193,13 @@ impl Queue {
 
     /// Extends a lease; `false` when it was lost (another relay took the
     /// queue after the lease ran out).
-    pub async fn renew(&self, sink: &str, entity: &str, owner: &str, lease: Duration) -> Result<bool> {
+    pub async fn renew(
+        &self,
+        sink: &str,
+        entity: &str,
+        owner: &str,
+        lease: Duration,
+    ) -> Result<bool> {
         self.exec1(
             &q::renew_queue(self.db.dialect()),
             vec![sink.into(), entity.into(), owner.into(), later(lease)],
@@ -206,7 +218,12 @@ impl Queue {
     }
 
     /// Up to `limit` open messages of a queue, in outbox order.
-    pub async fn messages(&self, sink: &str, entity: &str, limit: u32) -> Result<Vec<QueuedMessage>> {
+    pub async fn messages(
+        &self,
+        sink: &str,
+        entity: &str,
+        limit: u32,
+    ) -> Result<Vec<QueuedMessage>> {
         let rows = self
             .db
             .rows(
@@ -249,7 +266,13 @@ impl Queue {
 
     /// Records a failed attempt of `ids`: retry after `delay`, dead once
     /// `max_attempts` is reached.
-    pub async fn failed(&self, ids: &[i64], delay: Duration, error: &str, max_attempts: u32) -> Result<u64> {
+    pub async fn failed(
+        &self,
+        ids: &[i64],
+        delay: Duration,
+        error: &str,
+        max_attempts: u32,
+    ) -> Result<u64> {
         // Errors can be long (an HTML error page): keep the start.
         let error: String = error.chars().take(2000).collect();
         self.exec1(
@@ -265,7 +288,12 @@ impl Queue {
     }
 
     /// Deliveries, newest first.
-    pub async fn list(&self, state: Option<&str>, sink: Option<&str>, limit: u32) -> Result<Vec<DeliveryRow>> {
+    pub async fn list(
+        &self,
+        state: Option<&str>,
+        sink: Option<&str>,
+        limit: u32,
+    ) -> Result<Vec<DeliveryRow>> {
         if let Some(s) = state
             && !["pending", "retrying", "delivered", "dead"].contains(&s)
         {
@@ -277,7 +305,11 @@ impl Queue {
             .db
             .rows(
                 &q::list(self.db.dialect()),
-                &[state.map(str::to_string), sink.map(str::to_string), Some(limit.to_string())],
+                &[
+                    state.map(str::to_string),
+                    sink.map(str::to_string),
+                    Some(limit.to_string()),
+                ],
             )
             .await?;
         Ok(rows
@@ -314,15 +346,21 @@ impl Queue {
 
     /// Outbox records the relay has not dispatched yet.
     pub async fn undispatched(&self) -> Result<u64> {
-        let rows = self.db.rows(&q::undispatched(self.db.dialect()), &[]).await?;
+        let rows = self
+            .db
+            .rows(&q::undispatched(self.db.dialect()), &[])
+            .await?;
         Ok(rows.first().map(|r| num(r, 0)).unwrap_or(0))
     }
 
     /// Re-queues one delivery; `false` when no delivery has that id.
     pub async fn replay(&self, id: i64) -> Result<bool> {
-        self.exec1(&q::replay_one(self.db.dialect()), vec![id.to_string(), now()])
-            .await
-            .map(|n| n > 0)
+        self.exec1(
+            &q::replay_one(self.db.dialect()),
+            vec![id.to_string(), now()],
+        )
+        .await
+        .map(|n| n > 0)
     }
 
     /// Re-queues the dead deliveries (of one sink); returns how many.

@@ -168,7 +168,11 @@ impl Engine {
         self.internal_installed = lethe_sql::INTERNAL_VERSIONS
             .iter()
             .all(|v| self.internal_versions.iter().any(|i| i == v));
-        if self.internal_versions.iter().any(|v| v == lethe_sql::INTERNAL_VERSION) {
+        if self
+            .internal_versions
+            .iter()
+            .any(|v| v == lethe_sql::INTERNAL_VERSION)
+        {
             let rows = self
                 .db
                 .rows(

@@ -14,7 +14,9 @@ pub struct FileSink {
 
 impl FileSink {
     pub fn new(path: &str) -> Self {
-        FileSink { path: PathBuf::from(path) }
+        FileSink {
+            path: PathBuf::from(path),
+        }
     }
 
     pub async fn publish(&mut self, events: &[Event]) -> SinkResult<()> {
@@ -23,7 +25,8 @@ impl FileSink {
             buf.extend_from_slice(e.json.as_bytes());
             buf.push(b'\n');
         }
-        let err = |e: std::io::Error| SinkError::Unavailable(format!("{}: {e}", self.path.display()));
+        let err =
+            |e: std::io::Error| SinkError::Unavailable(format!("{}: {e}", self.path.display()));
         if let Some(dir) = self.path.parent().filter(|d| !d.as_os_str().is_empty()) {
             tokio::fs::create_dir_all(dir).await.map_err(err)?;
         }

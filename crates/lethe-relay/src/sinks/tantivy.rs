@@ -57,9 +57,12 @@ fn open(dir: &Path) -> SinkResult<Open> {
             dir.display()
         ))
     })?;
-    let writer = index
-        .writer_with_num_threads(1, 32_000_000)
-        .map_err(|e| err(format!("{}: {e} (is another relay writing this index?)", dir.display())))?;
+    let writer = index.writer_with_num_threads(1, 32_000_000).map_err(|e| {
+        err(format!(
+            "{}: {e} (is another relay writing this index?)",
+            dir.display()
+        ))
+    })?;
     let reader = index
         .reader_builder()
         .reload_policy(ReloadPolicy::Manual)
@@ -131,8 +134,7 @@ impl TantivySink {
         let ops = ops.to_vec();
         self.with(index, move |o| {
             for op in &ops {
-                o.writer
-                    .delete_term(Term::from_field_text(o.id, op.id()));
+                o.writer.delete_term(Term::from_field_text(o.id, op.id()));
                 if let SearchOp::Upsert { id, doc } = op {
                     let mut d = TantivyDocument::default();
                     d.add_text(o.id, id);
@@ -166,10 +168,8 @@ impl TantivySink {
             let searcher = o.reader.searcher();
             ids.iter()
                 .map(|id| {
-                    let q = TermQuery::new(
-                        Term::from_field_text(o.id, id),
-                        IndexRecordOption::Basic,
-                    );
+                    let q =
+                        TermQuery::new(Term::from_field_text(o.id, id), IndexRecordOption::Basic);
                     searcher.search(&q, &Count).map(|n| n > 0).map_err(err)
                 })
                 .collect()
@@ -179,7 +179,12 @@ impl TantivySink {
 
     /// Full-text search over the documents' fields: the ids of the best
     /// matches (for `lethe search` style checks and the demo).
-    pub async fn search(&mut self, index: &str, query: &str, limit: usize) -> SinkResult<Vec<(String, Map<String, Value>)>> {
+    pub async fn search(
+        &mut self,
+        index: &str,
+        query: &str,
+        limit: usize,
+    ) -> SinkResult<Vec<(String, Map<String, Value>)>> {
         let query = query.to_string();
         self.with(index, move |o| {
             let parser = QueryParser::for_index(&o.index, vec![o.text]);
@@ -198,7 +203,10 @@ impl TantivySink {
                     .and_then(|v| v.as_str())
                     .unwrap_or_default()
                     .to_string();
-                let fields = match d.get_first(o.doc).map(|v| serde_json::to_value(tantivy::schema::OwnedValue::from(v))) {
+                let fields = match d
+                    .get_first(o.doc)
+                    .map(|v| serde_json::to_value(tantivy::schema::OwnedValue::from(v)))
+                {
                     Some(Ok(Value::Object(m))) => m,
                     _ => Map::new(),
                 };
