@@ -28,6 +28,10 @@ use tokio::sync::watch;
 use crate::any_sink::AnySink;
 use crate::sink::SinkError;
 
+/// Rows per transport batch (several outbox records of small deletions, or
+/// one part of a large one: parts hold at most 10,000 rows).
+const MAX_BATCH_ROWS: u64 = 20_000;
+
 /// How a relay runs.
 #[derive(Debug, Clone)]
 pub struct RelayOptions {
@@ -241,13 +245,26 @@ impl Relay {
                 .queue
                 .messages(sink_name, entity_name, opts.batch)
                 .await?;
-            let full = msgs.len() as u32 == opts.batch;
+            let fetched = msgs.len();
+            let full = fetched as u32 == opts.batch;
             // Only the due prefix: a message waiting for its retry holds the
-            // ones after it (order per row).
-            let due: Vec<QueuedMessage> = msgs.into_iter().take_while(|m| m.due).collect();
+            // ones after it (order per row). And at most MAX_BATCH_ROWS rows
+            // (but always one message), so memory stays bounded however
+            // large the deletions.
+            let mut rows = 0u64;
+            let due: Vec<QueuedMessage> = msgs
+                .into_iter()
+                .take_while(|m| m.due)
+                .take_while(|m| {
+                    let first = rows == 0;
+                    rows += m.rows;
+                    first || rows <= MAX_BATCH_ROWS
+                })
+                .collect();
             if due.is_empty() {
                 return Ok(());
             }
+            let more = full || due.len() < fetched;
             if !self
                 .queue
                 .renew(sink_name, entity_name, &opts.owner, opts.lease)
@@ -282,7 +299,7 @@ impl Relay {
                     return Ok(());
                 }
             }
-            if !full {
+            if !more {
                 return Ok(());
             }
         }

@@ -6,8 +6,9 @@
 //! with different fields need no schema change.
 //!
 //! An index directory takes one writer at a time: run one relay process per
-//! tantivy sink (other sinks take several). Work runs on tokio's blocking
-//! pool because tantivy's commit syncs files.
+//! tantivy sink (other sinks take several); within a process every sink on
+//! the same path shares one writer. Work runs on tokio's blocking pool
+//! because tantivy's commit syncs files.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -32,7 +33,7 @@ struct Open {
 
 pub struct TantivySink {
     path: PathBuf,
-    open: Arc<Mutex<HashMap<String, Open>>>,
+    open: Shared,
 }
 
 fn err(e: impl std::fmt::Display) -> SinkError {
@@ -94,12 +95,21 @@ fn dir_name(index: &str) -> SinkResult<&str> {
     }
 }
 
+/// Open indexes per sink path, shared by every `TantivySink` of the process:
+/// an index directory takes one writer at a time, and relay workers (and the
+/// demo's searches) each build their own sink.
+type Shared = Arc<Mutex<HashMap<String, Open>>>;
+static OPEN: std::sync::OnceLock<Mutex<HashMap<PathBuf, Shared>>> = std::sync::OnceLock::new();
+
 impl TantivySink {
     pub fn new(path: &str) -> Self {
-        TantivySink {
-            path: PathBuf::from(path),
-            open: Arc::new(Mutex::new(HashMap::new())),
-        }
+        let path = PathBuf::from(path);
+        let open = OPEN
+            .get_or_init(Default::default)
+            .lock()
+            .map(|mut m| m.entry(path.clone()).or_default().clone())
+            .unwrap_or_default();
+        TantivySink { path, open }
     }
 
     /// Runs `f` on the open index `index` (opened on first use) on the
