@@ -154,7 +154,7 @@ enum Command {
         batch: u32,
         /// How long a claimed queue stays this relay's without renewal; after
         /// a crash, another relay takes it over once this runs out.
-        #[arg(long, default_value = "30s", value_parser = parse_duration)]
+        #[arg(long, default_value = "30s", value_parser = parse_lease)]
         lease: Duration,
         /// Pause between looks for new work when idle.
         #[arg(long, default_value = "50ms", value_parser = parse_duration)]
@@ -264,6 +264,15 @@ enum AuditCommand {
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
     lethe_core::duration::parse_duration(s)
+}
+
+fn parse_lease(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d < Duration::from_secs(1) => {
+            Err("a lease shorter than 1s would expire while a batch is delivered".into())
+        }
+        d => Ok(d),
+    }
 }
 
 fn main() -> ExitCode {

@@ -275,7 +275,26 @@ impl Relay {
             }
             let ids: Vec<i64> = due.iter().map(|m| m.delivery_id).collect();
             let outcome = match (self.policy.entity(entity_name), sinks.get_mut(sink_name)) {
-                (Some(e), Some(sink)) => sink.deliver(&self.policy, sink_name, e, &due).await,
+                (Some(e), Some(sink)) => {
+                    // Keep the lease while the sink works: if it ran out
+                    // mid-batch, another relay could send later messages of
+                    // this queue before this batch lands.
+                    let deliver = sink.deliver(&self.policy, sink_name, e, &due);
+                    tokio::pin!(deliver);
+                    let mut beat =
+                        tokio::time::interval(opts.lease.max(Duration::from_millis(300)) / 3);
+                    beat.tick().await;
+                    loop {
+                        tokio::select! {
+                            r = &mut deliver => break r,
+                            _ = beat.tick() => {
+                                if let Err(err) = self.queue.renew(sink_name, entity_name, &opts.owner, opts.lease).await {
+                                    tracing::warn!(sink = sink_name, entity = entity_name, error = %err, "could not renew the queue lease");
+                                }
+                            }
+                        }
+                    }
+                }
                 (None, _) => Err(SinkError::Config(format!(
                     "entity \"{entity_name}\" is no longer in the policy"
                 ))),

@@ -244,7 +244,14 @@ async fn delete_then_restore_reaches_every_sink_in_order(b: Backend) {
     assert_eq!(hits.len(), 1);
     assert_eq!(hits[0].0, "10");
     assert_eq!(hits[0].1["sku"], "B-10");
-    assert_eq!(index.search("products", "doc.name:dune", 5).await.unwrap().len(), 1);
+    assert_eq!(
+        index
+            .search("products", "doc.name:dune", 5)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
     let ev = events(&dir.0);
     let order: Vec<&str> = ev
         .iter()
