@@ -335,10 +335,18 @@ async fn two_relays_deliver_everything_once() {
     )
     .await;
     for id in 20..80 {
-        engine
+        let done = engine
             .delete(&delete("products", &id.to_string()))
             .await
             .unwrap();
+        // Every third one is restored before any relay runs: its restore
+        // must still reach every sink after its delete.
+        if id % 3 == 0 {
+            engine
+                .restore(&done.deletion_id, Some("tester"))
+                .await
+                .unwrap();
+        }
     }
     let other = Engine::connect(engine.policy().clone(), &db.url)
         .await
@@ -347,14 +355,32 @@ async fn two_relays_deliver_everything_once() {
     assert_eq!(a.failed + b.failed, 0);
     let ev = events(&dir.0);
     let mut ids: Vec<&str> = ev.iter().map(|e| e["id"].as_str().unwrap()).collect();
-    assert_eq!(ev.len(), 120, "60 products and 60 reviews");
+    // 60 products and 60 reviews deleted, 20 of each restored.
+    assert_eq!(ev.len(), 160);
     ids.sort();
     ids.dedup();
-    assert_eq!(ids.len(), 120, "no event delivered twice");
+    assert_eq!(ids.len(), 160, "no event delivered twice");
+    for id in (20..80).filter(|i| i % 3 == 0) {
+        let subject = format!("products/{id}");
+        let order: Vec<&str> = ev
+            .iter()
+            .filter(|e| e["subject"] == subject.as_str())
+            .map(|e| e["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(order, vec!["lethe.deleted", "lethe.restored"], "{subject}");
+    }
     assert_eq!(
         states(&engine, Backend::Postgres).await,
-        vec![("delivered".into(), "300".into())]
+        vec![("delivered".into(), "400".into())]
     );
+    // The search index ends in the state of the rows: restored products are
+    // found, deleted ones are not.
+    let mut index = TantivySink::new(&dir.0.join("index").display().to_string());
+    let keys: Vec<String> = (20..80).map(|i: i32| i.to_string()).collect();
+    let present = index.contains("products", &keys).await.unwrap();
+    for (i, p) in (20..80).zip(present) {
+        assert_eq!(p, i % 3 == 0, "product {i} in the index");
+    }
     db.cleanup().await;
 }
 
