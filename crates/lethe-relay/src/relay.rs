@@ -278,7 +278,9 @@ impl Relay {
                 (Some(e), Some(sink)) => {
                     // Keep the lease while the sink works: if it ran out
                     // mid-batch, another relay could send later messages of
-                    // this queue before this batch lands.
+                    // this queue before this batch lands. When the lease is
+                    // lost anyway (this relay stalled past it), stop sending:
+                    // the queue's new owner sends these messages again.
                     let deliver = sink.deliver(&self.policy, sink_name, e, &due);
                     tokio::pin!(deliver);
                     let mut beat =
@@ -286,34 +288,55 @@ impl Relay {
                     beat.tick().await;
                     loop {
                         tokio::select! {
-                            r = &mut deliver => break r,
+                            r = &mut deliver => break Some(r),
                             _ = beat.tick() => {
-                                if let Err(err) = self.queue.renew(sink_name, entity_name, &opts.owner, opts.lease).await {
-                                    tracing::warn!(sink = sink_name, entity = entity_name, error = %err, "could not renew the queue lease");
+                                match self.queue.renew(sink_name, entity_name, &opts.owner, opts.lease).await {
+                                    Ok(true) => {}
+                                    Ok(false) => break None,
+                                    Err(err) => tracing::warn!(sink = sink_name, entity = entity_name, error = %err, "could not renew the queue lease"),
                                 }
                             }
                         }
                     }
                 }
-                (None, _) => Err(SinkError::Config(format!(
+                (None, _) => Some(Err(SinkError::Config(format!(
                     "entity \"{entity_name}\" is no longer in the policy"
-                ))),
-                (_, None) => Err(SinkError::Config(format!(
+                )))),
+                (_, None) => Some(Err(SinkError::Config(format!(
                     "sink \"{sink_name}\" is not built"
-                ))),
+                )))),
             };
+            let queue = (sink_name, entity_name);
             match outcome {
-                Ok(()) => {
-                    stats.delivered += self.queue.delivered(&ids).await?;
-                    stats.rows += due.iter().map(|m| m.rows).sum::<u64>();
+                None => {
+                    tracing::warn!(
+                        sink = sink_name,
+                        entity = entity_name,
+                        "queue lease lost mid-batch; its new owner delivers it"
+                    );
+                    return Ok(());
                 }
-                Err(e) => {
+                Some(Ok(())) => {
+                    let marked = self.queue.delivered(&ids, queue, &opts.owner).await?;
+                    stats.delivered += marked;
+                    if marked > 0 {
+                        stats.rows += due.iter().map(|m| m.rows).sum::<u64>();
+                    }
+                }
+                Some(Err(e)) => {
                     let attempts = due.iter().map(|m| m.attempts).max().unwrap_or(0);
                     let delay = backoff(&retry, attempts);
                     tracing::warn!(sink = sink_name, entity = entity_name, messages = ids.len(), error = %e, "delivery failed; retrying in {delay:?}");
                     stats.failed += self
                         .queue
-                        .failed(&ids, delay, &e.to_string(), retry.max_attempts)
+                        .failed(
+                            &ids,
+                            queue,
+                            &opts.owner,
+                            delay,
+                            &e.to_string(),
+                            retry.max_attempts,
+                        )
                         .await?;
                     return Ok(());
                 }

@@ -673,3 +673,66 @@ async fn reconcile_finds_and_repairs_drift(b: Backend) {
     db.cleanup().await;
 }
 on_both!(reconcile, reconcile_finds_and_repairs_drift);
+
+/// A relay that lost its queue's lease (it stalled past it and another relay
+/// took the queue) records nothing: the new owner's record stands.
+async fn lost_lease_records_nothing(b: Backend) {
+    let dir = TempDir::new();
+    let p = unique();
+    let Some((db, engine)) = shop_with(b, &relay_policy(&p, REDIS, &dir.0, "")).await else {
+        return;
+    };
+    engine.delete(&delete("products", "11")).await.unwrap();
+    let queue = engine.queue().unwrap();
+    let routes = engine.policy().routes();
+    queue.ensure_queues(&routes).await.unwrap();
+    queue.dispatch(&routes).await.unwrap();
+    let sinks = vec!["events".to_string()];
+    let lease = Duration::from_secs(1);
+    let (sink, entity) = queue
+        .claim("a", &sinks, lease)
+        .await
+        .unwrap()
+        .expect("a queue");
+    assert_eq!(
+        queue
+            .claim("b", &sinks, lease)
+            .await
+            .unwrap()
+            .map(|q| q.1 == entity),
+        Some(false),
+        "b cannot take the leased queue, only another one"
+    );
+    let msgs = queue.messages(&sink, &entity, 10).await.unwrap();
+    let ids: Vec<i64> = msgs.iter().map(|m| m.delivery_id).collect();
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    // a's lease ran out; c takes the queue over.
+    let mut taken = None;
+    for _ in 0..3 {
+        if let Some(q) = queue.claim("c", &sinks, lease).await.unwrap()
+            && q.1 == entity
+        {
+            taken = Some(q);
+            break;
+        }
+    }
+    assert!(taken.is_some(), "c took {entity} over");
+    assert!(!queue.renew(&sink, &entity, "a", lease).await.unwrap());
+    assert_eq!(
+        queue.delivered(&ids, (&sink, &entity), "a").await.unwrap(),
+        0
+    );
+    assert_eq!(
+        queue
+            .failed(&ids, (&sink, &entity), "a", lease, "late", 3)
+            .await
+            .unwrap(),
+        0
+    );
+    assert_eq!(
+        queue.delivered(&ids, (&sink, &entity), "c").await.unwrap(),
+        ids.len() as u64
+    );
+    db.cleanup().await;
+}
+on_both!(lost_lease, lost_lease_records_nothing);

@@ -174,26 +174,41 @@ fn ids_in(d: Dialect, n: usize) -> String {
     format!("id IN ({})", d.json_int_elements(&p(n)))
 }
 
-/// Marks deliveries done. Params: ids (JSON array), now.
+/// `AND` the queue `$a`, `$b` (sink, entity) is still leased by `$c`: a relay
+/// that lost its lease (it stalled past it, and another relay took the
+/// queue) records nothing; the new owner sends the messages again.
+fn still_owner(d: Dialect, sink: usize, entity: usize, owner: usize) -> String {
+    format!(
+        "EXISTS (SELECT 1 FROM {} q WHERE q.sink = {} AND q.entity = {} AND q.owner = {})",
+        d.own("delivery_queues"),
+        p(sink),
+        p(entity),
+        p(owner)
+    )
+}
+
+/// Marks deliveries done. Params: ids (JSON array), now, sink, entity, owner.
 pub fn mark_delivered(d: Dialect) -> String {
     format!(
-        "UPDATE {} SET state = 'delivered', delivered_at = {}, last_error = NULL WHERE {} AND state IN {OPEN}",
+        "UPDATE {} SET state = 'delivered', delivered_at = {}, last_error = NULL WHERE {} AND state IN {OPEN} AND {}",
         d.own("deliveries"),
         ts(d, 2),
-        ids_in(d, 1)
+        ids_in(d, 1),
+        still_owner(d, 3, 4, 5)
     )
 }
 
 /// Records a failed attempt. Params: ids (JSON array), next attempt at, error,
-/// max attempts.
+/// max attempts, sink, entity, owner.
 pub fn mark_failed(d: Dialect) -> String {
     format!(
-        "UPDATE {} SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= CAST({} AS INTEGER) THEN 'dead' ELSE 'retrying' END, next_at = {}, last_error = {} WHERE {} AND state IN {OPEN}",
+        "UPDATE {} SET attempts = attempts + 1, state = CASE WHEN attempts + 1 >= CAST({} AS INTEGER) THEN 'dead' ELSE 'retrying' END, next_at = {}, last_error = {} WHERE {} AND state IN {OPEN} AND {}",
         d.own("deliveries"),
         p(4),
         ts(d, 2),
         p(3),
-        ids_in(d, 1)
+        ids_in(d, 1),
+        still_owner(d, 5, 6, 7)
     )
 }
 

@@ -256,19 +256,29 @@ impl Queue {
             .collect())
     }
 
-    pub async fn delivered(&self, ids: &[i64]) -> Result<u64> {
+    /// Marks `ids` delivered, if `owner` still holds the queue (else
+    /// nothing: the queue's new owner sends them again).
+    pub async fn delivered(&self, ids: &[i64], queue: (&str, &str), owner: &str) -> Result<u64> {
         self.exec1(
             &q::mark_delivered(self.db.dialect()),
-            vec![serde_json::to_string(ids).unwrap_or_default(), now()],
+            vec![
+                serde_json::to_string(ids).unwrap_or_default(),
+                now(),
+                queue.0.to_string(),
+                queue.1.to_string(),
+                owner.to_string(),
+            ],
         )
         .await
     }
 
     /// Records a failed attempt of `ids`: retry after `delay`, dead once
-    /// `max_attempts` is reached.
+    /// `max_attempts` is reached (only while `owner` holds the queue).
     pub async fn failed(
         &self,
         ids: &[i64],
+        queue: (&str, &str),
+        owner: &str,
         delay: Duration,
         error: &str,
         max_attempts: u32,
@@ -282,6 +292,9 @@ impl Queue {
                 later(delay),
                 error,
                 max_attempts.to_string(),
+                queue.0.to_string(),
+                queue.1.to_string(),
+                owner.to_string(),
             ],
         )
         .await
