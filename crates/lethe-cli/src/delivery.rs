@@ -27,7 +27,7 @@ pub struct RelayArgs {
 fn relay_error(e: RelayError) -> StoreError {
     match e {
         RelayError::Store(s) => s,
-        RelayError::Sink(s) => StoreError::Invalid(s.to_string()),
+        e @ RelayError::Sink { .. } => StoreError::Sink(e.to_string()),
     }
 }
 
@@ -129,7 +129,13 @@ pub async fn deliveries(
     }
     let queue = engine.queue()?;
     let list = queue.list(state, sink, limit).await?;
-    let summary = queue.summary().await?;
+    // The summary follows the same filters as the list.
+    let summary: Vec<_> = queue
+        .summary()
+        .await?
+        .into_iter()
+        .filter(|s| sink.is_none_or(|k| k == s.sink) && state.is_none_or(|st| st == s.state))
+        .collect();
     let undispatched = queue.undispatched().await?;
     if json_out {
         print_json(&json!({
@@ -144,7 +150,6 @@ pub async fn deliveries(
     } else {
         let rows: Vec<Vec<String>> = summary
             .iter()
-            .filter(|s| sink.is_none_or(|k| k == s.sink))
             .map(|s| {
                 vec![
                     s.sink.clone(),

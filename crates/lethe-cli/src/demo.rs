@@ -166,7 +166,7 @@ on_delete = "set_null"
 fn relay_error(e: lethe_relay::RelayError) -> StoreError {
     match e {
         lethe_relay::RelayError::Store(s) => s,
-        lethe_relay::RelayError::Sink(s) => StoreError::Invalid(s.to_string()),
+        e @ lethe_relay::RelayError::Sink { .. } => StoreError::Sink(e.to_string()),
     }
 }
 

@@ -13,12 +13,12 @@ pub const VERIFY_FAILED: u8 = 6;
 pub const HELP: &str = "\
 Exit codes:
   0  success
-  1  failure: database error, connection lost, migration failed; `lethe
-     relay --once` that left deliveries failing; `lethe reconcile` (without
-     --fix) that found drift
+  1  failure: database error, connection lost, migration failed, a sink
+     that cannot be reached; `lethe relay --once` that left deliveries
+     failing; `lethe reconcile` that found drift it did not repair
   2  usage error: bad arguments, invalid policy, unknown entity, malformed key
   3  delete blocked by a restrict relation (the message names it and the count)
-  4  not found: no such row or deletion
+  4  not found: no such row, deletion or delivery
   5  refused: already deleted, already restored, restore conflict, deleted
      parent, database not migrated, migration step that cannot be applied
      automatically (also with --dry-run), raw change refused by a guard
@@ -45,6 +45,9 @@ pub fn code_for(e: &StoreError) -> u8 {
         | StoreError::EntityGone(_)
         | StoreError::MigrationBlocked { .. }
         | StoreError::Refused(_) => REFUSED,
-        StoreError::Connect(_) | StoreError::Database(_) | StoreError::Transient(_) => FAILURE,
+        StoreError::Connect(_)
+        | StoreError::Database(_)
+        | StoreError::Transient(_)
+        | StoreError::Sink(_) => FAILURE,
     }
 }

@@ -25,6 +25,15 @@ impl SinkRole {
             SinkRole::Events => "events",
         }
     }
+
+    /// For messages: "a cache", "a search", "an events".
+    pub fn with_article(self) -> &'static str {
+        match self {
+            SinkRole::Cache => "a cache",
+            SinkRole::Search => "a search",
+            SinkRole::Events => "an events",
+        }
+    }
 }
 
 /// The kind of a sink with its settings.

@@ -346,10 +346,10 @@ fn sink_ref<'a>(
             at,
             key,
             format!(
-                "sink \"{name}\" is a {} sink ({}); {key} needs a {} sink",
-                s.role().as_str(),
+                "sink \"{name}\" is {} sink ({}); {key} needs {} sink",
+                s.role().with_article(),
                 s.kind.name(),
-                role.as_str()
+                role.with_article()
             ),
         ));
     }

@@ -563,7 +563,7 @@ publish = ["cache"]  #<
 "#,
         message: &[
             "sink \"cache\" is a cache sink (redis)",
-            "needs a events sink",
+            "needs an events sink",
         ],
         key: "entities.products.publish",
     },
@@ -579,7 +579,7 @@ key = ["id"]
 search = { sink = "events", index = "products", fields = ["name"] }  #<
 "#,
         message: &[
-            "sink \"events\" is a events sink (file)",
+            "sink \"events\" is an events sink (file)",
             "needs a search sink",
         ],
         key: "entities.products.search.sink",

@@ -208,7 +208,11 @@ pub async fn reconcile(
         if only_sink.is_some_and(|s| s != sink.name) || sink.role() == SinkRole::Events {
             continue;
         }
-        let mut conn = AnySink::new(sink)?;
+        let named = |error| RelayError::Sink {
+            sink: sink.name.clone(),
+            error,
+        };
+        let mut conn = AnySink::new(sink).map_err(named)?;
         for e in policy.entities.values() {
             match sink.role() {
                 SinkRole::Cache
@@ -223,7 +227,7 @@ pub async fn reconcile(
                             .flat_map(|r| e.delivery.cache_keys.iter().filter_map(|t| render(t, r)))
                             .collect();
                         d.checked += keys.len() as u64;
-                        let present = conn.existing(&keys).await?;
+                        let present = conn.existing(&keys).await.map_err(named)?;
                         let found: Vec<String> = keys
                             .into_iter()
                             .zip(present)
@@ -232,7 +236,7 @@ pub async fn reconcile(
                             .collect();
                         note(&mut d, &found);
                         if fix && !found.is_empty() {
-                            conn.invalidate(&found).await?;
+                            conn.invalidate(&found).await.map_err(named)?;
                             d.fixed += found.len() as u64;
                         }
                     }
@@ -246,7 +250,7 @@ pub async fn reconcile(
                             let ids: Vec<String> =
                                 rows.iter().filter_map(|r| render(&t.id, r)).collect();
                             gone.checked += ids.len() as u64;
-                            let present = conn.contains(&t.index, &ids).await?;
+                            let present = conn.contains(&t.index, &ids).await.map_err(named)?;
                             let found: Vec<String> = ids
                                 .into_iter()
                                 .zip(present)
@@ -259,7 +263,7 @@ pub async fn reconcile(
                                     .iter()
                                     .map(|id| SearchOp::Delete { id: id.clone() })
                                     .collect();
-                                conn.apply(&t.index, &ops).await?;
+                                conn.apply(&t.index, &ops).await.map_err(named)?;
                                 gone.fixed += ops.len() as u64;
                             }
                         }
@@ -273,7 +277,7 @@ pub async fn reconcile(
                                 .collect();
                             let ids: Vec<String> = docs.iter().map(|(id, _)| id.clone()).collect();
                             missing.checked += ids.len() as u64;
-                            let present = conn.contains(&t.index, &ids).await?;
+                            let present = conn.contains(&t.index, &ids).await.map_err(named)?;
                             let absent: Vec<&(String, &Map<String, Value>)> = docs
                                 .iter()
                                 .zip(present)
@@ -291,7 +295,7 @@ pub async fn reconcile(
                                         doc: document(t, r),
                                     })
                                     .collect();
-                                conn.apply(&t.index, &ops).await?;
+                                conn.apply(&t.index, &ops).await.map_err(named)?;
                                 missing.fixed += ops.len() as u64;
                             }
                         }

@@ -98,8 +98,10 @@ impl RelayStats {
 pub enum RelayError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error(transparent)]
-    Sink(#[from] SinkError),
+    /// A sink could not be built or reached (reconcile; the relay itself
+    /// records sink failures on the messages and retries).
+    #[error("sink \"{sink}\": {error}")]
+    Sink { sink: String, error: SinkError },
 }
 
 /// A relay over one database and policy.
@@ -147,6 +149,9 @@ impl Relay {
         stop: watch::Receiver<bool>,
     ) -> Result<RelayStats, RelayError> {
         self.queue.ensure_queues(&self.routes).await?;
+        // A lease shorter than a second would run out while a batch is sent.
+        let mut opts = opts;
+        opts.lease = opts.lease.max(Duration::from_secs(1));
         let mut tasks = Vec::new();
         for w in 0..opts.workers.max(1) {
             let me = Arc::clone(self);
@@ -183,9 +188,14 @@ impl Relay {
         mut stop: watch::Receiver<bool>,
     ) -> Result<RelayStats, RelayError> {
         let mut stats = RelayStats::default();
+        let mut stop_open = true;
         let mut sinks: HashMap<String, AnySink> = HashMap::new();
         for s in self.policy.sinks.values() {
-            sinks.insert(s.name.clone(), AnySink::new(s)?);
+            let built = AnySink::new(s).map_err(|error| RelayError::Sink {
+                sink: s.name.clone(),
+                error,
+            })?;
+            sinks.insert(s.name.clone(), built);
         }
         loop {
             if *stop.borrow() {
@@ -221,7 +231,9 @@ impl Relay {
                 }
                 tokio::select! {
                     _ = tokio::time::sleep(opts.poll) => {}
-                    _ = stop.changed() => {}
+                    // A dropped sender can no longer stop the relay: keep
+                    // sleeping between looks instead of spinning.
+                    r = stop.changed(), if stop_open => stop_open = r.is_ok(),
                 }
             }
         }

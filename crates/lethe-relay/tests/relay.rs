@@ -188,6 +188,15 @@ async fn delete_then_restore_reaches_every_sink_in_order(b: Backend) {
     drop(index);
 
     let done = engine.delete(&delete("products", "10")).await.unwrap();
+    // The outbox carries the key and the columns the sinks need.
+    let outbox = engine.outbox(&done.deletion_id).await.unwrap();
+    let product = outbox.iter().find(|o| o.entity == "products").unwrap();
+    assert_eq!(product.columns, vec!["sku", "name"]);
+    assert_eq!(product.key_objects(), vec![serde_json::json!({"id": 10})]);
+    assert_eq!(
+        product.captured_objects(),
+        vec![serde_json::json!({"sku": "B-10", "name": "Dune"})]
+    );
     let stats = relay_once(&engine, 2).await;
     assert!(stats.delivered > 0 && stats.failed == 0, "{stats:?}");
     // Cache: every key of the deleted rows is gone (cart_items 1002 was

@@ -184,10 +184,10 @@ pub fn mark_restored(d: Dialect) -> String {
 }
 
 /// Outbox records of a deletion: `(id, event, entity, part, keys, row_count,
-/// key_columns)`.
+/// key_columns, columns)`.
 pub fn outbox_for(d: Dialect) -> String {
     format!(
-        "SELECT {}, o.event, o.entity, {}, {}, {}, o.key_columns FROM {} o WHERE o.deletion_id = {} ORDER BY o.id",
+        "SELECT {}, o.event, o.entity, {}, {}, {}, o.key_columns, o.columns FROM {} o WHERE o.deletion_id = {} ORDER BY o.id",
         d.text("o.id"),
         d.text("o.part"),
         d.text("o.keys"),

@@ -155,7 +155,7 @@ impl Engine {
     pub fn queue(&self) -> Result<crate::Queue> {
         if !self.internal_installed {
             return Err(StoreError::NotMigrated(
-                "Lethe's own tables are not installed at the current version".into(),
+                "Lethe's own tables are missing, or older than this version of Lethe".into(),
             ));
         }
         Ok(crate::Queue::new(self.db.clone()))
@@ -311,7 +311,7 @@ impl Engine {
     fn ensure_ready(&self, plan: &DeletePlan) -> Result<()> {
         if !self.internal_installed {
             return Err(StoreError::NotMigrated(
-                "Lethe's own tables are not installed".into(),
+                "Lethe's own tables are missing, or older than this version of Lethe".into(),
             ));
         }
         let mut entities: Vec<&lethe_core::Entity> = plan.nodes.iter().map(|n| &n.entity).collect();
@@ -885,6 +885,7 @@ impl Engine {
                 part: col(r, 3).parse().unwrap_or(0),
                 keys: serde_json::from_str(&col(r, 4)).unwrap_or(Value::Null),
                 key_columns: serde_json::from_str(&col(r, 6)).unwrap_or_default(),
+                columns: serde_json::from_str(&col(r, 7)).unwrap_or_default(),
                 rows: col(r, 5).parse().unwrap_or(0),
             })
             .collect())
@@ -905,7 +906,7 @@ impl Engine {
             Ok(())
         } else {
             Err(StoreError::NotMigrated(
-                "Lethe's own tables are not installed".into(),
+                "Lethe's own tables are missing, or older than this version of Lethe".into(),
             ))
         }
     }

@@ -95,6 +95,10 @@ pub enum StoreError {
     Invalid(String),
     #[error("delivery {0} not found")]
     DeliveryNotFound(i64),
+    /// A cache, search index, broker or webhook could not be reached or
+    /// refused (reconcile; the relay records such failures on its messages).
+    #[error("{0}")]
+    Sink(String),
     #[error("database error: {0}")]
     Database(String),
     /// A deadlock or serialization failure; the engine retries these.
@@ -128,6 +132,7 @@ impl StoreError {
             StoreError::Refused(_) => "refused",
             StoreError::Invalid(_) => "invalid_input",
             StoreError::DeliveryNotFound(_) => "delivery_not_found",
+            StoreError::Sink(_) => "sink",
             StoreError::Database(_) => "database",
             StoreError::Transient(_) => "transient",
         }
@@ -165,6 +170,7 @@ impl StoreError {
                 "delete or change the conflicting active rows, then restore again".into()
             }
             StoreError::ParentDeleted { .. } => "restore the parent's deletion first".into(),
+            StoreError::Sink(_) => "check the sink's settings in the policy and that its server is up; `lethe deliveries` shows what waits".into(),
             StoreError::Connect(_) => "check the URL ([database] url, LETHE_DATABASE_URL or --database) and that the server is up".into(),
             StoreError::NotFound { .. } => "check the entity and key; `lethe deletions` lists deletions".into(),
             _ => return None,

@@ -175,22 +175,48 @@ pub struct OutboxRecord {
     pub part: i64,
     /// The key's column names.
     pub key_columns: Vec<String>,
-    /// One value per row for a one-column key, one array per row otherwise.
+    /// Columns captured for sinks after the key (cache key templates, search
+    /// fields); empty when the entity sends none.
+    pub columns: Vec<String>,
+    /// Per row: the key's value alone when it is the only value, otherwise an
+    /// array of the key's values followed by the captured columns' values.
     pub keys: Value,
     pub rows: u64,
 }
 
 impl OutboxRecord {
+    /// Each row's values as an array in `key_columns` then `columns` order.
+    fn row_values(&self, row: &Value) -> Vec<Value> {
+        match row {
+            Value::Array(a) if self.key_columns.len() + self.columns.len() > 1 => a.clone(),
+            other => vec![other.clone()],
+        }
+    }
+
     /// The keys as `{column: value}` objects.
     pub fn key_objects(&self) -> Vec<Value> {
         let keys = self.keys.as_array().cloned().unwrap_or_default();
-        keys.into_iter()
+        keys.iter()
             .map(|k| {
-                let values = match (&k, self.key_columns.len()) {
-                    (Value::Array(a), n) if n > 1 => a.clone(),
-                    _ => vec![k.clone()],
-                };
-                Value::Object(self.key_columns.iter().cloned().zip(values).collect())
+                Value::Object(
+                    self.key_columns
+                        .iter()
+                        .cloned()
+                        .zip(self.row_values(k))
+                        .collect(),
+                )
+            })
+            .collect()
+    }
+
+    /// The captured values as `{column: value}` objects, one per row (empty
+    /// objects when nothing is captured).
+    pub fn captured_objects(&self) -> Vec<Value> {
+        let keys = self.keys.as_array().cloned().unwrap_or_default();
+        keys.iter()
+            .map(|k| {
+                let values = self.row_values(k).into_iter().skip(self.key_columns.len());
+                Value::Object(self.columns.iter().cloned().zip(values).collect())
             })
             .collect()
     }
