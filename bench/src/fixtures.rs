@@ -62,6 +62,17 @@ impl Chain {
         }
     }
 
+    /// One table of `rows` rows, no relations.
+    pub fn single(table: &'static str, rows: u64) -> Chain {
+        Chain {
+            levels: vec![Level {
+                table,
+                rows,
+                parent: None,
+            }],
+        }
+    }
+
     pub fn tables(&self) -> Vec<&'static str> {
         self.levels.iter().map(|l| l.table).collect()
     }
@@ -113,9 +124,22 @@ impl Chain {
     /// The policy: every table a soft entity keyed by `id`, every level
     /// cascading from the one above.
     pub fn policy_toml(&self, url: &str) -> String {
+        self.policy_toml_with(url, |_| String::new(), "")
+    }
+
+    /// [`Chain::policy_toml`] with `entity(table)` appended to each
+    /// `[entities.TABLE]` (delivery keys such as `cache_keys`) and `tail` at
+    /// the end (`[sinks.NAME]` sections).
+    pub fn policy_toml_with(
+        &self,
+        url: &str,
+        entity: impl Fn(&str) -> String,
+        tail: &str,
+    ) -> String {
         let mut s = format!("[database]\nurl = \"{url}\"\n");
         for l in &self.levels {
             s.push_str(&format!("\n[entities.{}]\nkey = [\"id\"]\n", l.table));
+            s.push_str(&entity(l.table));
         }
         for (i, l) in self.levels.iter().enumerate().skip(1) {
             if let Some((fk, _)) = l.parent {
@@ -126,6 +150,7 @@ impl Chain {
                 ));
             }
         }
+        s.push_str(tail);
         s
     }
 

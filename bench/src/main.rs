@@ -1,8 +1,10 @@
 //! `lethe-bench`: measures Lethe against hand-written set-based SQL doing the
-//! same marking, in the same run, on the same data, and prints each figure
-//! beside its baseline with the ratio. A tool run by hand: it asserts
-//! nothing about time, and exits 0 whether targets are met or missed.
+//! same marking (and, for the relay, against plain Redis and NATS clients
+//! doing the same transport), in the same run, on the same data, and prints
+//! each figure beside its baseline with the ratio. A tool run by hand: it
+//! asserts nothing about time, and exits 0 whether targets are met or missed.
 
+mod brokers;
 mod fixtures;
 mod report;
 mod scratch;
@@ -17,7 +19,7 @@ use clap::{Parser, ValueEnum};
 use report::Figure;
 use scratch::Scratch;
 use sql::Dialect;
-use workloads::{Settings, deep_cascade, peak_rss, single_deletes};
+use workloads::{Settings, deep_cascade, latency, peak_rss, relay_throughput, single_deletes};
 
 pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -28,7 +30,11 @@ pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + S
     after_help = "Workloads:\n  \
 deep    delete and restore one root with a 42,001-row cascade (target: at most 1.5x the SQL)\n  \
 single  1,000 one-row-plus-3-kids deletes, one transaction each (target: at most 2x)\n  \
-rss     peak memory of the `lethe` CLI deleting a 1,000,001-row cascade (target: under 100 MB)\n\n\
+rss     peak memory of the `lethe` CLI deleting a 1,000,001-row cascade (target: under 100 MB)\n  \
+relay   relay throughput from a 100,000-row backlog to Redis and to NATS JetStream (target: at least 0.7x\n          \
+the rate of plain pipelined UNLINKs / JetStream publishes, i.e. a ratio of at most 1.43x)\n  \
+latency commit-to-invalidation latency at 200 deletes/s for 15 s, relay running (target: p99 under 100 ms)\n\n\
+relay and latency need Redis (--redis) and relay NATS with JetStream (--nats).\n\
 Build first: cargo build --release -p lethe-cli -p lethe-bench\n\
 Set LETHE_LOG=sqlx=debug to log every statement (Lethe's and the baseline's) with its time."
 )]
@@ -52,6 +58,15 @@ struct Args {
     /// The `lethe` binary the rss workload runs.
     #[arg(long, default_value = "target/release/lethe", value_name = "PATH")]
     lethe_bin: PathBuf,
+    /// Redis for the relay and latency workloads (its keys are prefixed
+    /// `lb<pid>x...`; the latency workload adds `Eg` to
+    /// `notify-keyspace-events` and restores it afterwards).
+    #[arg(long, default_value = "redis://127.0.0.1:6379/", value_name = "URL")]
+    redis: String,
+    /// NATS with JetStream for the relay workload (it creates and deletes
+    /// its own stream `LETHE_BENCH_lb<pid>x...`).
+    #[arg(long, default_value = "nats://127.0.0.1:4222", value_name = "URL")]
+    nats: String,
     /// Print the figures as JSON.
     #[arg(long)]
     json: bool,
@@ -62,6 +77,8 @@ enum Workload {
     Deep,
     Single,
     Rss,
+    Relay,
+    Latency,
 }
 
 impl Workload {
@@ -70,6 +87,8 @@ impl Workload {
             Workload::Deep => deep_cascade::NAME,
             Workload::Single => single_deletes::NAME,
             Workload::Rss => peak_rss::NAME,
+            Workload::Relay => relay_throughput::NAME,
+            Workload::Latency => latency::NAME,
         }
     }
 
@@ -78,6 +97,8 @@ impl Workload {
             Workload::Deep => deep_cascade::run(s, d, url).await,
             Workload::Single => single_deletes::run(s, d, url).await,
             Workload::Rss => peak_rss::run(s, d, url).await,
+            Workload::Relay => relay_throughput::run(s, d, url).await,
+            Workload::Latency => latency::run(s, d, url).await,
         }
     }
 }
@@ -118,7 +139,13 @@ async fn run(args: &Args) -> Result<Vec<Figure>> {
     }
     let workloads: Vec<Workload> = match args.only {
         Some(w) => vec![w],
-        None => vec![Workload::Deep, Workload::Single, Workload::Rss],
+        None => vec![
+            Workload::Deep,
+            Workload::Single,
+            Workload::Rss,
+            Workload::Relay,
+            Workload::Latency,
+        ],
     };
     // Fail now rather than after the other workloads have run.
     if workloads.contains(&Workload::Rss) && !args.lethe_bin.is_file() {
@@ -127,6 +154,12 @@ async fn run(args: &Args) -> Result<Vec<Figure>> {
             args.lethe_bin.display()
         )
         .into());
+    }
+    if workloads.contains(&Workload::Relay) || workloads.contains(&Workload::Latency) {
+        brokers::Redis::connect(&args.redis).await?;
+    }
+    if workloads.contains(&Workload::Relay) {
+        brokers::Nats::connect(&args.nats).await?;
     }
     let dialects: &[Dialect] = if args.sqlite_only {
         &[Dialect::Sqlite]
@@ -140,6 +173,8 @@ async fn run(args: &Args) -> Result<Vec<Figure>> {
         repetitions: args.repetitions.max(1),
         lethe_bin: std::path::absolute(&args.lethe_bin)?,
         dir: dir.clone(),
+        redis: args.redis.clone(),
+        nats: args.nats.clone(),
     };
 
     let figures = run_workloads(&args.pg, &settings, &workloads, dialects).await;

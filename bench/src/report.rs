@@ -6,7 +6,8 @@ use serde_json::{Value, json};
 pub enum Unit {
     Millis,
     Seconds,
-    PerSecond,
+    /// A rate, with its symbol: `"deletes/s"`, `"keys/s"`, `"events/s"`.
+    PerSecond(&'static str),
     Megabytes,
 }
 
@@ -15,14 +16,14 @@ impl Unit {
         match self {
             Unit::Millis => "ms",
             Unit::Seconds => "s",
-            Unit::PerSecond => "deletes/s",
+            Unit::PerSecond(symbol) => symbol,
             Unit::Megabytes => "MB",
         }
     }
 
     /// For rates more is better; for times and memory less is.
     fn higher_is_better(self) -> bool {
-        self == Unit::PerSecond
+        matches!(self, Unit::PerSecond(_))
     }
 }
 
@@ -87,7 +88,12 @@ impl Figure {
 
     fn target_text(&self) -> String {
         match self.target {
-            Target::MaxRatio(max) => format!("<= {max:.1}x"),
+            // One decimal unless that would round the limit (1/0.7 shows
+            // as 1.43, not 1.4).
+            Target::MaxRatio(max) if ((max * 10.0).round() - max * 10.0).abs() < 1e-9 => {
+                format!("<= {max:.1}x")
+            }
+            Target::MaxRatio(max) => format!("<= {max:.2}x"),
             Target::Below(limit) => format!("< {limit:.0} {}", self.unit.symbol()),
             Target::None => "-".into(),
         }
@@ -182,6 +188,15 @@ pub fn table(figures: &[Figure]) -> String {
     out
 }
 
+/// The nearest-rank `p`-th percentile of `v` (not empty), `p` in 0..=100:
+/// the smallest value with at least `p` % of the values at or below it.
+pub fn percentile(v: &[f64], p: f64) -> f64 {
+    let mut s = v.to_vec();
+    s.sort_by(f64::total_cmp);
+    let rank = ((p / 100.0) * s.len() as f64).ceil() as usize;
+    s[rank.clamp(1, s.len()) - 1]
+}
+
 /// The median of `v` (not empty).
 pub fn median(v: &[f64]) -> f64 {
     let mut s = v.to_vec();
@@ -211,8 +226,37 @@ mod tests {
             runs: Runs::default(),
         };
         assert_eq!(f(Unit::Millis, 30.0, 20.0).ratio(), Some(1.5));
-        assert_eq!(f(Unit::PerSecond, 500.0, 1000.0).ratio(), Some(2.0));
+        assert_eq!(
+            f(Unit::PerSecond("deletes/s"), 500.0, 1000.0).ratio(),
+            Some(2.0)
+        );
         assert_eq!(f(Unit::Millis, 30.0, 20.0).pass(), Some(true));
+    }
+
+    #[test]
+    fn target_text_keeps_two_decimals_only_when_needed() {
+        let f = |max| Figure {
+            dialect: "sqlite",
+            workload: "w",
+            measure: "m".into(),
+            unit: Unit::Millis,
+            lethe: 1.0,
+            baseline: Some(1.0),
+            target: Target::MaxRatio(max),
+            runs: Runs::default(),
+        };
+        assert_eq!(f(1.5).target_text(), "<= 1.5x");
+        assert_eq!(f(2.0).target_text(), "<= 2.0x");
+        assert_eq!(f(1.0 / 0.7).target_text(), "<= 1.43x");
+    }
+
+    #[test]
+    fn percentiles_by_nearest_rank() {
+        let v: Vec<f64> = (1..=200).map(f64::from).collect();
+        assert_eq!(percentile(&v, 50.0), 100.0);
+        assert_eq!(percentile(&v, 99.0), 198.0);
+        assert_eq!(percentile(&v, 100.0), 200.0);
+        assert_eq!(percentile(&[7.0], 99.0), 7.0);
     }
 
     #[test]

@@ -1,8 +1,10 @@
-//! The three workloads. Each runs on a fresh scratch database and returns its
+//! The workloads. Each runs on a fresh scratch database and returns its
 //! figures; nothing here judges them (see `report`).
 
 pub mod deep_cascade;
+pub mod latency;
 pub mod peak_rss;
+pub mod relay_throughput;
 pub mod single_deletes;
 
 use std::path::PathBuf;
@@ -22,6 +24,10 @@ pub struct Settings {
     pub lethe_bin: PathBuf,
     /// Holds SQLite files, policies and CLI output; removed at the end.
     pub dir: PathBuf,
+    /// Redis for the relay and latency workloads.
+    pub redis: String,
+    /// NATS (with JetStream) for the relay workload.
+    pub nats: String,
 }
 
 impl Settings {
@@ -35,9 +41,14 @@ impl Settings {
 /// indexes, guards) exactly as a user would. Returns the harness's own pool
 /// and the engine.
 pub async fn prepare(url: &str, chain: &Chain) -> Result<(Pool, Engine)> {
+    prepare_with(url, chain, &chain.policy_toml(url)).await
+}
+
+/// [`prepare`] with a policy of the caller's (e.g. with sinks).
+pub async fn prepare_with(url: &str, chain: &Chain, policy_toml: &str) -> Result<(Pool, Engine)> {
     let pool = Pool::connect(url).await?;
     chain.load(&pool).await?;
-    let policy = lethe_core::parse_policy(&chain.policy_toml(url), "bench")?;
+    let policy = lethe_core::parse_policy(policy_toml, "bench")?;
     let mut engine = Engine::connect(policy, url).await?;
     engine.migrate(false).await?;
     pool.analyze(&chain.tables()).await?;

@@ -71,7 +71,7 @@ pub async fn run(s: &Settings, d: Dialect, url: &str) -> Result<Vec<Figure>> {
         measure: format!(
             "{parents} deletes of 1+{KIDS} rows, 1 tx each (median of {PASSES} passes)"
         ),
-        unit: Unit::PerSecond,
+        unit: Unit::PerSecond("deletes/s"),
         lethe: median(&lethe),
         baseline: Some(median(&baseline)),
         target: Target::MaxRatio(TARGET),

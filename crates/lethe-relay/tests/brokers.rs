@@ -796,3 +796,30 @@ fn sink_calls_are_send() {
     send(rabbit);
     send(memcached);
 }
+
+/// A batch far larger than the client's 5,000 unacknowledged publishes (the
+/// relay sends up to 20,000 rows at once) is published in windows: it must
+/// neither hang nor lose an event.
+#[tokio::test]
+async fn nats_publishes_batches_beyond_the_in_flight_limit() {
+    let Some(url) = nats_url() else { return };
+    let run = run_id();
+    let name = format!("LETHE_TEST_{run}");
+    let _guard = StreamGuard {
+        url: url.clone(),
+        name: name.clone(),
+    };
+    let prefix = format!("lethe-test.{run}");
+    let mut sink = NatsSink::new(
+        &url,
+        template(&format!("{prefix}.{{entity}}.{{event}}")),
+        Some(name.clone()),
+    );
+    let batch = events(&run, 0, 12_000);
+    tokio::time::timeout(Duration::from_secs(60), sink.publish(&batch))
+        .await
+        .expect("a 12,000-event batch must not hang")
+        .expect("publish");
+    let js = async_nats::jetstream::new(async_nats::connect(url.as_str()).await.unwrap());
+    assert_eq!(stream_count(&js, &name).await, 12_000);
+}

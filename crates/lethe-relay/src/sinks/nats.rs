@@ -32,6 +32,9 @@ use crate::sink::{Event, SinkError, SinkResult};
 
 /// Bound for connecting (including the stream check) and for a batch's acks.
 const TIMEOUT: Duration = Duration::from_secs(10);
+/// Events in flight (sent, ack awaited) at a time: well under async-nats's
+/// limit of 5,000 unacknowledged publishes per context.
+const WINDOW: usize = 2_000;
 
 const CONTENT_TYPE: &str = "application/cloudevents+json";
 
@@ -108,7 +111,24 @@ impl NatsSink {
         Ok(subject)
     }
 
+    /// Publishes in windows of [`WINDOW`] events: all of a window are sent,
+    /// then its acks awaited together. async-nats allows at most 5,000
+    /// unacknowledged publishes per context, so sending a whole batch of
+    /// 20,000 before awaiting any ack would wait forever for a permit.
     async fn try_publish(&mut self, events: &[Event], subjects: Vec<String>) -> SinkResult<()> {
+        let mut subjects = subjects.into_iter();
+        for window in events.chunks(WINDOW) {
+            let these: Vec<String> = subjects.by_ref().take(window.len()).collect();
+            self.try_publish_window(window, these).await?;
+        }
+        Ok(())
+    }
+
+    async fn try_publish_window(
+        &mut self,
+        events: &[Event],
+        subjects: Vec<String>,
+    ) -> SinkResult<()> {
         let js = self.connect().await?;
         // A client that lost its connection buffers publishes and waits for
         // its own reconnect; fail fast instead of waiting out the ack timeout.
