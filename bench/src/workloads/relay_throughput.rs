@@ -28,18 +28,16 @@ const WORKERS: [usize; 2] = [1, 2];
 /// Lethe's rate at least 0.7x the baseline's, i.e. its cost (the harness's
 /// ratio) at most 1/0.7 = 1.43 times the baseline's.
 const TARGET: f64 = 1.0 / 0.7;
-/// Outbox records per relay batch: the relay's default for Redis. For NATS
-/// fewer, so one transport batch (records x 99 rows, one event each) stays
-/// under async-nats's 5,000 unacknowledged publishes per context: Lethe's
-/// NATS sink sends a whole batch before awaiting any ack, and a batch over
-/// that limit waits forever for a permit only its own acks would free.
-const REDIS_RELAY_BATCH: u32 = 64;
-const NATS_RELAY_BATCH: u32 = 50;
-/// Events per batch of the NATS baseline (publish all, then await the
-/// acks): as many as in one of the relay's batches of kids.
-const NATS_BATCH: usize = NATS_RELAY_BATCH as usize * KIDS as usize;
+/// Events in flight per window of the NATS baseline (publish all of a
+/// window, then await its acks): the same window as Lethe's NATS sink.
+const NATS_BATCH: usize = 2_000;
 /// A relay that marks nothing delivered for this long is reported stuck.
 const STALL: Duration = Duration::from_secs(30);
+
+/// Outbox records per relay batch: the relay's default.
+fn relay_batch() -> u32 {
+    lethe_relay::RelayOptions::default().batch
+}
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Sink {
@@ -108,7 +106,7 @@ async fn measure(
                     let before = redis.count_existing(keys).await?;
                     expect_rows("loading the Redis keys", before, rows)?;
                     let (secs, stats) =
-                        relay_once(&engine, &redis_only, workers, REDIS_RELAY_BATCH).await?;
+                        relay_once(&engine, &redis_only, workers, relay_batch()).await?;
                     check(&stats, rows)?;
                     let left = redis.count_existing(keys).await?;
                     say(&format!(
@@ -133,7 +131,7 @@ async fn measure(
                 Sink::Nats => {
                     nats.purge(stream).await?;
                     let (secs, stats) =
-                        relay_once(&engine, &nats_only, workers, NATS_RELAY_BATCH).await?;
+                        relay_once(&engine, &nats_only, workers, relay_batch()).await?;
                     check(&stats, rows)?;
                     let (stored, bytes) = nats.stream_state(stream).await?;
                     say(&format!(
@@ -160,8 +158,8 @@ async fn measure(
                 }
             };
             let (what, unit, batch) = match sink {
-                Sink::Redis => ("Redis keys invalidated", "keys/s", REDIS_RELAY_BATCH),
-                Sink::Nats => ("NATS events published", "events/s", NATS_RELAY_BATCH),
+                Sink::Redis => ("Redis keys invalidated", "keys/s", relay_batch()),
+                Sink::Nats => ("NATS events published", "events/s", relay_batch()),
             };
             figures.push(Figure {
                 dialect: d.name(),

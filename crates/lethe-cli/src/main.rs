@@ -149,8 +149,9 @@ enum Command {
         /// Concurrent workers; each works one (sink, entity) queue at a time.
         #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
         workers: u32,
-        /// Outbox records per transport batch.
-        #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=10000))]
+        /// Outbox records per transport batch (a batch also stops at 20,000
+        /// rows).
+        #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u32).range(1..=10000))]
         batch: u32,
         /// How long a claimed queue stays this relay's without renewal; after
         /// a crash, another relay takes it over once this runs out.

@@ -3,6 +3,8 @@
 //! policy, so a redelivery or a replay produces exactly the same work (and
 //! the same event ids).
 
+use std::collections::HashMap;
+
 use lethe_core::{Entity, SearchTarget, Template};
 use lethe_store::QueuedMessage;
 use serde_json::{Map, Value, json};
@@ -24,14 +26,56 @@ pub fn render(t: &Template, values: &Map<String, Value>) -> Option<String> {
     t.render(|f| values.get(f).and_then(text))
 }
 
+/// A message's rows as slices of values (key columns, then captured
+/// columns), read in place: no per-row map, no copy.
+struct Rows<'a> {
+    names: HashMap<&'a str, usize>,
+    rows: &'a [Value],
+    width: usize,
+}
+
+impl<'a> Rows<'a> {
+    fn new(msg: &'a QueuedMessage) -> Self {
+        let names = msg
+            .key_columns
+            .iter()
+            .chain(msg.columns.iter())
+            .enumerate()
+            .map(|(i, n)| (n.as_str(), i))
+            .collect::<HashMap<_, _>>();
+        Rows {
+            width: names.len(),
+            names,
+            rows: msg.keys.as_array().map(Vec::as_slice).unwrap_or_default(),
+        }
+    }
+
+    fn iter(&self) -> impl Iterator<Item = &'a [Value]> + '_ {
+        let width = self.width;
+        self.rows.iter().map(move |r| match r {
+            Value::Array(a) if width > 1 => a.as_slice(),
+            other => std::slice::from_ref(other),
+        })
+    }
+
+    fn get<'v>(&self, row: &'v [Value], column: &str) -> Option<&'v Value> {
+        self.names.get(column).and_then(|&i| row.get(i))
+    }
+
+    fn render(&self, t: &Template, row: &[Value]) -> Option<String> {
+        t.render(|f| self.get(row, f).and_then(text))
+    }
+}
+
 /// The cache keys of every row of `msg`, for every template of the entity.
 /// Deletes, restores and updates all invalidate: Lethe never writes row
 /// values into a cache.
 pub fn cache_keys(e: &Entity, msg: &QueuedMessage) -> Vec<String> {
-    let mut out = Vec::new();
-    for (_, values) in msg.rows() {
+    let rows = Rows::new(msg);
+    let mut out = Vec::with_capacity(rows.rows.len() * e.delivery.cache_keys.len());
+    for row in rows.iter() {
         for t in &e.delivery.cache_keys {
-            if let Some(k) = render(t, &values) {
+            if let Some(k) = rows.render(t, row) {
                 out.push(k);
             }
         }
@@ -52,15 +96,19 @@ pub fn document(target: &SearchTarget, values: &Map<String, Value>) -> Map<Strin
 /// restored row's is indexed again from the values captured when it was
 /// deleted. Updates (set_null children) do not change documents.
 pub fn search_ops(target: &SearchTarget, msg: &QueuedMessage) -> Vec<SearchOp> {
-    msg.rows()
-        .into_iter()
-        .filter_map(|(_, values)| {
-            let id = render(&target.id, &values)?;
+    let rows = Rows::new(msg);
+    rows.iter()
+        .filter_map(|row| {
+            let id = rows.render(&target.id, row)?;
             match msg.event.as_str() {
                 "deleted" => Some(SearchOp::Delete { id }),
                 "restored" => Some(SearchOp::Upsert {
                     id,
-                    doc: document(target, &values),
+                    doc: target
+                        .fields
+                        .iter()
+                        .map(|f| (f.clone(), rows.get(row, f).cloned().unwrap_or(Value::Null)))
+                        .collect(),
                 }),
                 _ => None,
             }
@@ -100,15 +148,22 @@ pub fn event_id(msg: &QueuedMessage, key: &Map<String, Value>) -> String {
 
 /// One CloudEvents 1.0 event (structured JSON) per row of `msg`.
 pub fn events(source: &str, entity: &str, msg: &QueuedMessage) -> Vec<Event> {
-    msg.rows()
-        .into_iter()
-        .map(|(key, _)| {
+    let rows = Rows::new(msg);
+    let event_type = format!("lethe.{}", msg.event);
+    rows.iter()
+        .map(|row| {
+            let key: Map<String, Value> = msg
+                .key_columns
+                .iter()
+                .cloned()
+                .zip(row.iter().cloned())
+                .collect();
             let id = event_id(msg, &key);
             let ce = json!({
                 "specversion": "1.0",
                 "id": id,
                 "source": source,
-                "type": format!("lethe.{}", msg.event),
+                "type": event_type,
                 "subject": subject(entity, &key),
                 "time": msg.created_at,
                 "datacontenttype": "application/json",

@@ -18,7 +18,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use lethe_core::Policy;
 use lethe_store::{Queue, QueuedMessage, StoreError};
@@ -54,7 +54,7 @@ impl Default for RelayOptions {
         RelayOptions {
             workers: 1,
             lease: Duration::from_secs(30),
-            batch: 64,
+            batch: 500,
             poll: Duration::from_millis(50),
             once: false,
             owner: default_owner(),
@@ -252,6 +252,7 @@ impl Relay {
             return Ok(());
         };
         let retry = sink_conf.retry;
+        let mut renewed = Instant::now();
         loop {
             let msgs = self
                 .queue
@@ -277,13 +278,18 @@ impl Relay {
                 return Ok(());
             }
             let more = full || due.len() < fetched;
-            if !self
-                .queue
-                .renew(sink_name, entity_name, &opts.owner, opts.lease)
-                .await?
-            {
-                // The lease ran out and another relay took the queue.
-                return Ok(());
+            // Renew when a third of the lease has passed (the claim just set
+            // it): one transaction less per batch on a busy queue.
+            if renewed.elapsed() > opts.lease / 3 {
+                if !self
+                    .queue
+                    .renew(sink_name, entity_name, &opts.owner, opts.lease)
+                    .await?
+                {
+                    // The lease ran out and another relay took the queue.
+                    return Ok(());
+                }
+                renewed = Instant::now();
             }
             let ids: Vec<i64> = due.iter().map(|m| m.delivery_id).collect();
             let outcome = match (self.policy.entity(entity_name), sinks.get_mut(sink_name)) {
@@ -303,7 +309,7 @@ impl Relay {
                             r = &mut deliver => break Some(r),
                             _ = beat.tick() => {
                                 match self.queue.renew(sink_name, entity_name, &opts.owner, opts.lease).await {
-                                    Ok(true) => {}
+                                    Ok(true) => renewed = Instant::now(),
                                     Ok(false) => break None,
                                     Err(err) => tracing::warn!(sink = sink_name, entity = entity_name, error = %err, "could not renew the queue lease"),
                                 }

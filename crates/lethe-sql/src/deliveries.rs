@@ -32,6 +32,18 @@ fn routes_source(d: Dialect, routes: &[(String, String)]) -> String {
     format!("({})", rows.join(" UNION ALL "))
 }
 
+/// Run first in the relay's own write transactions: their commit need not
+/// wait for the WAL flush. A crash can lose such a commit, which only means a
+/// message is sent again (at least once) or a lease must run out again;
+/// user data and the outbox are written by Lethe's deletes, which keep the
+/// database's full durability.
+pub fn relaxed_commit(d: Dialect) -> Option<&'static str> {
+    match d {
+        Dialect::Postgres => Some("SET LOCAL synchronous_commit = off"),
+        Dialect::Sqlite => None,
+    }
+}
+
 /// Serializes dispatchers until commit: two relays must not dispatch at once,
 /// or one could create (and deliver) a later record's deliveries while an
 /// earlier record of the same rows is still being dispatched by the other.

@@ -128,6 +128,16 @@ impl Queue {
         Queue { db }
     }
 
+    /// A write transaction for the queue's own bookkeeping (see
+    /// `lethe_sql::deliveries::relaxed_commit`).
+    async fn begin(&self) -> Result<crate::db::Tx> {
+        let mut tx = self.db.begin_write().await?;
+        if let Some(sql) = q::relaxed_commit(self.db.dialect()) {
+            tx.exec(sql, &[]).await?;
+        }
+        Ok(tx)
+    }
+
     pub fn db(&self) -> &Db {
         &self.db
     }
@@ -135,7 +145,7 @@ impl Queue {
     /// Creates the queue rows of `routes` (`(entity, sink)` pairs).
     pub async fn ensure_queues(&self, routes: &[(String, String)]) -> Result<()> {
         let d = self.db.dialect();
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.begin().await?;
         tx.exec(&q::ensure_queues(d, routes), &[]).await?;
         tx.commit().await
     }
@@ -147,7 +157,7 @@ impl Queue {
         let stmts = q::dispatch(d, routes, DISPATCH_LIMIT);
         let mut total = 0;
         loop {
-            let mut tx = self.db.begin_write().await?;
+            let mut tx = self.begin().await?;
             if let Some(lock) = q::dispatch_lock(d) {
                 tx.exec(lock, &[]).await?;
             }
@@ -180,7 +190,7 @@ impl Queue {
         lease: Duration,
     ) -> Result<Option<(String, String)>> {
         let d = self.db.dialect();
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.begin().await?;
         let rows = tx
             .rows(
                 &q::claim_queue(d, sinks),
@@ -379,7 +389,7 @@ impl Queue {
     /// Re-queues the dead deliveries (of one sink); returns how many.
     pub async fn replay_dead(&self, sink: Option<&str>) -> Result<u64> {
         let d = self.db.dialect();
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.begin().await?;
         let n = tx
             .exec(&q::replay_dead(d), &[sink.map(str::to_string), Some(now())])
             .await?;
@@ -388,7 +398,7 @@ impl Queue {
     }
 
     async fn exec1(&self, sql: &str, params: Vec<String>) -> Result<u64> {
-        let mut tx = self.db.begin_write().await?;
+        let mut tx = self.begin().await?;
         let params: Vec<Option<String>> = params.into_iter().map(Some).collect();
         let n = tx.exec(sql, &params).await?;
         tx.commit().await?;
