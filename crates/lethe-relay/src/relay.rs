@@ -197,30 +197,34 @@ impl Relay {
             })?;
             sinks.insert(s.name.clone(), built);
         }
+        // Consecutive database errors: a long-running relay waits and tries
+        // again (a restart, a failover, a busy SQLite file) instead of
+        // losing a worker; `--once` reports the error.
+        let mut errors: u32 = 0;
         loop {
             if *stop.borrow() {
                 return Ok(stats);
             }
-            let mut did = false;
-            if dispatcher || opts.once {
-                let n = self.queue.dispatch(&self.routes).await?;
-                stats.dispatched += n;
-                did |= n > 0;
-            }
-            if let Some((sink, entity)) = self
-                .queue
-                .claim(&opts.owner, &self.sinks, opts.lease)
-                .await?
-            {
-                did = true;
-                let result = self
-                    .work_queue(&opts, &mut sinks, &sink, &entity, &mut stats)
-                    .await;
-                // Give the queue back even when recording failed.
-                let released = self.queue.release(&sink, &entity, &opts.owner).await;
-                result?;
-                released?;
-            }
+            let did = match self.cycle(&opts, dispatcher, &mut sinks, &mut stats).await {
+                Ok(did) => {
+                    errors = 0;
+                    did
+                }
+                Err(e) if opts.once => return Err(e),
+                Err(e) => {
+                    errors += 1;
+                    let pause = opts
+                        .poll
+                        .saturating_mul(1u32 << errors.min(7))
+                        .min(Duration::from_secs(10));
+                    tracing::warn!(error = %e, "relay cycle failed; trying again in {pause:?}");
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        r = stop.changed(), if stop_open => stop_open = r.is_ok(),
+                    }
+                    continue;
+                }
+            };
             if !did {
                 if opts.once {
                     // Another worker may still be dispatching: one more look.
@@ -237,6 +241,36 @@ impl Relay {
                 }
             }
         }
+    }
+
+    /// One look for work: dispatch (the dispatching worker), then claim a
+    /// queue and work it. Returns whether there was anything to do.
+    async fn cycle(
+        &self,
+        opts: &RelayOptions,
+        dispatcher: bool,
+        sinks: &mut HashMap<String, AnySink>,
+        stats: &mut RelayStats,
+    ) -> Result<bool, RelayError> {
+        let mut did = false;
+        if dispatcher || opts.once {
+            let n = self.queue.dispatch(&self.routes).await?;
+            stats.dispatched += n;
+            did |= n > 0;
+        }
+        if let Some((sink, entity)) = self
+            .queue
+            .claim(&opts.owner, &self.sinks, opts.lease)
+            .await?
+        {
+            did = true;
+            let result = self.work_queue(opts, sinks, &sink, &entity, stats).await;
+            // Give the queue back even when recording failed.
+            let released = self.queue.release(&sink, &entity, &opts.owner).await;
+            result?;
+            released?;
+        }
+        Ok(did)
     }
 
     /// Delivers the due messages of one leased queue, batch by batch.
@@ -337,24 +371,48 @@ impl Relay {
                 Some(Ok(())) => {
                     let marked = self.queue.delivered(&ids, queue, &opts.owner).await?;
                     stats.delivered += marked;
-                    if marked > 0 {
-                        stats.rows += due.iter().map(|m| m.rows).sum::<u64>();
+                    if marked < ids.len() as u64 {
+                        // Not all ours any more: another relay took the queue.
+                        return Ok(());
                     }
+                    stats.rows += due.iter().map(|m| m.rows).sum::<u64>();
+                }
+                Some(Err(e)) if due.len() > 1 && matches!(e, SinkError::Rejected(_)) => {
+                    // The sink answered and refused the batch: find the
+                    // message it refuses, one at a time in order, so only
+                    // that one is charged an attempt (and can end dead).
+                    for m in &due {
+                        let one = std::slice::from_ref(m);
+                        let (sink, entity) =
+                            match (sinks.get_mut(sink_name), self.policy.entity(entity_name)) {
+                                (Some(s), Some(e)) => (s, e),
+                                _ => return Ok(()),
+                            };
+                        match sink.deliver(&self.policy, sink_name, entity, one).await {
+                            Ok(()) => {
+                                let n = self
+                                    .queue
+                                    .delivered(&[m.delivery_id], queue, &opts.owner)
+                                    .await?;
+                                if n == 0 {
+                                    return Ok(()); // the queue is no longer ours
+                                }
+                                stats.delivered += n;
+                                stats.rows += m.rows;
+                            }
+                            Err(e) => {
+                                self.record_failure(opts, queue, &retry, m, &e, stats)
+                                    .await?;
+                                return Ok(());
+                            }
+                        }
+                    }
+                    return Ok(());
                 }
                 Some(Err(e)) => {
-                    let attempts = due.iter().map(|m| m.attempts).max().unwrap_or(0);
-                    let delay = backoff(&retry, attempts);
-                    tracing::warn!(sink = sink_name, entity = entity_name, messages = ids.len(), error = %e, "delivery failed; retrying in {delay:?}");
-                    stats.failed += self
-                        .queue
-                        .failed(
-                            &ids,
-                            queue,
-                            &opts.owner,
-                            delay,
-                            &e.to_string(),
-                            retry.max_attempts,
-                        )
+                    // The attempt counts on the first message; the ones
+                    // behind it wait for it (order), uncharged.
+                    self.record_failure(opts, queue, &retry, &due[0], &e, stats)
                         .await?;
                     return Ok(());
                 }
@@ -363,5 +421,32 @@ impl Relay {
                 return Ok(());
             }
         }
+    }
+
+    /// Charges one failed attempt to `m`: retrying after the backoff, or dead
+    /// after the sink's `max_attempts`.
+    async fn record_failure(
+        &self,
+        opts: &RelayOptions,
+        queue: (&str, &str),
+        retry: &lethe_core::Retry,
+        m: &QueuedMessage,
+        e: &SinkError,
+        stats: &mut RelayStats,
+    ) -> Result<(), RelayError> {
+        let delay = backoff(retry, m.attempts);
+        tracing::warn!(sink = queue.0, entity = queue.1, delivery = m.delivery_id, error = %e, "delivery failed; retrying in {delay:?}");
+        stats.failed += self
+            .queue
+            .failed(
+                &[m.delivery_id],
+                queue,
+                &opts.owner,
+                delay,
+                &e.to_string(),
+                retry.max_attempts,
+            )
+            .await?;
+        Ok(())
     }
 }

@@ -745,3 +745,113 @@ async fn lost_lease_records_nothing(b: Backend) {
     db.cleanup().await;
 }
 on_both!(lost_lease, lost_lease_records_nothing);
+
+/// A webhook receiver that refuses (HTTP 400) any batch holding `poison`,
+/// and records the subjects of the batches it accepts.
+fn picky_receiver(poison: &'static str) -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let got = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = got.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut len = 0usize;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                if let Some(v) = line.to_ascii_lowercase().strip_prefix("content-length:") {
+                    len = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut body = vec![0u8; len];
+            let _ = reader.read_exact(&mut body);
+            let events: Vec<Value> = serde_json::from_slice(&body).unwrap_or_default();
+            let subjects: Vec<String> = events
+                .iter()
+                .map(|e| e["subject"].as_str().unwrap_or("").to_string())
+                .collect();
+            let refuse = subjects.iter().any(|s| s == poison);
+            if !refuse {
+                seen.lock().unwrap().extend(subjects);
+            }
+            let status = if refuse { "400 Bad Request" } else { "200 OK" };
+            let mut out = stream;
+            let _ = write!(
+                out,
+                "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+        }
+    });
+    (port, got)
+}
+
+/// One message a sink keeps refusing is found inside its batch: only it is
+/// charged attempts and ends dead; the messages around it are delivered.
+async fn one_refused_message_goes_dead_alone(b: Backend) {
+    let dir = TempDir::new();
+    let p = unique();
+    let (port, got) = picky_receiver("products/11");
+    let env = format!("LETHE_TEST_HOOK_{}", p.to_uppercase());
+    // SAFETY: a variable of this test's own (unique name), set before any
+    // thread reads it.
+    unsafe { std::env::set_var(&env, "s3cret") };
+    let policy = relay_policy(&p, REDIS, &dir.0, "").replace(
+        "publish = [\"events\"]\n",
+        "publish = [\"events\", \"hook\"]\n",
+    ) + &format!(
+        "\n[sinks.hook]\nkind = \"webhook\"\nurl = \"http://127.0.0.1:{port}/\"\nsecret_env = \"{env}\"\nmax_attempts = 2\nbackoff = \"10ms\"\nmax_backoff = \"20ms\"\n"
+    );
+    let Some((db, engine)) = shop_with(b, &policy).await else {
+        return;
+    };
+    for id in ["10", "11", "12"] {
+        engine.delete(&delete("products", id)).await.unwrap();
+    }
+    for _ in 0..100 {
+        relay_once(&engine, 1).await;
+        let open = engine
+            .queue()
+            .unwrap()
+            .list(Some("retrying"), None, 10)
+            .await
+            .unwrap()
+            .len()
+            + engine
+                .queue()
+                .unwrap()
+                .list(Some("pending"), None, 10)
+                .await
+                .unwrap()
+                .len();
+        if open == 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let dead = engine
+        .queue()
+        .unwrap()
+        .list(Some("dead"), Some("hook"), 10)
+        .await
+        .unwrap();
+    assert_eq!(dead.len(), 1, "{dead:?}");
+    assert_eq!(dead[0].entity, "products");
+    assert_eq!(dead[0].attempts, 2);
+    assert!(
+        dead[0].last_error.as_deref().unwrap_or("").contains("400"),
+        "{dead:?}"
+    );
+    let got = got.lock().unwrap().clone();
+    let products: Vec<&str> = got
+        .iter()
+        .filter(|s| s.starts_with("products/"))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(products, vec!["products/10", "products/12"]);
+    db.cleanup().await;
+}
+on_both!(refused_message, one_refused_message_goes_dead_alone);

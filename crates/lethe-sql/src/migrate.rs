@@ -240,6 +240,10 @@ fn internal_v2_statements(d: Dialect) -> Vec<String> {
             "ALTER TABLE {} ADD COLUMN dispatched BOOLEAN NOT NULL DEFAULT FALSE",
             t("outbox")
         ),
+        // Records written before the relay existed are history, not work:
+        // only deletions from now on are delivered (reconcile repairs
+        // older drift).
+        format!("UPDATE {} SET dispatched = TRUE", t("outbox")),
         format!(
             "CREATE INDEX {} ON {} (id) WHERE NOT dispatched",
             idx("outbox_undispatched"),
