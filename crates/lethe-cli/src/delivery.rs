@@ -24,7 +24,9 @@ pub struct RelayArgs {
     pub json: bool,
 }
 
-fn relay_error(e: RelayError) -> StoreError {
+/// The relay's errors as the CLI reports them (exit codes come from
+/// `StoreError`).
+pub fn relay_error(e: RelayError) -> StoreError {
     match e {
         RelayError::Store(s) => s,
         e @ RelayError::Sink { .. } => StoreError::Sink(e.to_string()),

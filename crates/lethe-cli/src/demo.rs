@@ -163,13 +163,6 @@ on_delete = "set_null"
     )
 }
 
-fn relay_error(e: lethe_relay::RelayError) -> StoreError {
-    match e {
-        lethe_relay::RelayError::Store(s) => s,
-        e @ lethe_relay::RelayError::Sink { .. } => StoreError::Sink(e.to_string()),
-    }
-}
-
 async fn relay_once(engine: &Engine) -> Result<lethe_relay::RelayStats, StoreError> {
     let relay = std::sync::Arc::new(lethe_relay::Relay::new(
         engine.queue()?,
@@ -180,7 +173,10 @@ async fn relay_once(engine: &Engine) -> Result<lethe_relay::RelayStats, StoreErr
         once: true,
         ..Default::default()
     };
-    relay.run(opts, rx).await.map_err(relay_error)
+    relay
+        .run(opts, rx)
+        .await
+        .map_err(crate::delivery::relay_error)
 }
 
 /// The ids and names the demo's search index finds for `query`.
@@ -292,7 +288,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
     let db = engine.db().clone();
     let fixed = lethe_relay::reconcile(&engine, Some("search"), true)
         .await
-        .map_err(relay_error)?;
+        .map_err(crate::delivery::relay_error)?;
     println!(
         "indexed {} active product(s) in the embedded search index (lethe reconcile --fix)",
         fixed.fixed()

@@ -20,7 +20,6 @@
 #![cfg(unix)]
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{SocketAddr, TcpStream};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::Stdio;
@@ -38,65 +37,15 @@ use lethe_store::{DeleteRequest, Engine, QueuedMessage};
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Connection as _, Executor, PgConnection, PgPool};
 
+#[path = "../../lethe-relay/tests/services/mod.rs"]
+mod services;
+use services::*;
+
 // ------------------------------------------------------------ environment
-
-fn in_ci() -> bool {
-    std::env::var("CI")
-        .map(|v| !v.is_empty() && v != "false" && v != "0")
-        .unwrap_or(false)
-}
-
-/// Skips (returns `None`) outside CI, fails under CI.
-fn skip<T>(what: &str) -> Option<T> {
-    if in_ci() {
-        panic!("required under CI: {what}");
-    }
-    eprintln!("skipping: {what}");
-    None
-}
-
-fn reachable(host_port: &str) -> bool {
-    match host_port.parse::<SocketAddr>() {
-        Ok(addr) => TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok(),
-        // A host name: let the client find out.
-        Err(_) => true,
-    }
-}
-
-/// `host:port` of `nats://127.0.0.1:4222` or `amqp://u:p@127.0.0.1:5672/%2f`.
-fn host_port(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-    rest.split('/').next().unwrap_or(rest)
-}
 
 fn pg_base_url() -> String {
     std::env::var("LETHE_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1/postgres".to_string())
-}
-
-fn nats_url() -> Option<String> {
-    let url =
-        std::env::var("LETHE_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string());
-    if reachable(host_port(&url)) {
-        Some(url)
-    } else {
-        skip(&format!("NATS at {url} is unreachable"))
-    }
-}
-
-fn amqp_url() -> Option<String> {
-    let url = std::env::var("LETHE_TEST_AMQP")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string());
-    if reachable(host_port(&url)) {
-        Some(url)
-    } else {
-        skip(&format!("RabbitMQ at {url} is unreachable"))
-    }
-}
-
-fn run_id() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
 }
 
 /// Runs `f` on a runtime of its own in another thread: for clean-up in

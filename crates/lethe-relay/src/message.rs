@@ -14,7 +14,7 @@ use crate::sink::{Event, SearchOp};
 
 /// A column value as template text; `None` for NULL (a key built from a
 /// missing value names nothing).
-fn text(v: &Value) -> Option<String> {
+pub(crate) fn text(v: &Value) -> Option<String> {
     match v {
         Value::Null => None,
         Value::String(s) => Some(s.clone()),

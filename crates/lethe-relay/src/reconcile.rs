@@ -14,7 +14,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::any_sink::AnySink;
-use crate::message::{document, render};
+use crate::message::{document, render, text};
 use crate::relay::RelayError;
 use crate::sink::SearchOp;
 
@@ -70,13 +70,6 @@ struct Pages<'a> {
     which: Which,
     after: Option<Vec<String>>,
     done: bool,
-}
-
-fn text(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
-    }
 }
 
 impl<'a> Pages<'a> {
@@ -147,7 +140,7 @@ impl<'a> Pages<'a> {
                     self.e
                         .key
                         .iter()
-                        .map(|k| last.get(k).map(text).unwrap_or_default())
+                        .map(|k| last.get(k).and_then(text).unwrap_or_else(|| "null".into()))
                         .collect(),
                 );
             }

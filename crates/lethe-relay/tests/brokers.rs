@@ -11,7 +11,7 @@
 //! locally, but fails under CI (`CI=true`): CI must never pass by skipping.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{TcpListener, TcpStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -27,59 +27,10 @@ use lethe_relay::sinks::nats::NatsSink;
 use lethe_relay::sinks::rabbitmq::RabbitMqSink;
 use lethe_relay::{Event, SinkError};
 
+mod services;
+use services::*;
+
 // ---------------------------------------------------------------- helpers
-
-fn in_ci() -> bool {
-    std::env::var("CI")
-        .map(|v| !v.is_empty() && v != "false" && v != "0")
-        .unwrap_or(false)
-}
-
-/// Skips (returns `None`) outside CI, fails under CI.
-fn skip<T>(what: &str) -> Option<T> {
-    if in_ci() {
-        panic!("required under CI: {what}");
-    }
-    eprintln!("skipping: {what}");
-    None
-}
-
-fn run_id() -> String {
-    uuid::Uuid::now_v7().simple().to_string()
-}
-
-fn reachable(host_port: &str) -> bool {
-    let addr: SocketAddr = host_port.parse().expect("host:port");
-    TcpStream::connect_timeout(&addr, Duration::from_secs(2)).is_ok()
-}
-
-/// `host:port` of a URL such as `nats://127.0.0.1:4222` or
-/// `amqp://user:pass@127.0.0.1:5672/%2f`.
-fn host_port(url: &str) -> &str {
-    let rest = url.split_once("://").map_or(url, |(_, r)| r);
-    let rest = rest.rsplit_once('@').map_or(rest, |(_, r)| r);
-    rest.split('/').next().unwrap()
-}
-
-fn nats_url() -> Option<String> {
-    let url =
-        std::env::var("LETHE_TEST_NATS").unwrap_or_else(|_| "nats://127.0.0.1:4222".to_string());
-    if reachable(host_port(&url)) {
-        Some(url)
-    } else {
-        skip(&format!("NATS at {url} is unreachable"))
-    }
-}
-
-fn amqp_url() -> Option<String> {
-    let url = std::env::var("LETHE_TEST_AMQP")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_string());
-    if reachable(host_port(&url)) {
-        Some(url)
-    } else {
-        skip(&format!("RabbitMQ at {url} is unreachable"))
-    }
-}
 
 /// Whether `program` can be run (it answers `flag`).
 fn has_program(program: &str, flag: &str) -> bool {

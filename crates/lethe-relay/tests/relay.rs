@@ -143,6 +143,28 @@ fn delete(entity: &str, key: &str) -> DeleteRequest {
 
 const REDIS: &str = "redis://127.0.0.1:6379/";
 
+/// What the application indexed before the test: products 10 and 11.
+async fn index_products(dir: &Path) {
+    let mut index = TantivySink::new(&dir.join("index").display().to_string());
+    let doc = |name: &str| {
+        serde_json::json!({"name": name})
+            .as_object()
+            .unwrap()
+            .clone()
+    };
+    let ops = [
+        SearchOp::Upsert {
+            id: "10".into(),
+            doc: doc("Dune"),
+        },
+        SearchOp::Upsert {
+            id: "11".into(),
+            doc: doc("Vinyl"),
+        },
+    ];
+    index.apply("products", &ops).await.unwrap();
+}
+
 async fn delete_then_restore_reaches_every_sink_in_order(b: Backend) {
     let dir = TempDir::new();
     let p = unique();
@@ -162,30 +184,7 @@ async fn delete_then_restore_reaches_every_sink_in_order(b: Backend) {
     .map(|k| format!("{p}:{k}"))
     .collect();
     set_keys(REDIS, &keys).await;
-    let mut index = TantivySink::new(&dir.0.join("index").display().to_string());
-    let doc = |name: &str| {
-        serde_json::json!({"name": name})
-            .as_object()
-            .unwrap()
-            .clone()
-    };
-    index
-        .apply(
-            "products",
-            &[
-                SearchOp::Upsert {
-                    id: "10".into(),
-                    doc: doc("Dune"),
-                },
-                SearchOp::Upsert {
-                    id: "11".into(),
-                    doc: doc("Vinyl"),
-                },
-            ],
-        )
-        .await
-        .unwrap();
-    drop(index);
+    index_products(&dir.0).await;
 
     let done = engine.delete(&delete("products", "10")).await.unwrap();
     // The outbox carries the key and the columns the sinks need.
@@ -593,30 +592,7 @@ async fn reconcile_finds_and_repairs_drift(b: Backend) {
     let fresh = vec![format!("{p}:product:11"), format!("{p}:review:3003:11")];
     set_keys(REDIS, &stale).await;
     set_keys(REDIS, &fresh).await;
-    let mut index = TantivySink::new(&dir.0.join("index").display().to_string());
-    let doc = |name: &str| {
-        serde_json::json!({"name": name})
-            .as_object()
-            .unwrap()
-            .clone()
-    };
-    index
-        .apply(
-            "products",
-            &[
-                SearchOp::Upsert {
-                    id: "10".into(),
-                    doc: doc("Dune"),
-                },
-                SearchOp::Upsert {
-                    id: "11".into(),
-                    doc: doc("Vinyl"),
-                },
-            ],
-        )
-        .await
-        .unwrap();
-    drop(index);
+    index_products(&dir.0).await;
 
     let report = lethe_relay::reconcile(&engine, None, false).await.unwrap();
     let get = |check: &str, entity: &str| {

@@ -41,40 +41,6 @@ pub struct QueuedMessage {
     pub rows: u64,
 }
 
-impl QueuedMessage {
-    /// Each row as `(key object, all values object)`: the key's columns, and
-    /// the key's plus the captured columns.
-    pub fn rows(
-        &self,
-    ) -> Vec<(
-        serde_json::Map<String, Value>,
-        serde_json::Map<String, Value>,
-    )> {
-        let names: Vec<&String> = self.key_columns.iter().chain(self.columns.iter()).collect();
-        let n_key = self.key_columns.len();
-        self.keys
-            .as_array()
-            .map(|a| a.as_slice())
-            .unwrap_or_default()
-            .iter()
-            .map(|v| {
-                let values: Vec<Value> = match v {
-                    Value::Array(a) if names.len() > 1 => a.clone(),
-                    other => vec![other.clone()],
-                };
-                let all: serde_json::Map<String, Value> =
-                    names.iter().map(|s| s.to_string()).zip(values).collect();
-                let key = all
-                    .iter()
-                    .take(n_key)
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                (key, all)
-            })
-            .collect()
-    }
-}
-
 /// A delivery as `lethe deliveries` lists it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct DeliveryRow {
