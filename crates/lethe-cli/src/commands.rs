@@ -28,6 +28,12 @@ pub fn report(e: &StoreError, json: bool) -> u8 {
             eprintln!("  {line}");
         }
     }
+    if let StoreError::RestoreShape { problems } = e {
+        // The first is the error's own message.
+        for p in problems.iter().skip(1) {
+            eprintln!("  {}", p.message);
+        }
+    }
     if let Some(h) = e.hint() {
         eprintln!("hint: {h}");
     }
@@ -147,13 +153,21 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
             deletion_id,
             actor,
             reason,
+            set,
+            drop_missing,
             dry_run,
             json,
         } => {
             let engine = engine(cli).await?;
+            let opts = lethe_store::RestoreOptions {
+                actor: actor.clone(),
+                reason: reason.clone(),
+                set: set.clone(),
+                drop_missing: *drop_missing,
+            };
             if *dry_run {
-                let p = engine.restore_preview(deletion_id).await?;
-                let refused = !p.conflicts.is_empty() || !p.deleted_parents.is_empty();
+                let p = engine.restore_preview_with(deletion_id, &opts).await?;
+                let refused = output::preview_refused(&p);
                 if *json {
                     print_json(&output::preview(&p));
                 } else {
@@ -162,11 +176,27 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
                         for line in output::refusal_lines(&p.conflicts, &p.deleted_parents) {
                             println!("  {line}");
                         }
+                        for pr in &p.problems {
+                            println!("  {}", pr.message);
+                        }
                         println!("once that is resolved, it would bring back:");
                     } else {
                         println!("restore of {} would bring back:", p.deletion_id);
                     }
                     print!("{}", table::counts(&p.would_restore));
+                    if !p.schema_changes.is_empty() {
+                        println!("columns changed since the rows were stored:");
+                        for c in &p.schema_changes {
+                            println!(
+                                "  {}.{} {}: {} ({})",
+                                c.entity,
+                                c.column,
+                                c.change,
+                                c.outcome,
+                                plural(c.rows as usize, "row", "rows")
+                            );
+                        }
+                    }
                     for n in &p.nullified {
                         println!(
                             "and put back {} set to NULL in {}",
@@ -178,9 +208,7 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
                 }
                 return Ok(if refused { exit::REFUSED } else { exit::OK });
             }
-            let done = engine
-                .restore_as(deletion_id, actor.as_deref(), reason.as_deref())
-                .await?;
+            let done = engine.restore_with(deletion_id, &opts).await?;
             if *json {
                 print_json(&output::restored(&done));
             } else {

@@ -39,10 +39,13 @@ pub fn code_for(e: &StoreError) -> u8 {
         | StoreError::DeliveryNotFound(_) => NOT_FOUND,
         StoreError::AlreadyDeleted { .. }
         | StoreError::AlreadyRestored { .. }
+        | StoreError::Purged { .. }
         | StoreError::RestoreConflict { .. }
         | StoreError::ParentDeleted { .. }
         | StoreError::NotMigrated(_)
         | StoreError::EntityGone(_)
+        | StoreError::SchemaChanged { .. }
+        | StoreError::RestoreShape { .. }
         | StoreError::MigrationBlocked { .. }
         | StoreError::Refused(_) => REFUSED,
         StoreError::Connect(_)

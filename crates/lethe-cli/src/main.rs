@@ -94,7 +94,11 @@ enum Command {
         json: bool,
     },
     /// Undo exactly one deletion: its rows come back, rows deleted earlier by
-    /// other deletions stay deleted.
+    /// other deletions stay deleted. Rows that left their table (hard and
+    /// archive deletes, rows archived after their retention) are inserted
+    /// again; when the table changed since, a column added since takes its
+    /// default or a --set value, and a column dropped since is refused
+    /// (listing the values) unless --drop-missing.
     Restore {
         /// The deletion to undo (from `lethe delete`, `lethe deletions`).
         deletion_id: String,
@@ -104,6 +108,14 @@ enum Command {
         /// Why (recorded in the audit log; do not put personal data here).
         #[arg(long)]
         reason: Option<String>,
+        /// A value for a NOT NULL column added to a table since its rows
+        /// were stored: COLUMN=VALUE, or ENTITY.COLUMN=VALUE. Repeatable.
+        #[arg(long = "set", value_name = "COLUMN=VALUE", value_parser = parse_set)]
+        set: Vec<lethe_store::SetValue>,
+        /// Restore even though columns dropped since the rows were stored
+        /// hold values: those values are lost.
+        #[arg(long)]
+        drop_missing: bool,
         /// Show what would come back and any conflict; change nothing.
         #[arg(long)]
         dry_run: bool,
@@ -261,6 +273,10 @@ enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn parse_set(s: &str) -> Result<lethe_store::SetValue, String> {
+    s.parse()
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {

@@ -78,13 +78,20 @@ pub fn preview(p: &RestorePreview) -> Value {
     json!({
         "dry_run": true,
         "deletion_id": p.deletion_id,
-        "refused": !p.conflicts.is_empty() || !p.deleted_parents.is_empty(),
+        "refused": preview_refused(p),
         "would_restore": affected(&p.would_restore),
         "entities": p.would_restore,
         "nullified": nullified(&p.nullified),
         "conflicts": p.conflicts,
         "deleted_parents": p.deleted_parents,
+        "schema_changes": p.schema_changes,
+        "problems": p.problems,
     })
+}
+
+/// Whether a previewed restore would be refused.
+pub fn preview_refused(p: &RestorePreview) -> bool {
+    !p.conflicts.is_empty() || !p.deleted_parents.is_empty() || !p.problems.is_empty()
 }
 
 pub fn record(d: &DeletionRecord) -> Value {
@@ -104,6 +111,7 @@ pub fn record(d: &DeletionRecord) -> Value {
         "restored_at": d.restored_at,
         "restored_by": d.restored_by,
         "restored_reason": d.restored_reason,
+        "purged_at": d.purged_at,
     })
 }
 
@@ -166,10 +174,10 @@ pub fn describe_plan(plan: &PlanReport) -> String {
         .iter()
         .filter(|c| c.rows > 0)
         .map(|c| {
-            let action = if c.strategy == "hard" {
-                "remove (snapshot kept)"
-            } else {
-                "mark deleted"
+            let action = match c.strategy.as_str() {
+                "hard" => "remove (snapshot kept)",
+                "archive" => "move to the archive",
+                _ => "mark deleted",
             };
             vec![c.entity.clone(), action.to_string(), c.rows.to_string()]
         })

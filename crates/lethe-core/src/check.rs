@@ -148,12 +148,19 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
                 );
             }
         }
-        if e.strategy == Strategy::Hard && !e.unique.is_empty() {
+        if e.strategy.removes_row() && !e.unique.is_empty() {
             push(
                 Level::Warning,
                 format!("{k}.unique"),
                 Some(e.line),
-                "\"unique\" only changes anything for soft entities; hard-deleted rows leave the table".into(),
+                format!(
+                    "\"unique\" only changes anything for soft entities; {} rows leave the table",
+                    if e.strategy == Strategy::Hard {
+                        "hard-deleted"
+                    } else {
+                        "archived"
+                    }
+                ),
             );
         }
         // Foreign keys the database enforces but the policy does not describe.
@@ -171,7 +178,7 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
             if !declared {
                 // Deleting a hard parent would run into this key: the database
                 // removes the rows with no snapshot (CASCADE) or refuses.
-                let level = if parent.strategy == Strategy::Hard && fk.on_delete != "set null" {
+                let level = if parent.strategy.removes_row() && fk.on_delete != "set null" {
                     Level::Error
                 } else {
                     Level::Warning
@@ -188,7 +195,8 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
                         fk.on_delete.to_uppercase(),
                         if level == Level::Error {
                             format!(
-                                "; hard-deleting {} would make the database remove or refuse these rows. Declare the relation",
+                                "; {} {} would make the database remove or refuse these rows. Declare the relation",
+                                removing(parent.strategy),
                                 parent.name
                             )
                         } else {
@@ -289,10 +297,11 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
         // A hard parent cannot be removed while a database foreign key still
         // points at it from a row that stays: a soft child's marked rows keep
         // their reference, and so do a kept hard child's rows.
-        if let Some(fk) = fk.filter(|_| parent.strategy == Strategy::Hard) {
-            let child_stays = match child.strategy {
-                Strategy::Hard => r.on_delete == OnDelete::Keep,
-                _ => fk.on_delete != "set null",
+        if let Some(fk) = fk.filter(|_| parent.strategy.removes_row()) {
+            let child_stays = if child.strategy.removes_row() {
+                r.on_delete == OnDelete::Keep
+            } else {
+                fk.on_delete != "set null"
             };
             if child_stays {
                 push(
@@ -300,15 +309,21 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
                     k.clone(),
                     Some(r.line),
                     format!(
-                        "\"{}\" is hard-deleted but the foreign key {}.({}) (ON DELETE {}) keeps pointing at it from rows that stay ({} {}; soft-deleted rows keep their reference): the database would refuse or cascade the delete; make \"{}\" soft or \"{}\" hard",
+                        "\"{}\" is {} but the foreign key {}.({}) (ON DELETE {}) keeps pointing at it from rows that stay ({} {}; soft-deleted rows keep their reference): the database would refuse or cascade the delete; make \"{}\" soft or \"{}\" {}",
                         parent.name,
+                        if parent.strategy == Strategy::Hard {
+                            "hard-deleted"
+                        } else {
+                            "archived"
+                        },
                         child.table,
                         r.columns.join(", "),
                         fk.on_delete.to_uppercase(),
                         child.strategy,
                         r.on_delete,
                         parent.name,
-                        child.name
+                        child.name,
+                        parent.strategy
                     ),
                 );
             }
@@ -324,14 +339,14 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
             let Some(parent) = policy.entities.values().find(|p| p.table == fk.ref_table) else {
                 continue;
             };
-            if parent.strategy == Strategy::Hard && fk.on_delete == "cascade" {
+            if parent.strategy.removes_row() && fk.on_delete == "cascade" {
                 out.push(Finding {
                     level: Level::Error,
                     key: format!("entities.{}", parent.name),
                     line: Some(parent.line),
                     message: format!(
-                        "unmanaged table \"{}\" references \"{}\" with ON DELETE CASCADE: hard-deleting {} makes the database remove those rows too, and restore cannot bring them back; add \"{}\" to the policy",
-                        t.name, parent.table, parent.name, t.name
+                        "unmanaged table \"{}\" references \"{}\" with ON DELETE CASCADE: {} {} makes the database remove those rows too, and restore cannot bring them back; add \"{}\" to the policy",
+                        t.name, parent.table, removing(parent.strategy), parent.name, t.name
                     ),
                 });
             }
@@ -339,4 +354,13 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
     }
     out.sort_by_key(|f| f.level);
     out
+}
+
+/// `hard-deleting` or `archiving`, for messages about rows leaving a table.
+fn removing(s: Strategy) -> &'static str {
+    if s == Strategy::Hard {
+        "hard-deleting"
+    } else {
+        "archiving"
+    }
 }

@@ -6,6 +6,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use crate::retention::{ExportConfig, Job, Retention};
 use crate::sinks::{Delivery, RelayConfig, Sink};
 
 /// How rows of an entity are removed.
@@ -13,7 +14,8 @@ use crate::sinks::{Delivery, RelayConfig, Sink};
 pub enum Strategy {
     /// The row stays and is marked with `deleted_at` and the deletion id.
     Soft,
-    /// The row moves to an archive store (not available yet: refused at parse time).
+    /// The row moves out of its table into Lethe's archive store, with the
+    /// deletion id and a fingerprint of the table's columns at that time.
     Archive,
     /// The row is removed; a snapshot is kept with the deletion so restore can
     /// re-insert it.
@@ -21,6 +23,11 @@ pub enum Strategy {
 }
 
 impl Strategy {
+    /// Whether a deletion takes the row out of its table (hard and archive).
+    pub fn removes_row(self) -> bool {
+        matches!(self, Strategy::Hard | Strategy::Archive)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Strategy::Soft => "soft",
@@ -113,6 +120,17 @@ pub struct Entity {
     pub deletion_id: String,
     /// What the entity sends to caches, search indexes and event sinks.
     pub delivery: Delivery,
+    /// How long deleted rows stay restorable, and what happens after.
+    pub retention: Option<Retention>,
+    /// Columns holding the id of the data subject a row belongs to, for
+    /// tables that hold it without a relation (`subject_columns`).
+    pub subject_columns: Vec<String>,
+    /// Whether rows of the table can carry Lethe's marker columns. Always
+    /// for soft entities; for archive and hard entities when the table still
+    /// has both columns (an entity moved from soft: its rows still marked
+    /// there stay deleted until `lethe migrate-strategy` moves them). Set by
+    /// the store after introspection ([`Policy::mark_tables`]).
+    pub marked: bool,
     /// 1-based line of `[entities.NAME]` in the policy file, for messages.
     pub line: usize,
 }
@@ -120,6 +138,12 @@ pub struct Entity {
 impl Entity {
     pub fn is_soft(&self) -> bool {
         self.strategy == Strategy::Soft
+    }
+
+    /// Whether a marked row of this table counts as deleted (see
+    /// [`Entity::marked`]).
+    pub fn has_markers(&self) -> bool {
+        self.marked
     }
 
     /// Columns beyond the key that the outbox captures for sinks.
@@ -166,6 +190,13 @@ pub struct Policy {
     /// `[sinks.NAME]`: where the relay delivers outbox records.
     pub sinks: BTreeMap<String, Sink>,
     pub relay: RelayConfig,
+    /// `[erasure] subject`: the entity whose rows are the data subjects
+    /// (people); exported PII is encrypted with one key per subject.
+    pub subject: Option<String>,
+    /// `[export]`: where `lethe archive export` writes cold storage.
+    pub export: Option<ExportConfig>,
+    /// `[jobs.NAME]`: purges and exports `lethe worker` runs on a schedule.
+    pub jobs: BTreeMap<String, Job>,
 }
 
 impl Policy {
@@ -191,6 +222,14 @@ impl Policy {
                     .collect::<Vec<_>>()
             })
             .collect()
+    }
+
+    /// Sets [`Entity::marked`] from the live schema: `has_columns(table,
+    /// deleted_at, deletion_id)` says whether a table has both marker columns.
+    pub fn mark_tables(&mut self, has_columns: impl Fn(&str, &str, &str) -> bool) {
+        for e in self.entities.values_mut() {
+            e.marked = e.is_soft() || has_columns(&e.table, &e.deleted_at, &e.deletion_id);
+        }
     }
 
     /// Relations whose child is `entity`.

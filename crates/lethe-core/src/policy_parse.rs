@@ -9,6 +9,7 @@ use crate::error::PolicyError;
 use crate::graph;
 use crate::ident;
 use crate::policy::{DatabaseConfig, Entity, OnDelete, PiiRule, Policy, Relation, Strategy};
+use crate::retention::{RawErasure, RawExport, RawJob, parse_export, parse_jobs, parse_retention};
 use crate::sinks_parse::{
     RawDelivery, RawRelay, RawSearches, RawSink, parse_delivery, parse_relay, parse_sinks,
 };
@@ -28,6 +29,12 @@ struct RawPolicy {
     sinks: BTreeMap<Spanned<String>, Spanned<RawSink>>,
     #[serde(default)]
     relay: Option<RawRelay>,
+    #[serde(default)]
+    erasure: Option<RawErasure>,
+    #[serde(default)]
+    export: Option<RawExport>,
+    #[serde(default)]
+    jobs: BTreeMap<Spanned<String>, Spanned<RawJob>>,
 }
 
 #[derive(Deserialize)]
@@ -44,6 +51,8 @@ struct RawDefaults {
     strategy: Option<Spanned<String>>,
     deleted_at: Option<Spanned<String>>,
     deletion_id: Option<Spanned<String>>,
+    retention: Option<Spanned<String>>,
+    then: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -62,6 +71,9 @@ struct RawEntity {
     cache: Option<Spanned<Vec<String>>>,
     search: Option<Spanned<RawSearches>>,
     publish: Option<Spanned<Vec<String>>>,
+    retention: Option<Spanned<String>>,
+    then: Option<Spanned<String>>,
+    subject_columns: Option<Spanned<Vec<String>>>,
 }
 
 #[derive(Deserialize)]
@@ -115,6 +127,8 @@ pub fn parse_policy(source: &str, file: &str) -> Result<Policy, PolicyError> {
         strategy: None,
         deleted_at: None,
         deletion_id: None,
+        retention: None,
+        then: None,
     });
     let default_strategy = match &defaults.strategy {
         Some(s) => parse_strategy(&lines, s, "defaults.strategy")?,
@@ -158,25 +172,6 @@ pub fn parse_policy(source: &str, file: &str) -> Result<Policy, PolicyError> {
             Some(s) => parse_strategy(&lines, s, &format!("{key_path}.strategy"))?,
             None => default_strategy,
         };
-        if strategy == Strategy::Archive {
-            // Attribute the error to where "archive" is written: the entity,
-            // or [defaults] when the entity inherits it.
-            let (at, key) = match &e.strategy {
-                Some(s) => (s, format!("{key_path}.strategy")),
-                None => (
-                    defaults
-                        .strategy
-                        .as_ref()
-                        .expect("archive came from [defaults]"),
-                    "defaults.strategy".to_string(),
-                ),
-            };
-            return Err(lines.err(
-                at,
-                key,
-                "strategy \"archive\" is not available yet (it arrives with retention support); use \"soft\" or \"hard\"",
-            ));
-        }
         let mut unique = Vec::new();
         for (i, u) in e.unique.iter().enumerate() {
             unique.push(column_list(&lines, u, &format!("{key_path}.unique[{i}]"))?);
@@ -231,6 +226,32 @@ pub fn parse_policy(source: &str, file: &str) -> Result<Policy, PolicyError> {
                 ));
             }
         }
+        // An entity's own retention replaces the default one whole (a `then`
+        // of its own without a retention of its own inherits the default
+        // duration).
+        let (ret, then, ret_path) = if e.retention.is_some() || e.then.is_some() {
+            (
+                e.retention.as_ref().or(defaults.retention.as_ref()),
+                e.then.as_ref(),
+                key_path.clone(),
+            )
+        } else {
+            (
+                defaults.retention.as_ref(),
+                // Archived rows can only be purged: a default `then =
+                // "archive"` means purge for them.
+                defaults
+                    .then
+                    .as_ref()
+                    .filter(|_| strategy != Strategy::Archive),
+                "defaults".to_string(),
+            )
+        };
+        let retention = parse_retention(&lines, &ret_path, strategy, ret, then)?;
+        let subject_columns = match &e.subject_columns {
+            Some(cols) => column_list(&lines, cols, &format!("{key_path}.subject_columns"))?,
+            None => Vec::new(),
+        };
         let delivery = parse_delivery(
             &lines,
             &key_path,
@@ -255,6 +276,9 @@ pub fn parse_policy(source: &str, file: &str) -> Result<Policy, PolicyError> {
                 pii,
                 deleted_at,
                 deletion_id,
+                retention,
+                subject_columns,
+                marked: strategy == Strategy::Soft,
                 line,
             },
         );
@@ -364,7 +388,51 @@ pub fn parse_policy(source: &str, file: &str) -> Result<Policy, PolicyError> {
         });
     }
 
+    let subject = match raw.erasure.and_then(|e| e.subject) {
+        Some(s) if !entities.contains_key(s.get_ref()) => {
+            return Err(lines.err(
+                &s,
+                "erasure.subject",
+                format!(
+                    "\"{}\" is not a managed entity; the subject must be the entity whose rows are people (e.g. users)",
+                    s.get_ref()
+                ),
+            ));
+        }
+        Some(s) => Some(s.into_inner()),
+        None => None,
+    };
+    if let Some(subject) = subject.as_ref().map(|s| &entities[s]) {
+        for e in entities.values().filter(|e| !e.subject_columns.is_empty()) {
+            if e.subject_columns.len() != subject.key.len() {
+                return Err(PolicyError::at(
+                    file,
+                    Some(e.line),
+                    format!("entities.{}.subject_columns", e.name),
+                    format!(
+                        "{} column(s) cannot hold the key of the subject \"{}\", which has {} ({})",
+                        e.subject_columns.len(),
+                        subject.name,
+                        subject.key.len(),
+                        subject.key.join(", ")
+                    ),
+                ));
+            }
+        }
+    } else if let Some(e) = entities.values().find(|e| !e.subject_columns.is_empty()) {
+        return Err(PolicyError::at(
+            file,
+            Some(e.line),
+            format!("entities.{}.subject_columns", e.name),
+            "subject_columns needs the subject entity: add [erasure] subject = \"users\" (the entity whose rows are people)",
+        ));
+    }
+    let export = parse_export(&lines, raw.export)?;
+    let jobs = parse_jobs(&lines, raw.jobs, &entities, export.is_some())?;
     let policy = Policy {
+        subject,
+        export,
+        jobs,
         source: file.to_string(),
         database: raw
             .database
@@ -407,7 +475,7 @@ fn parse_strategy(
         other => Err(lines.err(
             s,
             key,
-            format!("unknown strategy \"{other}\" (expected soft or hard; archive arrives with retention support)"),
+            format!("unknown strategy \"{other}\" (expected soft, archive or hard)"),
         )),
     }
 }

@@ -77,7 +77,7 @@ strategy = "soft"
 key = ["id"]
 strategy = "sof"  #<
 "#,
-        message: &["unknown strategy \"sof\"", "expected soft or hard"],
+        message: &["unknown strategy \"sof\"", "expected soft, archive or hard"],
         key: "entities.users.strategy",
     },
     Case {
@@ -93,29 +93,185 @@ key = ["id"]
         key: "defaults.strategy",
     },
     Case {
-        name: "archive refused: not available yet",
+        name: "retention that is not a duration",
         text: r#"
 [entities.users]
 key = ["id"]
-
-[entities.orders]
-key = ["id"]
-strategy = "archive"  #<
+retention = "90 days"  #<
 "#,
-        message: &["archive", "not available yet"],
-        key: "entities.orders.strategy",
+        message: &["\"90 days\" is not a duration", "90d"],
+        key: "entities.users.retention",
     },
     Case {
-        name: "archive refused when it comes from [defaults]",
+        name: "retention of zero",
+        text: r#"
+[entities.users]
+key = ["id"]
+retention = "0d"  #<
+"#,
+        message: &["zero", "strategy = \"hard\""],
+        key: "entities.users.retention",
+    },
+    Case {
+        name: "unknown then",
+        text: r#"
+[entities.users]
+key = ["id"]
+retention = "30d"
+then = "delete"  #<
+"#,
+        message: &["unknown \"then\" value \"delete\"", "purge or archive"],
+        key: "entities.users.then",
+    },
+    Case {
+        name: "then without a retention",
+        text: r#"
+[entities.users]
+key = ["id"]
+then = "archive"  #<
+"#,
+        message: &["needs a retention"],
+        key: "entities.users.then",
+    },
+    Case {
+        name: "archive entity archived again after retention",
+        text: r#"
+[entities.logs]
+key = ["id"]
+strategy = "archive"
+retention = "30d"
+then = "archive"  #<
+"#,
+        message: &["in the archive already", "then = \"purge\""],
+        key: "entities.logs.then",
+    },
+    Case {
+        name: "default retention that is not a duration",
         text: r#"
 [defaults]
-strategy = "archive"  #<
+retention = "forever"  #<
 
 [entities.users]
 key = ["id"]
 "#,
-        message: &["archive", "not available yet"],
-        key: "defaults.strategy",
+        message: &["\"forever\" is not a duration"],
+        key: "defaults.retention",
+    },
+    Case {
+        name: "job with a bad schedule",
+        text: r#"
+[entities.users]
+key = ["id"]
+
+[jobs.nightly]
+run = "purge"
+schedule = "0 25 * * *"  #<
+"#,
+        message: &["not a cron schedule", "0 3 * * *"],
+        key: "jobs.nightly.schedule",
+    },
+    Case {
+        name: "job of an unknown kind",
+        text: r#"
+[entities.users]
+key = ["id"]
+
+[jobs.nightly]
+run = "vacuum"  #<
+schedule = "0 3 * * *"
+"#,
+        message: &["unknown job \"vacuum\"", "purge or export"],
+        key: "jobs.nightly.run",
+    },
+    Case {
+        name: "job for an unknown entity",
+        text: r#"
+[entities.users]
+key = ["id"]
+
+[jobs.nightly]
+run = "purge"
+schedule = "0 3 * * *"
+entity = "user"  #<
+"#,
+        message: &["\"user\" is not a managed entity", "users"],
+        key: "jobs.nightly.entity",
+    },
+    Case {
+        name: "purge job with a zero batch",
+        text: r#"
+[entities.users]
+key = ["id"]
+
+[jobs.nightly]
+run = "purge"
+schedule = "0 3 * * *"
+batch_size = 0  #<
+"#,
+        message: &["at least 1"],
+        key: "jobs.nightly.batch_size",
+    },
+    Case {
+        name: "export job without [export]",
+        text: r#"
+[entities.users]
+key = ["id"]
+
+[jobs.cold]
+run = "export"  #<
+schedule = "0 4 * * *"
+"#,
+        message: &["needs [export]"],
+        key: "jobs.cold.run",
+    },
+    Case {
+        name: "export to an unknown scheme",
+        text: r#"
+[entities.users]
+key = ["id"]
+
+[export]
+to = "ftp://host/dir"  #<
+"#,
+        message: &["not a directory, file:// or s3://"],
+        key: "export.to",
+    },
+    Case {
+        name: "export to s3 without a bucket",
+        text: r#"
+[entities.users]
+key = ["id"]
+
+[export]
+to = "s3:///prefix"  #<
+"#,
+        message: &["needs a bucket"],
+        key: "export.to",
+    },
+    Case {
+        name: "erasure subject that is not an entity",
+        text: r#"
+[entities.users]
+key = ["id"]
+
+[erasure]
+subject = "customers"  #<
+"#,
+        message: &["\"customers\" is not a managed entity"],
+        key: "erasure.subject",
+    },
+    Case {
+        name: "subject_columns without a subject",
+        text: r#"
+[entities.users]
+key = ["id"]
+
+[entities.events]  #<
+key = ["id"]
+subject_columns = ["user_id"]
+"#,
+        message: &["needs the subject entity", "[erasure] subject"],
+        key: "entities.events.subject_columns",
     },
     Case {
         name: "unknown on_delete",
@@ -966,4 +1122,95 @@ cache_keys = ["user:{id}"]
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(p.entities["users"].delivery.cache, vec!["a", "b"]);
+}
+
+#[test]
+fn retention_jobs_export_and_subject_are_parsed() {
+    use lethe_core::{AfterRetention, JobKind};
+    use std::time::Duration;
+    let p = parse_policy(
+        r#"
+[defaults]
+retention = "30d"
+
+[entities.users]
+key = ["id"]
+retention = "90d"
+then = "archive"
+
+[entities.orders]
+key = ["id"]
+strategy = "archive"
+
+[entities.logs]
+key = ["id"]
+strategy = "hard"
+then = "archive"
+
+[entities.events]
+key = ["id"]
+subject_columns = ["user_id"]
+
+[erasure]
+subject = "users"
+
+[export]
+to = "s3://cold/lethe"
+endpoint = "http://127.0.0.1:5000"
+key_env = "LETHE_KEK"
+
+[jobs.nightly]
+run = "purge"
+schedule = "0 3 * * *"
+entity = "users"
+batch_size = 500
+max_rows_per_second = 2000
+
+[jobs.cold]
+run = "export"
+schedule = "30 3 * * *"
+"#,
+        FILE,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let users = p.entities["users"]
+        .retention
+        .as_ref()
+        .expect("users retention");
+    assert_eq!(users.after, Duration::from_secs(90 * 86_400));
+    assert_eq!(users.then, AfterRetention::Archive);
+    let orders = p.entities["orders"]
+        .retention
+        .as_ref()
+        .expect("default retention");
+    assert_eq!(orders.after, Duration::from_secs(30 * 86_400));
+    assert_eq!(orders.then, AfterRetention::Purge);
+    assert_eq!(p.entities["orders"].strategy, Strategy::Archive);
+    // A `then` of its own takes the default duration.
+    let logs = p.entities["logs"]
+        .retention
+        .as_ref()
+        .expect("logs retention");
+    assert_eq!(
+        (logs.text.as_str(), logs.then),
+        ("30d", AfterRetention::Archive)
+    );
+    assert_eq!(p.entities["events"].subject_columns, ["user_id"]);
+    assert_eq!(p.subject.as_deref(), Some("users"));
+    let export = p.export.as_ref().expect("export");
+    assert_eq!(export.to, "s3://cold/lethe");
+    assert_eq!(export.key_env.as_deref(), Some("LETHE_KEK"));
+    let nightly = &p.jobs["nightly"];
+    assert_eq!(nightly.entity.as_deref(), Some("users"));
+    assert_eq!(
+        nightly.kind,
+        JobKind::Purge {
+            batch_size: Some(500),
+            max_rows_per_second: Some(2000)
+        }
+    );
+    assert_eq!(p.jobs["cold"].kind, JobKind::Export);
+    assert_eq!(p.jobs["cold"].schedule.text, "30 3 * * *");
+    // Only soft tables are marked until the store has seen the schema.
+    assert!(p.entities["users"].marked && !p.entities["orders"].marked);
 }

@@ -8,7 +8,7 @@
 //! is checked against the sink in one batched call.
 
 use lethe_core::{Entity, SinkRole};
-use lethe_sql::reconcile::{Rows, page, snapshot_page};
+use lethe_sql::reconcile::{Rows, page, stored_page};
 use lethe_store::Engine;
 use serde::Serialize;
 use serde_json::{Map, Value};
@@ -59,100 +59,125 @@ impl ReconcileReport {
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Which {
     Active,
-    Deleted,
+    /// Deleted rows still in the table, marked.
+    Marked,
+    /// Deleted rows in the archive store (hard snapshots, archived rows) of
+    /// deletions not restored.
+    Stored,
 }
 
 /// Rows of an entity, a page at a time, as `{column: value}` maps of the key
-/// and the captured columns (hard-deleted rows: the snapshot's columns).
+/// and the captured columns (stored rows: the stored row's columns). A
+/// source of deleted rows reads the marked rows, then the stored ones.
 struct Pages<'a> {
     engine: &'a Engine,
     e: &'a Entity,
-    which: Which,
+    /// Sources still to read, the current one first.
+    phases: Vec<Which>,
     after: Option<Vec<String>>,
-    done: bool,
 }
 
 impl<'a> Pages<'a> {
-    fn new(engine: &'a Engine, e: &'a Entity, which: Which) -> Self {
+    fn active(engine: &'a Engine, e: &'a Entity) -> Self {
         Pages {
             engine,
             e,
-            which,
+            phases: vec![Which::Active],
             after: None,
-            done: false,
+        }
+    }
+
+    fn deleted(engine: &'a Engine, e: &'a Entity) -> Self {
+        let mut phases = Vec::new();
+        if e.has_markers() {
+            phases.push(Which::Marked);
+        }
+        phases.push(Which::Stored);
+        Pages {
+            engine,
+            e,
+            phases,
+            after: None,
         }
     }
 
     async fn next(&mut self) -> Result<Option<Vec<Map<String, Value>>>, RelayError> {
-        if self.done {
-            return Ok(None);
+        while let Some(&which) = self.phases.first() {
+            let rows = self.page(which).await?;
+            if rows.len() < lethe_sql::reconcile::PAGE as usize {
+                self.phases.remove(0);
+                self.after = None;
+            }
+            if !rows.is_empty() {
+                return Ok(Some(rows));
+            }
         }
+        Ok(None)
+    }
+
+    async fn page(&mut self, which: Which) -> Result<Vec<Map<String, Value>>, RelayError> {
         let d = self.engine.dialect();
         let db = self.engine.db();
-        let hard_deleted = self.which == Which::Deleted && !self.e.is_soft();
-        let rows = if hard_deleted {
-            let sql = snapshot_page(d, self.after.is_some());
+        if which == Which::Stored {
+            let sql = stored_page(d, self.after.is_some());
             let mut params = vec![Some(self.e.name.clone())];
             if let Some(a) = &self.after {
                 params.extend(a.iter().cloned().map(Some));
             }
             let rows = db.rows(&sql, &params).await?;
             if let Some(r) = rows.last() {
-                self.after = Some(vec![
-                    r.first().cloned().flatten().unwrap_or_default(),
-                    r.get(1).cloned().flatten().unwrap_or_default(),
-                ]);
+                self.after = Some(vec![r.first().cloned().flatten().unwrap_or_default()]);
             }
-            rows.iter()
+            return Ok(rows
+                .iter()
                 .map(|r| {
-                    let row = r.get(2).cloned().flatten().unwrap_or_default();
+                    let row = r.get(1).cloned().flatten().unwrap_or_default();
                     match serde_json::from_str::<Value>(&row) {
                         Ok(Value::Object(m)) => m,
                         _ => Map::new(),
                     }
                 })
-                .collect::<Vec<_>>()
+                .collect());
+        }
+        let rows_kind = if which == Which::Active {
+            Rows::Active
         } else {
-            let which = match self.which {
-                Which::Active => Rows::Active,
-                Which::Deleted => Rows::SoftDeleted,
-            };
-            let sql = page(d, self.engine.schema(), self.e, which, self.after.is_some());
-            let params: Vec<Option<String>> = self
-                .after
-                .clone()
-                .unwrap_or_default()
-                .into_iter()
-                .map(Some)
-                .collect();
-            let rows = db.rows(&sql, &params).await?;
-            let names = lethe_sql::outbox::row_columns(self.e);
-            let maps: Vec<Map<String, Value>> = rows
-                .iter()
-                .map(|r| {
-                    let arr = r.first().cloned().flatten().unwrap_or_default();
-                    let values: Vec<Value> = serde_json::from_str(&arr).unwrap_or_default();
-                    names.iter().cloned().zip(values).collect()
-                })
-                .collect();
-            if let Some(last) = maps.last() {
-                self.after = Some(
-                    self.e
-                        .key
-                        .iter()
-                        .map(|k| last.get(k).and_then(text).unwrap_or_else(|| "null".into()))
-                        .collect(),
-                );
-            }
-            maps
+            Rows::SoftDeleted
         };
-        if rows.len() < lethe_sql::reconcile::PAGE as usize {
-            self.done = true;
+        let sql = page(
+            d,
+            self.engine.schema(),
+            self.e,
+            rows_kind,
+            self.after.is_some(),
+        );
+        let params: Vec<Option<String>> = self
+            .after
+            .clone()
+            .unwrap_or_default()
+            .into_iter()
+            .map(Some)
+            .collect();
+        let rows = db.rows(&sql, &params).await?;
+        let names = lethe_sql::outbox::row_columns(self.e);
+        let maps: Vec<Map<String, Value>> = rows
+            .iter()
+            .map(|r| {
+                let arr = r.first().cloned().flatten().unwrap_or_default();
+                let values: Vec<Value> = serde_json::from_str(&arr).unwrap_or_default();
+                names.iter().cloned().zip(values).collect()
+            })
+            .collect();
+        if let Some(last) = maps.last() {
+            self.after = Some(
+                self.e
+                    .key
+                    .iter()
+                    .map(|k| last.get(k).and_then(text).unwrap_or_else(|| "null".into()))
+                    .collect(),
+            );
         }
-        if rows.is_empty() {
-            return Ok(None);
-        }
-        Ok(Some(rows))
+        Ok(maps)
     }
 }
 
@@ -213,7 +238,7 @@ pub async fn reconcile(
                         && !e.delivery.cache_keys.is_empty() =>
                 {
                     let mut d = drift(&sink.name, e, "deleted_cached", None);
-                    let mut pages = Pages::new(engine, e, Which::Deleted);
+                    let mut pages = Pages::deleted(engine, e);
                     while let Some(rows) = pages.next().await? {
                         let keys: Vec<String> = rows
                             .iter()
@@ -238,7 +263,7 @@ pub async fn reconcile(
                 SinkRole::Search => {
                     for t in e.delivery.search.iter().filter(|t| t.sink == sink.name) {
                         let mut gone = drift(&sink.name, e, "deleted_indexed", Some(&t.index));
-                        let mut pages = Pages::new(engine, e, Which::Deleted);
+                        let mut pages = Pages::deleted(engine, e);
                         while let Some(rows) = pages.next().await? {
                             let ids: Vec<String> =
                                 rows.iter().filter_map(|r| render(&t.id, r)).collect();
@@ -262,7 +287,7 @@ pub async fn reconcile(
                         }
                         checks.push(gone);
                         let mut missing = drift(&sink.name, e, "active_missing", Some(&t.index));
-                        let mut pages = Pages::new(engine, e, Which::Active);
+                        let mut pages = Pages::active(engine, e);
                         while let Some(rows) = pages.next().await? {
                             let docs: Vec<(String, &Map<String, Value>)> = rows
                                 .iter()

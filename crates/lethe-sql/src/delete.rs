@@ -10,9 +10,15 @@
 //!   SQLite runs in-process, so statements cost no round trip.
 //!
 //! Every statement that reports something returns rows of three text columns:
-//! `kind` (`rows`, `blocked`, `nullified`), `name` and `n`.
+//! `kind` (`rows`, `blocked`, `nullified`, `stale`), `name` and `n`.
+//!
+//! Rows of hard and archive entities leave their table for Lethe's archive
+//! store (`snapshot` and `archive` rows), with the fingerprint of the
+//! table's columns as Lethe read them; a `stale` row reports a table whose
+//! live columns differ from that (changed since Lethe read the schema), and
+//! the caller rolls back.
 
-use lethe_core::{DeletePlan, Entity, Schema, SideRelation, Strategy};
+use lethe_core::{DeletePlan, Entity, Fingerprint, Schema, SideRelation, Strategy};
 
 use crate::dialect::{Binder, Dialect, Param, Stmt};
 use crate::outbox;
@@ -67,10 +73,23 @@ pub fn render_delete(
     statements.push(ProgramStmt {
         stmt: {
             let cond = root_match(dialect, &mut b, schema, root, "c");
-            b.finish(format!(
+            let lock = format!(
                 "SELECT 'locked' FROM {} c WHERE {cond} FOR UPDATE",
                 dialect.table(&root.table)
-            ))
+            );
+            b.finish(if removes_rows(plan) {
+                // Rows that leave their table pass the delete guard:
+                // Lethe's own transaction says so before it deletes
+                // anything, whether or not the root exists (the guard
+                // fires for a DELETE of no rows too).
+                format!(
+                    "SELECT 'locked', {}, {}",
+                    dialect.bypass_expr(),
+                    dialect.text(&format!("SELECT count(*) FROM ({lock}) l"))
+                )
+            } else {
+                lock
+            })
         },
         reports: false,
         gate: true,
@@ -84,6 +103,54 @@ pub fn render_delete(
     }
     statements.extend(main.statements);
     DeleteProgram { statements }
+}
+
+fn removes_rows(plan: &DeletePlan) -> bool {
+    plan.nodes.iter().any(|n| n.entity.strategy.removes_row())
+}
+
+/// The fingerprint of `e`'s table as Lethe read it.
+fn fingerprint(schema: &Schema, e: &Entity) -> Fingerprint {
+    Fingerprint::of(&schema.table(&e.table).cloned().unwrap_or_default())
+}
+
+/// `'snapshot'` for hard rows (kept for the undo window), `'archive'` for
+/// archived ones.
+pub fn store_kind(strategy: Strategy) -> &'static str {
+    if strategy == Strategy::Hard {
+        "snapshot"
+    } else {
+        "archive"
+    }
+}
+
+/// Records the fingerprint's columns once (later deletes find it there).
+pub(crate) fn register_fingerprint(
+    d: Dialect,
+    b: &mut Binder,
+    e: &Entity,
+    fp: &Fingerprint,
+) -> String {
+    let now = d.now(b);
+    format!(
+        "INSERT INTO {} (fingerprint, entity, table_name, columns, created_at) VALUES ({}, {}, {}, {}, {now}) ON CONFLICT (fingerprint) DO NOTHING",
+        d.own("fingerprints"),
+        d.lit(&fp.id),
+        d.lit(&e.name),
+        d.lit(&e.table),
+        d.lit(&fp.columns_json())
+    )
+}
+
+/// A `stale` report row: 1 when the table's live columns are not the ones
+/// the fingerprint describes.
+pub(crate) fn stale_check(d: Dialect, e: &Entity, fp: &Fingerprint) -> String {
+    format!(
+        "SELECT 'stale', {}, CASE WHEN {} IS DISTINCT FROM {} THEN '1' ELSE '0' END",
+        d.lit(&e.name),
+        d.live_columns(&e.table),
+        d.lit(&lethe_core::archive::descriptor(&fp.columns))
+    )
 }
 
 fn key_type<'a>(schema: &'a Schema, e: &Entity, col: &str) -> &'a str {
@@ -370,7 +437,7 @@ fn render_single(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
         if exec {
             let in_keys = format!("{} IN (SELECT * FROM k{i})", d.tuple("t", &e.key));
             match e.strategy {
-                Strategy::Soft | Strategy::Archive => {
+                Strategy::Soft => {
                     let id = d.deletion_id(&mut b);
                     let now = d.now(&mut b);
                     ctes.push(format!(
@@ -382,18 +449,27 @@ fn render_single(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
                         d.list("t", &outbox::row_columns(e))
                     ));
                 }
-                Strategy::Hard => {
+                Strategy::Hard | Strategy::Archive => {
                     let id = d.deletion_id(&mut b);
+                    let now = d.now(&mut b);
+                    let fp = fingerprint(schema, e);
                     ctes.push(format!(
                         "u{i} AS (DELETE FROM {} t WHERE {in_keys} RETURNING t.*)",
                         d.table(&e.table)
                     ));
                     ctes.push(format!(
-                        "h{i} AS (INSERT INTO {} (deletion_id, entity, key, row) SELECT {id}, {}, {}, to_jsonb(x) FROM u{i} x)",
-                        d.own("snapshots"),
+                        "h{i} AS (INSERT INTO {} (kind, deletion_id, entity, key, row, fingerprint, deleted_at, archived_at) SELECT {}, {id}, {}, {}, to_jsonb(x), {}, {now}, {now} FROM u{i} x)",
+                        d.own("archive"),
+                        d.lit(store_kind(e.strategy)),
                         d.lit(&e.name),
-                        d.json_of_columns("x", &e.key)
+                        d.json_of_columns("x", &e.key),
+                        d.lit(&fp.id)
                     ));
+                    ctes.push(format!(
+                        "f{i} AS ({})",
+                        register_fingerprint(d, &mut b, e, &fp)
+                    ));
+                    reports.push(stale_check(d, e, &fp));
                 }
             }
             let rows = outbox::select(
@@ -556,6 +632,16 @@ fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
             d.table(&s.child.table)
         ));
     }
+    // Rows about to leave their table are stored in the shape Lethe read:
+    // a table changed since then stops the delete here.
+    for node in plan
+        .nodes
+        .iter()
+        .filter(|n| n.entity.strategy.removes_row())
+    {
+        let e = &node.entity;
+        out.push(stale_check(d, e, &fingerprint(schema, e)));
+    }
     // The key sets and the checks form a gate when there is anything to
     // check: a blocked delete stops before the first change.
     let gate_len = if exec && out.len() > before_checks {
@@ -644,7 +730,7 @@ fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
         ));
         for (i, node) in plan.nodes.iter().enumerate() {
             let e = &node.entity;
-            if e.strategy != Strategy::Hard {
+            if !e.strategy.removes_row() {
                 let id = d.deletion_id(&mut b);
                 let now = d.now(&mut b);
                 out.push(format!(
@@ -659,9 +745,12 @@ fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
                 ));
             }
         }
+        if removes_rows(plan) {
+            out.push(d.enable_bypass().to_string());
+        }
         for (i, node) in plan.nodes.iter().enumerate().rev() {
             let e = &node.entity;
-            if e.strategy != Strategy::Hard {
+            if !e.strategy.removes_row() {
                 continue;
             }
             let cols: Vec<String> = schema
@@ -675,18 +764,26 @@ fn render_staged(d: Dialect, plan: &DeletePlan, schema: &Schema, mode: Mode) -> 
                 set_of(i)
             );
             let id = d.deletion_id(&mut b);
+            let now = d.now(&mut b);
+            let fp = fingerprint(schema, e);
+            out.push(register_fingerprint(d, &mut b, e, &fp));
             out.push(format!(
-                "INSERT INTO {} (deletion_id, entity, key, row) SELECT {id}, {}, {}, {} FROM {} t WHERE {in_keys}",
-                d.own("snapshots"),
+                "INSERT INTO {} (kind, deletion_id, entity, key, row, fingerprint, deleted_at, archived_at) SELECT {}, {id}, {}, {}, {}, {}, {now}, {now} FROM {} t WHERE {in_keys}",
+                d.own("archive"),
+                d.lit(store_kind(e.strategy)),
                 d.lit(&e.name),
                 d.json_of_columns("t", &e.key),
                 d.snapshot_row("t", &cols),
+                d.lit(&fp.id),
                 d.table(&e.table)
             ));
             out.push(format!(
                 "DELETE FROM {} AS t WHERE {in_keys}",
                 d.table(&e.table)
             ));
+        }
+        if let (true, Some(off)) = (removes_rows(plan), d.disable_bypass()) {
+            out.push(off.to_string());
         }
     }
     // Leave the key tables empty: they live as long as the connection.

@@ -20,6 +20,8 @@ pub enum Param {
     Now,
     /// The i-th root key value (text).
     Key(usize),
+    /// The i-th extra value of an operation (a restore's `--set` values).
+    Value(usize),
 }
 
 /// A statement with its bound values in placeholder order.
@@ -379,9 +381,10 @@ impl Dialect {
         matches!(self, Dialect::Sqlite)
     }
 
-    /// `WHERE`-clause condition: the row (alias `a`) is active.
+    /// `WHERE`-clause condition: the row (alias `a`) is active (not marked
+    /// deleted, where the table has Lethe's markers).
     pub fn active(self, e: &Entity, alias: &str) -> String {
-        if e.is_soft() {
+        if e.has_markers() {
             format!("{alias}.{} IS NULL", self.ident(&e.deleted_at))
         } else {
             "TRUE".to_string()
@@ -434,6 +437,86 @@ impl Dialect {
                 format!("SELECT json_array_elements_text(CAST({expr} AS json))::bigint")
             }
             Dialect::Sqlite => format!("SELECT value FROM json_each({expr})"),
+        }
+    }
+
+    /// Lets Lethe's own transaction pass the delete guard (deletes of hard and
+    /// archive rows, purges): until commit on PostgreSQL (SET LOCAL), until
+    /// [`Dialect::disable_bypass`] on SQLite (a row only this uncommitted
+    /// transaction sees).
+    pub fn enable_bypass(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "SET LOCAL lethe.bypass = 'on'",
+            Dialect::Sqlite => "INSERT INTO lethe_bypass (token) VALUES ('lethe')",
+        }
+    }
+
+    /// Undoes [`Dialect::enable_bypass`] before commit (SQLite; PostgreSQL's
+    /// SET LOCAL ends with the transaction).
+    pub fn disable_bypass(self) -> Option<&'static str> {
+        match self {
+            Dialect::Postgres => None,
+            Dialect::Sqlite => Some("DELETE FROM lethe_bypass"),
+        }
+    }
+
+    /// [`Dialect::enable_bypass`] as an expression, to ride along in a
+    /// statement that runs anyway (PostgreSQL only; SQLite runs the
+    /// statement form inside its batch).
+    pub fn bypass_expr(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "set_config('lethe.bypass', 'on', true)",
+            Dialect::Sqlite => "NULL",
+        }
+    }
+
+    /// The live column list of `table` from the catalog, as
+    /// `lethe_core::archive::descriptor` writes it (`name type,...`).
+    pub fn live_columns(self, table: &str) -> String {
+        match self {
+            Dialect::Postgres => format!(
+                "(SELECT string_agg(a.attname || ' ' || format_type(a.atttypid, NULL), ',' ORDER BY a.attnum) FROM pg_attribute a \
+                 WHERE a.attrelid = to_regclass({}) AND a.attnum > 0 AND NOT a.attisdropped)",
+                self.lit(&self.table(table))
+            ),
+            Dialect::Sqlite => {
+                let (schema, name) = match table.split_once('.') {
+                    Some((s, t)) => (s, t),
+                    None => ("main", table),
+                };
+                format!(
+                    "(SELECT group_concat(x.name || ' ' || x.type, ',') FROM (SELECT name, type FROM pragma_table_xinfo({}, {}) ORDER BY cid) x)",
+                    self.lit(name),
+                    self.lit(schema)
+                )
+            }
+        }
+    }
+
+    /// A field of a JSON object as text (NULL when absent or null).
+    pub fn json_text(self, json_expr: &str, field: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("({json_expr} ->> {})", self.lit(field)),
+            Dialect::Sqlite => format!(
+                "CAST(json_extract({json_expr}, {}) AS TEXT)",
+                self.lit(&format!("$.\"{field}\""))
+            ),
+        }
+    }
+
+    /// A condition true when text `expr` cannot become a value of
+    /// `sql_type`. PostgreSQL tries the conversion (`lethe.castable`, which
+    /// catches the error); SQLite converts almost anything, so only text
+    /// that is not a number is refused for a numeric type.
+    pub fn uncastable(self, expr: &str, sql_type: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("NOT lethe.castable({expr}, {})", self.lit(sql_type)),
+            Dialect::Sqlite => match lethe_core::ColumnKind::from_type(sql_type) {
+                lethe_core::ColumnKind::Integer | lethe_core::ColumnKind::Float => format!(
+                    "NOT (ltrim(trim({expr}), '+-') <> '' AND ltrim(trim({expr}), '+-') NOT GLOB '*[^0-9.eE+-]*')"
+                ),
+                _ => "FALSE".to_string(),
+            },
         }
     }
 

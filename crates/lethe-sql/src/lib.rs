@@ -4,6 +4,7 @@
 //! difference between databases is a method on [`Dialect`]; the other crates
 //! never branch on the database kind.
 
+pub mod archive;
 pub mod delete;
 pub mod deliveries;
 pub mod dialect;
@@ -19,4 +20,6 @@ pub use dialect::{Binder, Dialect, Param, Stmt};
 pub use migrate::{
     GENESIS_HASH, INTERNAL_VERSION, INTERNAL_VERSIONS, MigrationStep, plan_migration,
 };
-pub use restore::{RestoreEntity, RestoreProgram, render_restore};
+pub use restore::{
+    Fill, RestoreEntity, RestoreProgram, StoredGroup, current_columns, render_restore,
+};

@@ -13,9 +13,13 @@ pub const INTERNAL_VERSION: &str = "lethe:internal:v1";
 /// v2: the delivery queue (outbox `columns` and `dispatched`, deliveries,
 /// delivery queues).
 pub const INTERNAL_V2: &str = "lethe:internal:v2";
+/// v3: retention and archive (the archive store, which takes over the
+/// hard-delete snapshots; fingerprints; holds; purge marks on deletions;
+/// scheduled job runs; cold-storage exports and per-subject data keys).
+pub const INTERNAL_V3: &str = "lethe:internal:v3";
 /// Every version of Lethe's own tables, in the order they are applied. A new
 /// change to them is a new version here, never an edit of an applied one.
-pub const INTERNAL_VERSIONS: &[&str] = &[INTERNAL_VERSION, INTERNAL_V2];
+pub const INTERNAL_VERSIONS: &[&str] = &[INTERNAL_VERSION, INTERNAL_V2, INTERNAL_V3];
 /// The hash an empty audit chain starts from.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -78,8 +82,8 @@ fn unique_index_name(e: &Entity, cols: &[String]) -> String {
 /// The guard's message: says what happened and what to do instead.
 pub fn guard_message(e: &Entity) -> String {
     format!(
-        "lethe: raw DELETE on {} is refused: it is a soft-delete table managed by Lethe. Use `lethe delete {} <key>` (or the Lethe library/API) so the delete cascades, is audited and can be restored",
-        e.table, e.name
+        "lethe: raw DELETE on {} is refused: it is a table managed by Lethe ({} delete). Use `lethe delete {} <key>` (or the Lethe library/API) so the delete cascades, is audited and can be restored; `lethe purge` removes deleted rows for good",
+        e.table, e.strategy, e.name
     )
 }
 
@@ -300,7 +304,117 @@ fn internal_steps(d: Dialect, installed: &[String]) -> Vec<MigrationStep> {
             foreign_keys_off: false,
         });
     }
+    if !has(INTERNAL_V3) {
+        steps.push(MigrationStep {
+            id: INTERNAL_V3.to_string(),
+            description: "add retention and archive: the archive store (hard-delete snapshots move into it), fingerprints, legal holds, purge marks, job runs, exports and subject keys".into(),
+            statements: internal_v3_statements(d),
+            blocked: None,
+            foreign_keys_off: false,
+        });
+    }
     steps
+}
+
+/// v3. The archive store holds every row that left its table: `snapshot`
+/// rows (hard deletes, kept for their entity's retention) and `archive`
+/// rows (archive deletes, and rows moved there after their retention).
+/// Each carries the deletion id, when it was deleted, and the fingerprint
+/// of its table's columns at that time.
+fn internal_v3_statements(d: Dialect) -> Vec<String> {
+    let t = |n: &str| d.own(n);
+    let idx = |n: &str| match d {
+        Dialect::Postgres => n.to_string(),
+        Dialect::Sqlite => format!("lethe_{n}"),
+    };
+    let (uuid, ts, json) = (d.uuid_type(), d.timestamp_type(), d.json_type());
+    let id = match d {
+        Dialect::Postgres => "id BIGSERIAL PRIMARY KEY",
+        Dialect::Sqlite => "id INTEGER PRIMARY KEY AUTOINCREMENT",
+    };
+    let mut s = vec![
+        format!(
+            "CREATE TABLE {} ({id}, kind TEXT NOT NULL CHECK (kind IN ('snapshot', 'archive')), deletion_id {uuid} NOT NULL, entity TEXT NOT NULL, \
+             key {json} NOT NULL, row {json} NOT NULL, fingerprint TEXT, deleted_at {ts} NOT NULL, archived_at {ts} NOT NULL)",
+            t("archive")
+        ),
+        // Snapshots written before v3 keep their rows and get their
+        // deletion's time; their shape is the table's current one.
+        format!(
+            "INSERT INTO {} (kind, deletion_id, entity, key, row, deleted_at, archived_at) \
+             SELECT 'snapshot', s.deletion_id, s.entity, s.key, s.row, x.at, x.at FROM {} s JOIN {} x ON x.id = s.deletion_id",
+            t("archive"),
+            t("snapshots"),
+            t("deletions")
+        ),
+        format!("DROP TABLE {}", t("snapshots")),
+        format!(
+            "CREATE INDEX {} ON {} (deletion_id, entity)",
+            idx("archive_deletion"),
+            t("archive")
+        ),
+        format!(
+            "CREATE INDEX {} ON {} (entity, key)",
+            idx("archive_entity_key"),
+            t("archive")
+        ),
+        // Retention, stats and export read one entity's rows of one kind by
+        // time, in id order.
+        format!(
+            "CREATE INDEX {} ON {} (entity, kind, deleted_at, id)",
+            idx("archive_retention"),
+            t("archive")
+        ),
+        format!(
+            "CREATE TABLE {} (fingerprint TEXT PRIMARY KEY, entity TEXT NOT NULL, table_name TEXT NOT NULL, columns TEXT NOT NULL, created_at {ts} NOT NULL)",
+            t("fingerprints")
+        ),
+        format!("ALTER TABLE {} ADD COLUMN purged_at {ts}", t("deletions")),
+        format!(
+            "CREATE TABLE {} ({id}, entity TEXT NOT NULL, key {json} NOT NULL, reason TEXT NOT NULL, actor TEXT, created_at {ts} NOT NULL, \
+             released_at {ts}, released_by TEXT, release_reason TEXT)",
+            t("holds")
+        ),
+        format!(
+            "CREATE INDEX {} ON {} (entity) WHERE released_at IS NULL",
+            idx("holds_active"),
+            t("holds")
+        ),
+        // One row per run of a scheduled job: the first worker to insert a
+        // (job, time) runs it; the others see the row and skip.
+        format!(
+            "CREATE TABLE {} (job TEXT NOT NULL, scheduled_for {ts} NOT NULL, owner TEXT NOT NULL, state TEXT NOT NULL CHECK (state IN ('running', 'done', 'failed')), \
+             started_at {ts} NOT NULL, finished_at {ts}, summary TEXT, error TEXT, PRIMARY KEY (job, scheduled_for))",
+            t("job_runs")
+        ),
+        // SQLite has no advisory locks: a leased row per job keeps two
+        // workers from running it at once.
+        format!(
+            "CREATE TABLE {} (job TEXT PRIMARY KEY, owner TEXT, lease_until {ts})",
+            t("job_locks")
+        ),
+        format!(
+            "CREATE TABLE {} ({id}, entity TEXT NOT NULL, day TEXT NOT NULL, location TEXT NOT NULL, path TEXT NOT NULL, row_count BIGINT NOT NULL, \
+             bytes BIGINT NOT NULL, sha256 TEXT NOT NULL, manifest TEXT NOT NULL, exported_at {ts} NOT NULL, UNIQUE (location, entity, day))",
+            t("exports")
+        ),
+        // Per-subject data keys for exported personal data, wrapped by the
+        // key-encryption key; destroying a row shreds every exported copy.
+        format!(
+            "CREATE TABLE {} (subject TEXT PRIMARY KEY, wrapped_key TEXT NOT NULL, created_at {ts} NOT NULL, shredded_at {ts})",
+            t("subject_keys")
+        ),
+    ];
+    if d == Dialect::Postgres {
+        // Whether text converts to a type, without aborting the
+        // transaction: restore names the column and value that would not.
+        s.push(
+            "CREATE OR REPLACE FUNCTION lethe.castable(v text, t text) RETURNS boolean LANGUAGE plpgsql AS $$ \
+             BEGIN EXECUTE format('SELECT CAST(%L AS %s)', v, t); RETURN true; EXCEPTION WHEN others THEN RETURN false; END $$"
+                .to_string(),
+        );
+    }
+    s
 }
 
 /// Plans the migration of `schema` to what `policy` needs. `installed` holds
@@ -318,6 +432,10 @@ pub fn plan_migration(
         };
         if e.is_soft() {
             entity_steps(d, policy, e, t, schema, &mut steps);
+        } else {
+            // Archive and hard tables get no markers, but a raw DELETE
+            // would still skip the snapshot, audit and outbox.
+            guard_step(d, e, t, &mut steps);
         }
     }
     steps
@@ -566,35 +684,7 @@ fn entity_steps(
             statements,
         );
     }
-    let trig = guard_trigger_name(e);
-    if !t.triggers.contains(&trig) {
-        let msg = guard_message(e);
-        let statements = match d {
-            Dialect::Postgres => vec![
-                format!(
-                    "CREATE TRIGGER {} BEFORE DELETE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION lethe.guard_delete({})",
-                    d.ident(&trig),
-                    d.lit(&msg)
-                ),
-                format!(
-                    "CREATE TRIGGER {} BEFORE TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION lethe.guard_delete({})",
-                    d.ident(&object_name(&format!("{trig}_truncate"))),
-                    d.lit(&msg.replace("raw DELETE", "TRUNCATE"))
-                ),
-            ],
-            Dialect::Sqlite => vec![format!(
-                "CREATE TRIGGER {} BEFORE DELETE ON {table} WHEN NOT EXISTS (SELECT 1 FROM lethe_bypass) BEGIN SELECT RAISE(ABORT, {}); END",
-                d.ident(&trig),
-                d.lit(&msg)
-            )],
-        };
-        step(
-            steps,
-            format!("{}:guard", e.table),
-            format!("guard: refuse raw DELETE on {}", e.table),
-            statements,
-        );
-    }
+    guard_step(d, e, t, steps);
     if d == Dialect::Postgres && policy.database.row_security {
         let pol = "lethe_hide_deleted";
         if !t.policies.contains(pol) {
@@ -629,6 +719,42 @@ fn entity_steps(
                 statements,
             );
         }
+    }
+}
+
+/// The trigger that refuses a raw DELETE (and on PostgreSQL TRUNCATE) on a
+/// managed table; Lethe's own deletes and purges pass it.
+fn guard_step(d: Dialect, e: &Entity, t: &TableInfo, steps: &mut Vec<MigrationStep>) {
+    let table = d.table(&e.table);
+    let trig = guard_trigger_name(e);
+    if !t.triggers.contains(&trig) {
+        let msg = guard_message(e);
+        let statements = match d {
+            Dialect::Postgres => vec![
+                format!(
+                    "CREATE TRIGGER {} BEFORE DELETE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION lethe.guard_delete({})",
+                    d.ident(&trig),
+                    d.lit(&msg)
+                ),
+                format!(
+                    "CREATE TRIGGER {} BEFORE TRUNCATE ON {table} FOR EACH STATEMENT EXECUTE FUNCTION lethe.guard_delete({})",
+                    d.ident(&object_name(&format!("{trig}_truncate"))),
+                    d.lit(&msg.replace("raw DELETE", "TRUNCATE"))
+                ),
+            ],
+            Dialect::Sqlite => vec![format!(
+                "CREATE TRIGGER {} BEFORE DELETE ON {table} WHEN NOT EXISTS (SELECT 1 FROM lethe_bypass) BEGIN SELECT RAISE(ABORT, {}); END",
+                d.ident(&trig),
+                d.lit(&msg)
+            )],
+        };
+        steps.push(MigrationStep {
+            id: format!("{}:guard", e.table),
+            description: format!("guard: refuse raw DELETE on {}", e.table),
+            statements,
+            blocked: None,
+            foreign_keys_off: false,
+        });
     }
 }
 

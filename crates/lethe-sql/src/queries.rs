@@ -132,13 +132,13 @@ pub fn insert_deletion(d: Dialect) -> String {
     )
 }
 
-const DELETION_COLUMNS: &str = "id, kind, at, actor, reason, context, root_entity, root_key, summary, restored_at, restored_by, restored_reason";
+const DELETION_COLUMNS: &str = "id, kind, at, actor, reason, context, root_entity, root_key, summary, restored_at, restored_by, restored_reason, purged_at";
 
 fn deletion_select(d: Dialect) -> String {
     let cols: Vec<String> = DELETION_COLUMNS
         .split(", ")
         .map(|c| match c {
-            "at" | "restored_at" => d.timestamp_text(&format!("x.{c}")),
+            "at" | "restored_at" | "purged_at" => d.timestamp_text(&format!("x.{c}")),
             _ => d.text(&format!("x.{c}")),
         })
         .collect();
@@ -205,23 +205,6 @@ pub fn foreign_key_check(d: Dialect) -> Option<&'static str> {
         Dialect::Sqlite => {
             Some("SELECT \"table\", CAST(rowid AS TEXT), parent FROM pragma_foreign_key_check")
         }
-    }
-}
-
-/// Lets Lethe's own purge pass the delete guard for the current transaction.
-pub fn enable_bypass(d: Dialect) -> &'static str {
-    match d {
-        Dialect::Postgres => "SET LOCAL lethe.bypass = 'on'",
-        Dialect::Sqlite => "INSERT INTO lethe_bypass (token) VALUES ('purge')",
-    }
-}
-
-/// Undoes [`enable_bypass`] before commit (SQLite; PostgreSQL's SET LOCAL ends
-/// with the transaction).
-pub fn disable_bypass(d: Dialect) -> Option<&'static str> {
-    match d {
-        Dialect::Postgres => None,
-        Dialect::Sqlite => Some("DELETE FROM lethe_bypass"),
     }
 }
 
@@ -369,7 +352,7 @@ pub fn row_status(
             format!("t.{} = {}", d.ident(c), d.cast(&p, &ty))
         })
         .collect();
-    let cols = if e.is_soft() {
+    let cols = if e.has_markers() {
         format!(
             "{}, {}",
             d.text(&format!("t.{}", d.ident(&e.deleted_at))),

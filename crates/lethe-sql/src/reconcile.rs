@@ -59,20 +59,20 @@ pub fn page(d: Dialect, schema: &Schema, e: &Entity, rows: Rows, after: bool) ->
     )
 }
 
-/// One page of the hard-deleted rows of entity `$1` still held as snapshots
-/// of deletions that were not restored: `(deletion id, key JSON, row JSON)`.
-/// With `after`, `$2`, `$3` are the last page's deletion id and key text.
-pub fn snapshot_page(d: Dialect, after: bool) -> String {
-    let (id, key) = (d.text("s.deletion_id"), d.text("s.key"));
+/// One page of the rows of entity `$1` in the archive store (hard
+/// snapshots, archived rows) of deletions that were not restored: `(id, row
+/// JSON)`. With `after`, `$2` is the last page's id.
+pub fn stored_page(d: Dialect, after: bool) -> String {
     let after = if after {
-        format!(" AND ({id}, {key}) > ($2, $3)")
+        format!(" AND s.id > {}", d.cast("$2", "bigint"))
     } else {
         String::new()
     };
     format!(
-        "SELECT {id}, {key}, {} FROM {} s JOIN {} x ON x.id = s.deletion_id WHERE s.entity = $1 AND x.restored_at IS NULL{after} ORDER BY {id}, {key} LIMIT {PAGE}",
+        "SELECT {}, {} FROM {} s JOIN {} x ON x.id = s.deletion_id WHERE s.entity = $1 AND x.restored_at IS NULL{after} ORDER BY s.id LIMIT {PAGE}",
+        d.text("s.id"),
         d.text("s.row"),
-        d.own("snapshots"),
+        d.own("archive"),
         d.own("deletions"),
     )
 }

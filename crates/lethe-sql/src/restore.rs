@@ -1,7 +1,16 @@
 //! Renders the restore of one deletion: the checks that must pass first, then
 //! the statements that put every row of the deletion back.
 //!
-//! All statements bind the deletion id (and the time, for outbox rows).
+//! A deletion's rows of one entity are in up to two places: still in the
+//! table, marked with the deletion id (soft deletes), and in Lethe's archive
+//! store (hard snapshots, archived rows, soft rows moved there after their
+//! retention), grouped by the fingerprint of the columns they were stored
+//! with. Marked rows are unmarked; stored rows are inserted again, column by
+//! column as [`StoredGroup::columns`] says (the store decides that from how
+//! the table changed since).
+//!
+//! All statements bind the deletion id (and the time, for outbox rows, and
+//! [`Param::Value`]s for columns the caller supplies).
 //! Check statements return rows of four text columns:
 //! - `unique`, entity, restored key, conflicting active key (and the columns in
 //!   a fifth column);
@@ -9,21 +18,102 @@
 //!   when none is known), the parent's key, and the parent's strategy (`soft`:
 //!   an empty deletion means it was marked outside Lethe; `hard`: missing).
 
-use lethe_core::{Entity, OnDelete, Policy, Schema, Strategy};
+use lethe_core::{Entity, OnDelete, Policy, Schema};
 
-use crate::dialect::{Binder, Dialect, Stmt};
+use crate::dialect::{Binder, Dialect, Param, Stmt};
 use crate::outbox;
 
-/// What a deletion did to one entity, as recorded with the deletion.
+/// Where the value of a re-inserted column comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fill {
+    /// The stored row's value, converted to the column's current type.
+    Stored,
+    /// A value the caller supplies (`--set`), bound as [`Param::Value`].
+    Given(usize),
+}
+
+/// A deletion's stored rows of one entity with one fingerprint.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredGroup {
+    /// `None`: rows stored before fingerprints existed, read as the table's
+    /// current shape.
+    pub fingerprint: Option<String>,
+    /// The columns to insert and where each value comes from; columns left
+    /// out take their default (or NULL).
+    pub columns: Vec<(String, Fill)>,
+}
+
+/// What a deletion did to one entity, and where its rows are now.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RestoreEntity<'a> {
     pub entity: &'a Entity,
-    /// `soft` rows are unmarked; `hard` rows come back from snapshots.
-    pub strategy: Strategy,
+    /// Rows in the table marked with the deletion id are unmarked.
+    pub marked: bool,
+    /// Rows in the archive store, by fingerprint.
+    pub stored: Vec<StoredGroup>,
     /// When the deletion reached every row of this entity through one relation
     /// (its description), the parents through that relation are all in the
     /// same deletion and need no check.
     pub only_via: Option<String>,
+}
+
+/// One place a deletion's rows of an entity are.
+#[derive(Clone, Copy)]
+enum Place<'g> {
+    Marked,
+    Stored(&'g StoredGroup),
+}
+
+impl<'a> RestoreEntity<'a> {
+    /// `e`'s rows where a delete under its current strategy puts them, in the
+    /// table's current shape (tests and previews of generated SQL).
+    pub fn as_deleted(e: &'a Entity, schema: &Schema) -> Self {
+        let stored = if e.strategy.removes_row() {
+            let fp =
+                lethe_core::Fingerprint::of(&schema.table(&e.table).cloned().unwrap_or_default());
+            vec![StoredGroup {
+                fingerprint: Some(fp.id),
+                columns: current_columns(e, schema)
+                    .into_iter()
+                    .map(|c| (c, Fill::Stored))
+                    .collect(),
+            }]
+        } else {
+            Vec::new()
+        };
+        RestoreEntity {
+            entity: e,
+            marked: e.has_markers(),
+            stored,
+            only_via: None,
+        }
+    }
+
+    fn places(&self) -> Vec<Place<'_>> {
+        let mut v: Vec<Place<'_>> = self.stored.iter().map(Place::Stored).collect();
+        if self.marked {
+            v.push(Place::Marked);
+        }
+        v
+    }
+}
+
+/// The columns a plain re-insert writes when nothing changed: every
+/// non-generated column but the markers (rows come back active).
+pub fn current_columns(e: &Entity, schema: &Schema) -> Vec<String> {
+    schema
+        .table(&e.table)
+        .map(|t| {
+            t.columns
+                .iter()
+                .filter(|c| {
+                    !c.generated
+                        && !(e.has_markers() && (c.name == e.deleted_at || c.name == e.deletion_id))
+                })
+                .map(|c| c.name.clone())
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,19 +148,23 @@ fn marker_id(d: Dialect, b: &mut Binder, schema: &Schema, e: &Entity) -> String 
     d.cast(&p, &ty)
 }
 
-fn source(d: Dialect, b: &mut Binder, schema: &Schema, e: &Entity, strategy: Strategy) -> Source {
-    let id = match strategy {
-        Strategy::Hard => d.deletion_id(b),
-        _ => marker_id(d, b, schema, e),
-    };
-    match strategy {
-        Strategy::Hard => {
+fn source(d: Dialect, b: &mut Binder, schema: &Schema, e: &Entity, place: Place<'_>) -> Source {
+    match place {
+        Place::Stored(g) => {
+            let id = d.deletion_id(b);
             let from = format!(
                 "{} s{}",
-                d.own("snapshots"),
+                d.own("archive"),
                 d.json_record_join("s.row", &e.table, "r")
             );
-            let where_ = format!("s.deletion_id = {id} AND s.entity = {}", d.lit(&e.name));
+            let fp = match &g.fingerprint {
+                Some(f) => format!("s.fingerprint = {}", d.lit(f)),
+                None => "s.fingerprint IS NULL".to_string(),
+            };
+            let where_ = format!(
+                "s.deletion_id = {id} AND s.entity = {} AND {fp}",
+                d.lit(&e.name)
+            );
             Source {
                 from,
                 where_,
@@ -78,12 +172,15 @@ fn source(d: Dialect, b: &mut Binder, schema: &Schema, e: &Entity, strategy: Str
                 key_json: "s.key".to_string(),
             }
         }
-        _ => Source {
-            from: format!("{} c", d.table(&e.table)),
-            where_: format!("c.{} = {id}", d.ident(&e.deletion_id)),
-            col: Box::new(move |c| format!("c.{}", d.ident(c))),
-            key_json: d.json_of_columns("c", &e.key),
-        },
+        Place::Marked => {
+            let id = marker_id(d, b, schema, e);
+            Source {
+                from: format!("{} c", d.table(&e.table)),
+                where_: format!("c.{} = {id}", d.ident(&e.deletion_id)),
+                col: Box::new(move |c| format!("c.{}", d.ident(c))),
+                key_json: d.json_of_columns("c", &e.key),
+            }
+        }
     }
 }
 
@@ -108,92 +205,96 @@ pub fn render_restore(
     // Unique keys among active rows, and the key itself for re-inserted rows.
     for re in entities {
         let e = re.entity;
-        let mut sets: Vec<Vec<String>> = e.unique.clone();
-        if re.strategy == Strategy::Hard {
-            sets.insert(0, e.key.clone());
-        }
-        for set in sets {
-            let mut b = Binder::new(d);
-            let src = source(d, &mut b, schema, e, re.strategy);
-            let on: Vec<String> = set
-                .iter()
-                .map(|c| format!("a.{} = {}", d.ident(c), (src.col)(c)))
-                .collect();
-            let not_same = if re.strategy == Strategy::Hard {
-                String::new()
-            } else {
-                format!(" AND {} <> {}", d.tuple("a", &e.key), d.tuple("c", &e.key))
-            };
-            let sql = format!(
-                "SELECT 'unique', {}, {}, {}, {} FROM {} JOIN {} a ON {} AND {}{not_same} WHERE {} LIMIT 10",
-                d.lit(&e.name),
-                d.text(&src.key_json),
-                d.text(&d.json_of_columns("a", &e.key)),
-                d.lit(&set.join(", ")),
-                src.from,
-                d.table(&e.table),
-                on.join(" AND "),
-                d.active(e, "a"),
-                src.where_
-            );
-            checks.push(b.finish(sql));
+        for place in re.places() {
+            let mut sets: Vec<Vec<String>> = e.unique.clone();
+            let stored = matches!(place, Place::Stored(_));
+            if stored {
+                sets.insert(0, e.key.clone());
+            }
+            for set in sets {
+                let mut b = Binder::new(d);
+                let src = source(d, &mut b, schema, e, place);
+                let on: Vec<String> = set
+                    .iter()
+                    .map(|c| format!("a.{} = {}", d.ident(c), (src.col)(c)))
+                    .collect();
+                let not_same = if stored {
+                    String::new()
+                } else {
+                    format!(" AND {} <> {}", d.tuple("a", &e.key), d.tuple("c", &e.key))
+                };
+                let sql = format!(
+                    "SELECT 'unique', {}, {}, {}, {} FROM {} JOIN {} a ON {} AND {}{not_same} WHERE {} LIMIT 10",
+                    d.lit(&e.name),
+                    d.text(&src.key_json),
+                    d.text(&d.json_of_columns("a", &e.key)),
+                    d.lit(&set.join(", ")),
+                    src.from,
+                    d.table(&e.table),
+                    on.join(" AND "),
+                    d.active(e, "a"),
+                    src.where_
+                );
+                checks.push(b.finish(sql));
+            }
         }
     }
     // A restored row whose parent is deleted (by another deletion) would be an
     // active child of a deleted parent.
     for re in entities {
         let e = re.entity;
-        for r in policy.parents_of(&e.name) {
-            if r.on_delete == OnDelete::Keep
-                || re.only_via.as_deref() == Some(r.describe().as_str())
-            {
-                continue;
-            }
-            let parent = &policy.entities[&r.parent];
-            let mut b = Binder::new(d);
-            let src = source(d, &mut b, schema, e, re.strategy);
-            let refs = tuple_of(&r.columns, &*src.col);
-            let not_null: Vec<String> = r
-                .columns
-                .iter()
-                .map(|c| format!("{} IS NOT NULL", (src.col)(c)))
-                .collect();
-            let ref_json = d.json_object(
-                &parent
-                    .key
+        for place in re.places() {
+            for r in policy.parents_of(&e.name) {
+                if r.on_delete == OnDelete::Keep
+                    || re.only_via.as_deref() == Some(r.describe().as_str())
+                {
+                    continue;
+                }
+                let parent = &policy.entities[&r.parent];
+                let mut b = Binder::new(d);
+                let src = source(d, &mut b, schema, e, place);
+                let refs = tuple_of(&r.columns, &*src.col);
+                let not_null: Vec<String> = r
+                    .columns
                     .iter()
-                    .zip(&r.columns)
-                    .map(|(k, c)| (k.clone(), (src.col)(c)))
-                    .collect::<Vec<_>>(),
-            );
-            let id = d.deletion_id(&mut b);
-            let pid = marker_id(d, &mut b, schema, parent);
-            // Missing parents (any strategy: a soft parent can be removed
-            // outside Lethe when no foreign key stops it), and for soft
-            // parents, parents marked deleted by another deletion or by hand.
-            let missing = format!(
-                "SELECT 'parent', {}, {}, COALESCE((SELECT {} FROM {} s3 WHERE s3.entity = {} AND s3.key = {ref_json} LIMIT 1), ''), {}, 'hard' FROM {} WHERE {} AND {} \
+                    .map(|c| format!("{} IS NOT NULL", (src.col)(c)))
+                    .collect();
+                let ref_json = d.json_object(
+                    &parent
+                        .key
+                        .iter()
+                        .zip(&r.columns)
+                        .map(|(k, c)| (k.clone(), (src.col)(c)))
+                        .collect::<Vec<_>>(),
+                );
+                let id = d.deletion_id(&mut b);
+                let pid = marker_id(d, &mut b, schema, parent);
+                // Missing parents (any strategy: a soft parent can be removed
+                // outside Lethe when no foreign key stops it), and for soft
+                // parents, parents marked deleted by another deletion or by hand.
+                let missing = format!(
+                    "SELECT 'parent', {}, {}, COALESCE((SELECT {} FROM {} s3 WHERE s3.entity = {} AND s3.key = {ref_json} LIMIT 1), ''), {}, 'hard' FROM {} WHERE {} AND {} \
                      AND NOT EXISTS (SELECT 1 FROM {} p WHERE {} = {refs}) \
                      AND NOT EXISTS (SELECT 1 FROM {} s2 WHERE s2.deletion_id = {id} AND s2.entity = {} AND s2.key = {ref_json}) LIMIT 10",
-                d.lit(&r.describe()),
-                d.text(&src.key_json),
-                d.text("s3.deletion_id"),
-                d.own("snapshots"),
-                d.lit(&parent.name),
-                d.text(&ref_json),
-                src.from,
-                src.where_,
-                not_null.join(" AND "),
-                d.table(&parent.table),
-                d.tuple("p", &parent.key),
-                d.own("snapshots"),
-                d.lit(&parent.name),
-            );
-            let missing = b.finish(missing);
-            // Hold the parents until commit, so a concurrent delete of a
-            // parent waits for this restore and then sees its children.
-            if let Some(lock) = d.share_lock("p") {
-                checks.push(Stmt {
+                    d.lit(&r.describe()),
+                    d.text(&src.key_json),
+                    d.text("s3.deletion_id"),
+                    d.own("archive"),
+                    d.lit(&parent.name),
+                    d.text(&ref_json),
+                    src.from,
+                    src.where_,
+                    not_null.join(" AND "),
+                    d.table(&parent.table),
+                    d.tuple("p", &parent.key),
+                    d.own("archive"),
+                    d.lit(&parent.name),
+                );
+                let missing = b.finish(missing);
+                // Hold the parents until commit, so a concurrent delete of a
+                // parent waits for this restore and then sees its children.
+                if let Some(lock) = d.share_lock("p") {
+                    checks.push(Stmt {
                     sql: format!(
                         "SELECT 'locked', {}, {} FROM (SELECT 1 FROM {} p WHERE {} IN (SELECT {refs} FROM {} WHERE {}){lock}) x",
                         d.lit(&r.describe()),
@@ -205,29 +306,30 @@ pub fn render_restore(
                     ),
                     params: missing.params.clone(),
                 });
+                }
+                if parent.has_markers() {
+                    // Same bound values (the deletion id) as the first query.
+                    let deleted = format!(
+                        "SELECT 'parent', {}, {}, COALESCE({}, ''), {}, 'soft' FROM {} JOIN {} p ON {} = {refs} WHERE {} AND p.{} IS NOT NULL AND (p.{} IS NULL OR p.{} <> {pid}) LIMIT 10",
+                        d.lit(&r.describe()),
+                        d.text(&src.key_json),
+                        d.text(&format!("p.{}", d.ident(&parent.deletion_id))),
+                        d.text(&d.json_of_columns("p", &parent.key)),
+                        src.from,
+                        d.table(&parent.table),
+                        d.tuple("p", &parent.key),
+                        src.where_,
+                        d.ident(&parent.deleted_at),
+                        d.ident(&parent.deletion_id),
+                        d.ident(&parent.deletion_id),
+                    );
+                    checks.push(Stmt {
+                        sql: deleted,
+                        params: missing.params.clone(),
+                    });
+                }
+                checks.push(missing);
             }
-            if parent.strategy != Strategy::Hard {
-                // Same bound values (the deletion id) as the first query.
-                let deleted = format!(
-                    "SELECT 'parent', {}, {}, COALESCE({}, ''), {}, 'soft' FROM {} JOIN {} p ON {} = {refs} WHERE {} AND p.{} IS NOT NULL AND (p.{} IS NULL OR p.{} <> {pid}) LIMIT 10",
-                    d.lit(&r.describe()),
-                    d.text(&src.key_json),
-                    d.text(&format!("p.{}", d.ident(&parent.deletion_id))),
-                    d.text(&d.json_of_columns("p", &parent.key)),
-                    src.from,
-                    d.table(&parent.table),
-                    d.tuple("p", &parent.key),
-                    src.where_,
-                    d.ident(&parent.deleted_at),
-                    d.ident(&parent.deletion_id),
-                    d.ident(&parent.deletion_id),
-                );
-                checks.push(Stmt {
-                    sql: deleted,
-                    params: missing.params.clone(),
-                });
-            }
-            checks.push(missing);
         }
     }
 
@@ -246,38 +348,43 @@ pub fn render_restore(
         d.ident("id")
     )));
     // Re-inserted rows, parents first.
-    for re in entities.iter().filter(|re| re.strategy == Strategy::Hard) {
+    for re in entities {
         let e = re.entity;
-        let cols: Vec<String> = schema
-            .table(&e.table)
-            .map(|t| {
-                t.columns
+        let types = |c: &str| {
+            schema
+                .table(&e.table)
+                .and_then(|t| t.column(c))
+                .map(|c| c.data_type.clone())
+                .unwrap_or_default()
+        };
+        for g in &re.stored {
+            let mut b = Binder::new(d);
+            let src = source(d, &mut b, schema, e, Place::Stored(g));
+            let values: Vec<String> = g
+                .columns
+                .iter()
+                .map(|(c, fill)| match fill {
+                    Fill::Stored => d.snapshot_field("s.row", "r", c),
+                    Fill::Given(i) => d.cast(&b.bind(Param::Value(*i)), &types(c)),
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO {} ({}){} SELECT {} FROM {} WHERE {}",
+                d.table(&e.table),
+                g.columns
                     .iter()
-                    .filter(|c| !c.generated)
-                    .map(|c| c.name.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let mut b = Binder::new(d);
-        let src = source(d, &mut b, schema, e, Strategy::Hard);
-        let overriding = d.insert_overriding();
-        let sql = format!(
-            "INSERT INTO {} ({}){overriding} SELECT {} FROM {} WHERE {}",
-            d.table(&e.table),
-            cols.iter()
-                .map(|c| d.ident(c))
-                .collect::<Vec<_>>()
-                .join(", "),
-            cols.iter()
-                .map(|c| d.snapshot_field("s.row", "r", c))
-                .collect::<Vec<_>>()
-                .join(", "),
-            src.from,
-            src.where_
-        );
-        apply.push(b.finish(sql));
+                    .map(|(c, _)| d.ident(c))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                d.insert_overriding(),
+                values.join(", "),
+                src.from,
+                src.where_
+            );
+            apply.push(b.finish(sql));
+        }
     }
-    for re in entities.iter().filter(|re| re.strategy != Strategy::Hard) {
+    for re in entities.iter().filter(|re| re.marked) {
         let e = re.entity;
         let mut b = Binder::new(d);
         let id = marker_id(d, &mut b, schema, e);
@@ -339,7 +446,7 @@ pub fn render_restore(
         )));
     }
     // The copies are no longer needed once the rows are back.
-    for t in ["snapshots", "nullified"] {
+    for t in ["archive", "nullified"] {
         let mut b = Binder::new(d);
         let id = d.deletion_id(&mut b);
         apply.push(b.finish(format!("DELETE FROM {} WHERE deletion_id = {id}", d.own(t))));

@@ -55,11 +55,7 @@ fn restore(d: Dialect) -> String {
     let entities: Vec<RestoreEntity<'_>> = plan
         .nodes
         .iter()
-        .map(|n| RestoreEntity {
-            entity: &n.entity,
-            strategy: n.entity.strategy,
-            only_via: None,
-        })
+        .map(|n| RestoreEntity::as_deleted(&n.entity, &shop_schema()))
         .collect();
     let mut nullified: Vec<&Entity> = Vec::new();
     for s in &plan.set_nulls {
@@ -72,7 +68,7 @@ fn restore(d: Dialect) -> String {
         d.name(),
         entities
             .iter()
-            .map(|e| format!("{} ({})", e.entity.name, e.strategy))
+            .map(|e| format!("{} ({})", e.entity.name, e.entity.strategy))
             .collect::<Vec<_>>()
             .join(", "),
         nullified

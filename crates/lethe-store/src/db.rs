@@ -31,6 +31,8 @@ pub struct Bindings {
     pub deletion_id: String,
     pub now: String,
     pub key: Vec<String>,
+    /// Extra values ([`Param::Value`]): a restore's `--set` values.
+    pub values: Vec<String>,
 }
 
 impl Bindings {
@@ -39,6 +41,7 @@ impl Bindings {
             Param::DeletionId => self.deletion_id.clone(),
             Param::Now => self.now.clone(),
             Param::Key(i) => self.key.get(*i)?.clone(),
+            Param::Value(i) => self.values.get(*i)?.clone(),
         })
     }
 
@@ -179,6 +182,13 @@ macro_rules! bind_all {
 }
 
 impl Tx {
+    pub fn dialect(&self) -> Dialect {
+        match self {
+            Tx::Postgres(_) => Dialect::Postgres,
+            Tx::Sqlite(_) => Dialect::Sqlite,
+        }
+    }
+
     /// Executes a statement; returns the number of rows affected.
     pub async fn exec(&mut self, sql: &str, params: &[Option<String>]) -> Result<u64> {
         let sql = AssertSqlSafe(sql.to_string());

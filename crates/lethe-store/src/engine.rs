@@ -18,6 +18,7 @@ use crate::db::{Bindings, ConnectOptions, Db, Tx, col};
 use crate::error::{ParentDeleted, Result, StoreError, UniqueConflict};
 use crate::introspect;
 use crate::records::*;
+use crate::reshape;
 
 /// How many times a transaction is retried after a deadlock or serialization
 /// failure before the error reaches the caller.
@@ -25,6 +26,26 @@ const MAX_ATTEMPTS: u32 = 5;
 
 /// A plan and its rendered SQL, cached per root entity and mode.
 type CachedProgram = Arc<(DeletePlan, DeleteProgram)>;
+
+/// What a delete program reported.
+struct ProgramReport {
+    affected: Vec<EntityCount>,
+    nullified: Vec<NullifiedCount>,
+    blocked: Vec<Blocker>,
+    /// Entities whose table's live columns differ from the schema Lethe read.
+    stale: Vec<String>,
+}
+
+/// How a restore treats rows stored before their table changed.
+#[derive(Debug, Clone, Default)]
+pub struct RestoreOptions {
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    /// Values for NOT NULL columns added since the rows were stored.
+    pub set: Vec<crate::reshape::SetValue>,
+    /// Restore even though columns dropped since held values (they are lost).
+    pub drop_missing: bool,
+}
 
 /// A request to delete one root row and its cascade.
 #[derive(Debug, Clone, Default)]
@@ -164,6 +185,15 @@ impl Engine {
     /// Re-reads the schema (after DDL outside Lethe).
     pub async fn refresh(&mut self) -> Result<()> {
         self.schema = introspect::load_schema(&self.db).await?;
+        // Marked rows of a table stay deleted whatever the strategy says now
+        // (an entity moved from soft keeps its marked rows until they are
+        // moved).
+        let schema = &self.schema;
+        Arc::make_mut(&mut self.policy).mark_tables(|t, a, b| {
+            schema
+                .table(t)
+                .is_some_and(|t| t.has_column(a) && t.has_column(b))
+        });
         self.internal_versions = introspect::internal_versions(&self.db).await?;
         self.internal_installed = lethe_sql::INTERNAL_VERSIONS
             .iter()
@@ -358,7 +388,8 @@ impl Engine {
         Ok(p)
     }
 
-    /// Runs a delete program; returns (affected, nullified, blockers).
+    /// Runs a delete program; returns (affected, nullified, blockers, and
+    /// the entities whose table changed since the schema was read).
     async fn run_program(
         &self,
         tx: &mut Tx,
@@ -366,10 +397,11 @@ impl Engine {
         program: &DeleteProgram,
         b: &Bindings,
         stop_when_blocked: bool,
-    ) -> Result<(Vec<EntityCount>, Vec<NullifiedCount>, Vec<Blocker>)> {
+    ) -> Result<ProgramReport> {
         let mut affected = Vec::new();
         let mut nullified = Vec::new();
         let mut blocked = Vec::new();
+        let mut stale = Vec::new();
         for s in &program.statements {
             if !s.reports {
                 tx.rows_stmt(&s.stmt, b).await?;
@@ -377,8 +409,8 @@ impl Engine {
             }
             for r in tx.rows_stmt(&s.stmt, b).await? {
                 let n: u64 = col(&r, 2).parse().unwrap_or(0);
-                // A gate's only result that counts is whether it blocks.
-                if s.gate && col(&r, 0) != "blocked" {
+                // A gate's only result that counts is whether it stops.
+                if s.gate && !matches!(col(&r, 0).as_str(), "blocked" | "stale") {
                     continue;
                 }
                 match col(&r, 0).as_str() {
@@ -411,14 +443,20 @@ impl Engine {
                             rows: n,
                         })
                     }
+                    "stale" if n > 0 => stale.push(col(&r, 1)),
                     _ => {}
                 }
             }
-            if stop_when_blocked && !blocked.is_empty() {
+            if stop_when_blocked && !(blocked.is_empty() && stale.is_empty()) {
                 break;
             }
         }
-        Ok((affected, nullified, blocked))
+        Ok(ProgramReport {
+            affected,
+            nullified,
+            blocked,
+            stale,
+        })
     }
 
     /// Explains why the root matched nothing.
@@ -452,10 +490,15 @@ impl Engine {
             deletion_id: uuid::Uuid::nil().to_string(),
             now: now_text().1,
             key: key.values.clone(),
+            ..Default::default()
         };
         let mut tx = self.db.begin_read().await?;
-        let (affected, nullified, blocked_by) =
-            self.run_program(&mut tx, plan, program, &b, false).await?;
+        let ProgramReport {
+            affected,
+            nullified,
+            blocked: blocked_by,
+            ..
+        } = self.run_program(&mut tx, plan, program, &b, false).await?;
         if affected.first().map(|c| c.rows).unwrap_or(0) == 0 {
             let err = self.root_missing(&mut tx, entity, &key).await?;
             tx.rollback().await?;
@@ -512,15 +555,27 @@ impl Engine {
             deletion_id: id.clone(),
             now: now.clone(),
             key: key.values.clone(),
+            ..Default::default()
         };
         let mut tx = self.db.begin_write().await?;
-        let (affected, nullified, blocked) =
-            self.run_program(&mut tx, plan, program, &b, true).await?;
+        let ProgramReport {
+            affected,
+            nullified,
+            blocked,
+            stale,
+        } = self.run_program(&mut tx, plan, program, &b, true).await?;
         if let Some(bl) = blocked.first() {
             tx.rollback().await?;
             return Err(StoreError::Blocked {
                 relation: bl.relation.clone(),
                 count: bl.rows,
+            });
+        }
+        if let Some(entity) = stale.first() {
+            tx.rollback().await?;
+            return Err(StoreError::SchemaChanged {
+                entity: entity.clone(),
+                table: self.policy.entities[entity].table.clone(),
             });
         }
         if affected.first().map(|c| c.rows).unwrap_or(0) == 0 {
@@ -619,21 +674,21 @@ impl Engine {
             .ok_or_else(|| StoreError::DeletionNotFound(id.to_string()))
     }
 
-    fn restore_program(&self, rec: &DeletionRecord) -> Result<lethe_sql::RestoreProgram> {
+    fn restore_program(
+        &self,
+        rec: &DeletionRecord,
+        shape: &reshape::Shape,
+    ) -> Result<lethe_sql::RestoreProgram> {
         let mut entities = Vec::new();
         for c in &rec.affected {
             let e = self
                 .policy
                 .entity(&c.entity)
                 .ok_or_else(|| StoreError::EntityGone(c.entity.clone()))?;
-            let strategy = if c.strategy == "hard" {
-                Strategy::Hard
-            } else {
-                Strategy::Soft
-            };
             entities.push(RestoreEntity {
                 entity: e,
-                strategy,
+                marked: e.has_markers(),
+                stored: shape.groups.get(&c.entity).cloned().unwrap_or_default(),
                 only_via: rec.only_via.get(&c.entity).cloned(),
             });
         }
@@ -652,6 +707,30 @@ impl Engine {
             &entities,
             &nullified,
         ))
+    }
+
+    /// Refuses deletions that cannot be restored: restored already, purged
+    /// (some of their rows are gone for good), or a purge itself.
+    fn restorable(rec: &DeletionRecord) -> Result<()> {
+        if let Some(at) = &rec.restored_at {
+            return Err(StoreError::AlreadyRestored {
+                id: rec.id.clone(),
+                at: at.clone(),
+            });
+        }
+        if rec.kind == "purge" {
+            return Err(StoreError::Invalid(format!(
+                "{} is a purge, not a deletion: purged rows are gone for good and cannot be restored",
+                rec.id
+            )));
+        }
+        if let Some(at) = &rec.purged_at {
+            return Err(StoreError::Purged {
+                id: rec.id.clone(),
+                at: at.clone(),
+            });
+        }
+        Ok(())
     }
 
     /// Runs the restore checks; returns unique conflicts and deleted parents.
@@ -694,23 +773,42 @@ impl Engine {
         Ok((conflicts, parents))
     }
 
-    /// What restoring deletion `id` would do, and what would stop it.
-    pub async fn restore_preview(&self, id: &str) -> Result<RestorePreview> {
+    /// What restoring deletion `id` would do, and what would stop it
+    /// (conflicts, deleted parents, columns that changed since rows were
+    /// stored). `opts.set` and `opts.drop_missing` are taken into account.
+    pub async fn restore_preview_with(
+        &self,
+        id: &str,
+        opts: &RestoreOptions,
+    ) -> Result<RestorePreview> {
+        self.require_internal()?;
         let mut tx = self.db.begin_read().await?;
         let rec = self.load_deletion(&mut tx, id, false).await?;
-        if let Some(at) = &rec.restored_at {
-            return Err(StoreError::AlreadyRestored {
-                id: id.to_string(),
-                at: at.clone(),
-            });
-        }
-        let program = self.restore_program(&rec)?;
-        let b = Bindings {
-            deletion_id: rec.id.clone(),
-            now: now_text().1,
-            key: vec![],
-        };
-        let (conflicts, deleted_parents) = self.restore_checks(&mut tx, &program, &b).await?;
+        Self::restorable(&rec)?;
+        let shape = reshape::analyse(
+            &mut tx,
+            &self.policy,
+            &self.schema,
+            &rec.id,
+            &opts.set,
+            opts.drop_missing,
+        )
+        .await?;
+        // The other checks read stored rows in the table's types: they can
+        // only run once every value converts.
+        let (conflicts, deleted_parents) =
+            if shape.problems.iter().any(|p| p.problem == "not_castable") {
+                (Vec::new(), Vec::new())
+            } else {
+                let program = self.restore_program(&rec, &shape)?;
+                let b = Bindings {
+                    deletion_id: rec.id.clone(),
+                    now: now_text().1,
+                    values: shape.values.clone(),
+                    ..Default::default()
+                };
+                self.restore_checks(&mut tx, &program, &b).await?
+            };
         tx.rollback().await?;
         Ok(RestorePreview {
             deletion_id: rec.id,
@@ -718,12 +816,21 @@ impl Engine {
             nullified: rec.nullified,
             conflicts,
             deleted_parents,
+            schema_changes: shape.changes,
+            problems: shape.problems,
         })
     }
 
+    /// [`Engine::restore_preview_with`] with no `--set` values.
+    pub async fn restore_preview(&self, id: &str) -> Result<RestorePreview> {
+        self.restore_preview_with(id, &RestoreOptions::default())
+            .await
+    }
+
     /// Undoes exactly deletion `id`: unmarks its soft rows, re-inserts its
-    /// snapshotted hard rows, puts set-null columns back. Refuses, changing
-    /// nothing, on a unique conflict or a deleted parent.
+    /// stored (hard, archived) rows, puts set-null columns back. Refuses,
+    /// changing nothing, on a unique conflict, a deleted parent or a table
+    /// that changed in a way the stored rows do not fit.
     pub async fn restore(&self, id: &str, actor: Option<&str>) -> Result<RestoreOutcome> {
         self.restore_as(id, actor, None).await
     }
@@ -735,10 +842,25 @@ impl Engine {
         actor: Option<&str>,
         reason: Option<&str>,
     ) -> Result<RestoreOutcome> {
+        self.restore_with(
+            id,
+            &RestoreOptions {
+                actor: actor.map(str::to_string),
+                reason: reason.map(str::to_string),
+                ..Default::default()
+            },
+        )
+        .await
+    }
+
+    /// [`Engine::restore`] with values for columns added since the rows were
+    /// stored and the choice to drop values of columns removed since.
+    pub async fn restore_with(&self, id: &str, opts: &RestoreOptions) -> Result<RestoreOutcome> {
+        self.require_internal()?;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            match self.restore_once(id, actor, reason).await {
+            match self.restore_once(id, opts).await {
                 Err(e) if transient(&e) && attempt < MAX_ATTEMPTS => {
                     tokio::time::sleep(std::time::Duration::from_millis(
                         10 * u64::from(attempt * attempt),
@@ -750,28 +872,37 @@ impl Engine {
         }
     }
 
-    async fn restore_once(
-        &self,
-        id: &str,
-        actor: Option<&str>,
-        reason: Option<&str>,
-    ) -> Result<RestoreOutcome> {
+    async fn restore_once(&self, id: &str, opts: &RestoreOptions) -> Result<RestoreOutcome> {
         let d = self.dialect();
+        let (actor, reason) = (opts.actor.as_deref(), opts.reason.as_deref());
         let mut tx = self.db.begin_write().await?;
         let rec = self.load_deletion(&mut tx, id, true).await?;
-        if let Some(at) = &rec.restored_at {
+        if let Err(e) = Self::restorable(&rec) {
             tx.rollback().await?;
-            return Err(StoreError::AlreadyRestored {
-                id: rec.id,
-                at: at.clone(),
+            return Err(e);
+        }
+        let shape = reshape::analyse(
+            &mut tx,
+            &self.policy,
+            &self.schema,
+            &rec.id,
+            &opts.set,
+            opts.drop_missing,
+        )
+        .await?;
+        if !shape.problems.is_empty() {
+            tx.rollback().await?;
+            return Err(StoreError::RestoreShape {
+                problems: shape.problems,
             });
         }
-        let program = self.restore_program(&rec)?;
+        let program = self.restore_program(&rec, &shape)?;
         let (_, now) = now_text();
         let b = Bindings {
             deletion_id: rec.id.clone(),
             now: now.clone(),
-            key: vec![],
+            values: shape.values.clone(),
+            ..Default::default()
         };
         let (conflicts, parents) = self.restore_checks(&mut tx, &program, &b).await?;
         if !conflicts.is_empty() {

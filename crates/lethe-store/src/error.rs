@@ -79,12 +79,24 @@ pub enum StoreError {
     BadDeletionId(String),
     #[error("deletion {id} was already restored at {at}")]
     AlreadyRestored { id: String, at: String },
+    #[error(
+        "deletion {id} cannot be restored: its retention ran out and rows of it were purged at {at}"
+    )]
+    Purged { id: String, at: String },
     #[error("restore refused: {} active row(s) hold the same unique values as rows it would bring back", conflicts.len())]
     RestoreConflict { conflicts: Vec<UniqueConflict> },
     #[error("restore refused: the parent of a restored row is {}", parents.first().map(|p| p.describe()).unwrap_or_default())]
     ParentDeleted { parents: Vec<ParentDeleted> },
     #[error("the policy no longer manages entity \"{0}\", which this deletion touched")]
     EntityGone(String),
+    #[error(
+        "the columns of table {table} (entity {entity}) changed since Lethe read the schema; nothing was changed"
+    )]
+    SchemaChanged { entity: String, table: String },
+    #[error("restore refused: {}", problems.first().map(|p| p.message.clone()).unwrap_or_default())]
+    RestoreShape {
+        problems: Vec<crate::reshape::ShapeProblem>,
+    },
     #[error("migration step {step} cannot be applied automatically: {reason}")]
     MigrationBlocked { step: String, reason: String },
     #[error("refused by the database: {0}")]
@@ -125,9 +137,12 @@ impl StoreError {
             StoreError::DeletionNotFound(_) => "deletion_not_found",
             StoreError::BadDeletionId(_) => "bad_deletion_id",
             StoreError::AlreadyRestored { .. } => "already_restored",
+            StoreError::Purged { .. } => "purged",
             StoreError::RestoreConflict { .. } => "restore_conflict",
             StoreError::ParentDeleted { .. } => "parent_deleted",
             StoreError::EntityGone(_) => "entity_gone",
+            StoreError::SchemaChanged { .. } => "schema_changed",
+            StoreError::RestoreShape { .. } => "restore_schema_changed",
             StoreError::MigrationBlocked { .. } => "migration_blocked",
             StoreError::Refused(_) => "refused",
             StoreError::Invalid(_) => "invalid_input",
@@ -147,11 +162,16 @@ impl StoreError {
             }
             StoreError::RestoreConflict { conflicts } => json!({"conflicts": conflicts}),
             StoreError::ParentDeleted { parents } => json!({"parents": parents}),
+            StoreError::RestoreShape { problems } => json!({"problems": problems}),
+            StoreError::SchemaChanged { entity, table } => {
+                json!({"entity": entity, "table": table})
+            }
             StoreError::AlreadyDeleted { entity, key, by } => {
                 json!({"entity": entity, "key": key, "deletion_id": by})
             }
             StoreError::NotFound { entity, key } => json!({"entity": entity, "key": key}),
             StoreError::AlreadyRestored { id, at } => json!({"deletion_id": id, "restored_at": at}),
+            StoreError::Purged { id, at } => json!({"deletion_id": id, "purged_at": at}),
             StoreError::MigrationBlocked { step, reason } => {
                 json!({"step": step, "reason": reason})
             }
@@ -170,6 +190,8 @@ impl StoreError {
                 "delete or change the conflicting active rows, then restore again".into()
             }
             StoreError::ParentDeleted { .. } => "restore the parent's deletion first".into(),
+            StoreError::SchemaChanged { .. } => "run the command again: Lethe reads the schema when it starts (a program using the library calls Engine::refresh)".into(),
+            StoreError::RestoreShape { .. } => "`lethe restore ID --dry-run` lists every column that changed and what the restore would do".into(),
             StoreError::Sink(_) => "check the sink's settings in the policy and that its server is up; `lethe deliveries` shows what waits".into(),
             StoreError::Connect(_) => "check the URL ([database] url, LETHE_DATABASE_URL or --database) and that the server is up".into(),
             StoreError::NotFound { .. } => "check the entity and key; `lethe deletions` lists deletions".into(),

@@ -12,13 +12,15 @@ pub mod engine;
 pub mod error;
 pub mod introspect;
 pub mod records;
+pub mod reshape;
 
 pub use audit::VerifyReport;
 pub use db::{ConnectOptions, Db};
 pub use deliveries::{DeliveryRow, DeliverySummary, Queue, QueuedMessage};
-pub use engine::{DeleteRequest, Engine};
+pub use engine::{DeleteRequest, Engine, RestoreOptions};
 pub use error::{ParentDeleted, Result, StoreError, UniqueConflict};
 pub use records::*;
+pub use reshape::{SchemaChange, SetValue, ShapeProblem};
 
 /// A time as Lethe writes it: UTC, microseconds, fixed width, so SQLite
 /// compares stored times correctly as text.

@@ -9,7 +9,8 @@ use crate::db::col;
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct EntityCount {
     pub entity: String,
-    /// `soft` (marked) or `hard` (removed, snapshotted).
+    /// `soft` (marked), `archive` (moved to the archive store) or `hard`
+    /// (removed, snapshot kept).
     pub strategy: String,
     pub rows: u64,
 }
@@ -76,6 +77,12 @@ pub struct RestorePreview {
     pub nullified: Vec<NullifiedCount>,
     pub conflicts: Vec<crate::error::UniqueConflict>,
     pub deleted_parents: Vec<crate::error::ParentDeleted>,
+    /// Columns that changed since stored (hard, archived) rows were stored,
+    /// and what the restore does about each.
+    pub schema_changes: Vec<crate::reshape::SchemaChange>,
+    /// What stops the restore among those changes (it cannot go ahead
+    /// while any is left).
+    pub problems: Vec<crate::reshape::ShapeProblem>,
 }
 
 /// A deletion as recorded in Lethe's deletions table.
@@ -94,6 +101,9 @@ pub struct DeletionRecord {
     pub restored_at: Option<String>,
     pub restored_by: Option<String>,
     pub restored_reason: Option<String>,
+    /// When a purge first removed rows of this deletion for good (it can no
+    /// longer be restored).
+    pub purged_at: Option<String>,
     /// Entity -> the one relation through which the deletion reached all its
     /// rows (see `Engine::restore`).
     #[serde(skip)]
@@ -158,6 +168,7 @@ impl DeletionRecord {
             restored_at: r.get(9).cloned().flatten(),
             restored_by: r.get(10).cloned().flatten(),
             restored_reason: r.get(11).cloned().flatten(),
+            purged_at: r.get(12).cloned().flatten(),
         }
     }
 

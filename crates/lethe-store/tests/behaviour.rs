@@ -244,7 +244,7 @@ async fn restore_undoes_exactly_one_deletion(b: Backend) {
             &engine,
             &format!(
                 "SELECT CAST(count(*) AS TEXT) FROM {} WHERE deletion_id = '{}'",
-                own(b, "snapshots"),
+                own(b, "archive"),
                 user.deletion_id
             )
         )
@@ -302,7 +302,7 @@ async fn restrict_blocks_and_changes_nothing(b: Backend) {
     );
     assert_eq!(all_ids(&engine, "cart_items", "id").await.len(), 3);
     assert_eq!(active_ids(&engine, "reviews", "id").await.len(), 4);
-    for t in ["deletions", "audit", "outbox", "snapshots"] {
+    for t in ["deletions", "audit", "outbox", "archive"] {
         assert_eq!(
             one(
                 &engine,
@@ -772,7 +772,7 @@ async fn guards_view_and_partial_unique(b: Backend) {
     drop(tx);
     // Lethe's own purge path passes the guard.
     let mut tx = raw.begin_write().await.unwrap();
-    tx.exec(lethe_sql::queries::enable_bypass(engine.dialect()), &[])
+    tx.exec(engine.dialect().enable_bypass(), &[])
         .await
         .unwrap();
     tx.exec("DELETE FROM reviews WHERE id = 3003", &[])

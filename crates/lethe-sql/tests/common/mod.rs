@@ -206,6 +206,13 @@ pub fn shop_schema() -> Schema {
 /// every object Lethe installs exists, under the names Lethe gives it.
 pub fn migrated_schema(policy: &Policy) -> Schema {
     let mut s = shop_schema();
+    // Every managed table has the delete guard; soft ones everything else.
+    for e in policy.entities.values() {
+        let t = s.tables.get_mut(&e.table).unwrap();
+        t.triggers.insert(format!("lethe_guard_{}", e.table));
+        t.triggers
+            .insert(format!("lethe_guard_{}_truncate", e.table));
+    }
     for e in policy.entities.values().filter(|e| e.is_soft()) {
         let t = s.tables.get_mut(&e.table).unwrap();
         let base = &e.table;
@@ -223,8 +230,6 @@ pub fn migrated_schema(policy: &Policy) -> Schema {
                 inline: false,
             });
         }
-        t.triggers.insert(format!("lethe_guard_{base}"));
-        t.triggers.insert(format!("lethe_guard_{base}_truncate"));
         t.row_security = true;
         for p in [
             "lethe_hide_deleted",

@@ -381,3 +381,18 @@ macro_rules! on_both {
         }
     };
 }
+
+/// Runs statements one by one on a plain SQLite connection, outside any
+/// transaction (PRAGMAs such as `foreign_keys` only work there): an
+/// application's own migration.
+pub async fn raw_sqlite(url: &str, statements: &[&str]) {
+    let mut c = sqlx::SqliteConnection::connect(url)
+        .await
+        .expect("sqlite connect");
+    for s in statements {
+        c.execute(AssertSqlSafe(s.to_string()))
+            .await
+            .unwrap_or_else(|e| panic!("{s}: {e}"));
+    }
+    c.close().await.unwrap();
+}
