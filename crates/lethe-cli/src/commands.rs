@@ -277,6 +277,25 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
             }
             Ok(exit::OK)
         }
+        Command::Purge {
+            entity,
+            dry_run,
+            batch_size,
+            max_rows_per_second,
+            actor,
+            json,
+        } => {
+            let args = crate::retention::PurgeArgs {
+                entity: entity.clone(),
+                dry_run: *dry_run,
+                batch_size: *batch_size,
+                max_rows_per_second: *max_rows_per_second,
+                actor: actor.clone(),
+                json: *json,
+            };
+            crate::retention::purge(cli, &args).await
+        }
+        Command::Hold { command } => crate::retention::hold(cli, command).await,
         Command::Relay {
             once,
             workers,

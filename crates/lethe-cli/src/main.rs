@@ -6,6 +6,7 @@ mod delivery;
 mod demo;
 mod exit;
 mod output;
+mod retention;
 mod table;
 
 use std::path::PathBuf;
@@ -222,6 +223,36 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Remove (or archive) deleted rows whose retention ran out, in bounded
+    /// batches of short transactions. Rows of held deletions, and rows other
+    /// rows still reference, stay and are counted. Killed at any point, run
+    /// it again: it finishes the job. Every batch is audited and sends
+    /// `lethe.purged` (or `lethe.archived`) events through the outbox.
+    Purge {
+        /// Only this entity (default: every entity with a retention).
+        #[arg(long)]
+        entity: Option<String>,
+        /// Count what is due, held and still referenced; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Rows per batch; each batch is one short transaction.
+        #[arg(long, default_value_t = lethe_store::purge::DEFAULT_BATCH, value_parser = clap::value_parser!(u32).range(1..=100000))]
+        batch_size: u32,
+        /// Pause between batches to stay under this rate.
+        #[arg(long, value_name = "R", value_parser = clap::value_parser!(u32).range(1..))]
+        max_rows_per_second: Option<u32>,
+        /// Who purges (recorded in the audit log).
+        #[arg(long, env = "LETHE_ACTOR")]
+        actor: Option<String>,
+        /// Machine-readable summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Legal holds: rows purge must keep.
+    Hold {
+        #[command(subcommand)]
+        command: retention::HoldCommand,
+    },
     /// Walk through Lethe on an embedded SQLite shop (no server needed).
     Demo {
         /// Directory for the demo database and policy (default: a new
@@ -245,7 +276,9 @@ impl Command {
             | Command::Relay { json, .. }
             | Command::Deliveries { json, .. }
             | Command::Replay { json, .. }
-            | Command::Reconcile { json, .. } => *json,
+            | Command::Reconcile { json, .. }
+            | Command::Purge { json, .. } => *json,
+            Command::Hold { command } => command.json(),
             Command::Audit { command } => match command {
                 AuditCommand::Verify { json, .. } | AuditCommand::Head { json } => *json,
             },

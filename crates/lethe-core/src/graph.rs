@@ -120,3 +120,38 @@ pub fn cascade_order(policy: &Policy, root: &str) -> Vec<String> {
     }
     order
 }
+
+/// Every entity, children before their parents through any relation (not
+/// only cascades), ties broken by name: the order in which retention removes
+/// rows, so a parent's expired rows are looked at after its children's have
+/// gone. Relations that form a cycle (possible outside cascades) are cut
+/// where the walk meets them; the purge's own reference check keeps that
+/// safe.
+pub fn removal_order(policy: &Policy) -> Vec<String> {
+    fn visit<'a>(
+        n: &'a str,
+        policy: &'a Policy,
+        seen: &mut BTreeSet<&'a str>,
+        out: &mut Vec<String>,
+    ) {
+        if !seen.insert(n) {
+            return;
+        }
+        let mut children: Vec<&str> = policy
+            .children_of(n)
+            .filter(|r| !r.is_self_reference())
+            .map(|r| r.child.as_str())
+            .collect();
+        children.sort_unstable();
+        for c in children {
+            visit(c, policy, seen, out);
+        }
+        out.push(n.to_string());
+    }
+    let mut seen = BTreeSet::new();
+    let mut out = Vec::new();
+    for n in policy.entities.keys() {
+        visit(n, policy, &mut seen, &mut out);
+    }
+    out
+}

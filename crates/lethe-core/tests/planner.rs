@@ -395,3 +395,48 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn removal_order_puts_children_before_parents() {
+    let p = lethe_core::parse_policy(
+        r#"
+[entities.users]
+key = ["id"]
+[entities.orders]
+key = ["id"]
+[entities.items]
+key = ["id"]
+[entities.products]
+key = ["id"]
+[entities.tags]
+key = ["id"]
+[[relations]]
+child = "orders"
+columns = ["user_id"]
+parent = "users"
+on_delete = "cascade"
+[[relations]]
+child = "items"
+columns = ["order_id"]
+parent = "orders"
+on_delete = "cascade"
+[[relations]]
+child = "items"
+columns = ["product_id"]
+parent = "products"
+on_delete = "keep"
+[[relations]]
+child = "tags"
+columns = ["parent_id"]
+parent = "tags"
+on_delete = "cascade"
+"#,
+        "t.toml",
+    )
+    .unwrap();
+    let order = lethe_core::graph::removal_order(&p);
+    let pos = |n: &str| order.iter().position(|x| x == n).unwrap();
+    assert_eq!(order.len(), 5);
+    assert!(pos("items") < pos("orders") && pos("orders") < pos("users"));
+    assert!(pos("items") < pos("products"), "keep relations count too");
+}

@@ -127,6 +127,44 @@ impl Dialect {
         }
     }
 
+    /// Like [`Dialect::cast`], but SQLite converts too where its JSON and
+    /// comparisons care: a number bound as text becomes a number (so it
+    /// matches the number in a stored key).
+    pub fn cast_value(self, expr: &str, sql_type: &str) -> String {
+        match self {
+            Dialect::Postgres => self.cast(expr, sql_type),
+            Dialect::Sqlite => match lethe_core::ColumnKind::from_type(sql_type) {
+                lethe_core::ColumnKind::Integer => format!("CAST({expr} AS INTEGER)"),
+                lethe_core::ColumnKind::Float => format!("CAST({expr} AS REAL)"),
+                _ => expr.to_string(),
+            },
+        }
+    }
+
+    /// A field of a JSON object with its JSON type kept (numbers stay
+    /// numbers), for building JSON from stored rows.
+    pub fn json_value(self, json_expr: &str, field: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("({json_expr} -> {})", self.lit(field)),
+            Dialect::Sqlite => format!(
+                "json_extract({json_expr}, {})",
+                self.lit(&format!("$.\"{field}\""))
+            ),
+        }
+    }
+
+    /// The text of `expr` when it is a deletion id Lethe wrote (a UUID),
+    /// typed as one; NULL for anything else an adopted text marker may
+    /// hold.
+    pub fn as_deletion_id(self, expr: &str) -> String {
+        match self {
+            Dialect::Postgres => format!(
+                "CASE WHEN CAST({expr} AS TEXT) ~* '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$' THEN CAST(CAST({expr} AS TEXT) AS uuid) END"
+            ),
+            Dialect::Sqlite => format!("CAST({expr} AS TEXT)"),
+        }
+    }
+
     /// The type of the `deletion_id` marker and of Lethe's deletion ids.
     pub fn uuid_type(self) -> &'static str {
         match self {

@@ -380,6 +380,12 @@ fn internal_v3_statements(d: Dialect) -> Vec<String> {
             idx("holds_active"),
             t("holds")
         ),
+        // The gate purge batches share and hold changes take alone (see
+        // `purge::begin_batch`).
+        format!(
+            "INSERT INTO {} (name, value) VALUES ('holds', 'gate')",
+            t("settings")
+        ),
         // One row per run of a scheduled job: the first worker to insert a
         // (job, time) runs it; the others see the row and skip.
         format!(

@@ -132,6 +132,16 @@ pub fn insert_deletion(d: Dialect) -> String {
     )
 }
 
+/// Records a run of several transactions under one id (a purge): the first
+/// inserts the record, the next ones update its summary. Params as
+/// [`insert_deletion`].
+pub fn upsert_deletion(d: Dialect) -> String {
+    format!(
+        "{} ON CONFLICT (id) DO UPDATE SET summary = excluded.summary",
+        insert_deletion(d)
+    )
+}
+
 const DELETION_COLUMNS: &str = "id, kind, at, actor, reason, context, root_entity, root_key, summary, restored_at, restored_by, restored_reason, purged_at";
 
 fn deletion_select(d: Dialect) -> String {

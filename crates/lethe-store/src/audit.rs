@@ -84,6 +84,18 @@ pub async fn append(
     Ok(hash)
 }
 
+/// [`append`] for an entry that stands alone (a hold, a purge batch whose
+/// record was written by the same transaction already).
+pub async fn append_alone(
+    tx: &mut Tx,
+    d: Dialect,
+    at: &str,
+    action: &str,
+    fields: Value,
+) -> Result<String> {
+    append(tx, d, at, action, None, fields, ("SELECT 1", Vec::new())).await
+}
+
 /// The result of [`verify`].
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct VerifyReport {

@@ -102,20 +102,20 @@ impl DeleteRequest {
 /// # Ok(()) }
 /// ```
 pub struct Engine {
-    db: Db,
-    policy: Arc<Policy>,
-    schema: Schema,
+    pub(crate) db: Db,
+    pub(crate) policy: Arc<Policy>,
+    pub(crate) schema: Schema,
     /// Lethe's own tables are installed at the current version.
     internal_installed: bool,
     /// The versions of Lethe's own tables found in the database.
     internal_versions: Vec<String>,
     /// Key for hashes of personal values in the audit log (from Lethe's
     /// settings table).
-    hash_key: String,
+    pub(crate) hash_key: String,
     programs: Mutex<HashMap<(String, bool), CachedProgram>>,
 }
 
-fn now_text() -> (OffsetDateTime, String) {
+pub(crate) fn now_text() -> (OffsetDateTime, String) {
     let now = OffsetDateTime::now_utc();
     (now, crate::time_text(now))
 }
@@ -125,7 +125,7 @@ fn json_value(text: &str) -> Value {
     serde_json::from_str(text).unwrap_or_else(|_| Value::from(text))
 }
 
-fn transient(e: &StoreError) -> bool {
+pub(crate) fn transient(e: &StoreError) -> bool {
     matches!(e, StoreError::Transient(_))
 }
 
@@ -311,7 +311,7 @@ impl Engine {
     }
 
     /// The key as JSON, numbers where the column is an integer.
-    fn key_json(&self, entity: &str, key: &KeyValue, hash_pii: bool) -> Value {
+    pub(crate) fn key_json(&self, entity: &str, key: &KeyValue, hash_pii: bool) -> Value {
         let e = self.policy.entity(entity);
         let t = e.and_then(|e| self.schema.table(&e.table));
         let mut m = serde_json::Map::new();
@@ -1032,7 +1032,7 @@ impl Engine {
         audit::head(&self.db).await
     }
 
-    fn require_internal(&self) -> Result<()> {
+    pub(crate) fn require_internal(&self) -> Result<()> {
         if self.internal_installed {
             Ok(())
         } else {

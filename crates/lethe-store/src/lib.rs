@@ -10,7 +10,9 @@ pub mod db;
 pub mod deliveries;
 pub mod engine;
 pub mod error;
+pub mod holds;
 pub mod introspect;
+pub mod purge;
 pub mod records;
 pub mod reshape;
 
@@ -19,6 +21,8 @@ pub use db::{ConnectOptions, Db};
 pub use deliveries::{DeliveryRow, DeliverySummary, Queue, QueuedMessage};
 pub use engine::{DeleteRequest, Engine, RestoreOptions};
 pub use error::{ParentDeleted, Result, StoreError, UniqueConflict};
+pub use holds::{Hold, HoldRef};
+pub use purge::{PurgeOptions, PurgeProgress, PurgeReport, PurgeTask};
 pub use records::*;
 pub use reshape::{SchemaChange, SetValue, ShapeProblem};
 

@@ -1,0 +1,286 @@
+//! `lethe purge` and `lethe hold`: retention and legal holds. Thin: the work
+//! is in `lethe-store`.
+
+use clap::Subcommand;
+use lethe_store::{Hold, HoldRef, PurgeOptions, PurgeReport, StoreError};
+use serde_json::json;
+
+use crate::Cli;
+use crate::commands::engine;
+use crate::exit;
+use crate::output::{key_text, plural, print_json};
+use crate::table;
+
+#[derive(Subcommand)]
+pub enum HoldCommand {
+    /// Put a legal hold on a row (active, deleted or archived): purge keeps
+    /// it, and every row deleted together with it, until the hold is
+    /// removed.
+    Add {
+        /// The entity (a name under [entities] in the policy).
+        entity: String,
+        /// The row's key: `42`, or `col=value,col=value`.
+        key: String,
+        /// Why (required; recorded with the hold and in the audit log).
+        #[arg(long)]
+        reason: String,
+        /// Who places the hold (recorded in the audit log).
+        #[arg(long, env = "LETHE_ACTOR")]
+        actor: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List active holds (with --all, released ones too).
+    List {
+        /// Released holds too.
+        #[arg(long)]
+        all: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Release a hold: `lethe hold remove ID`, or `lethe hold remove ENTITY
+    /// KEY` for every active hold on that row.
+    Remove {
+        /// A hold id (from `lethe hold list`), or an entity.
+        target: String,
+        /// With an entity: the row's key.
+        key: Option<String>,
+        /// Why the hold ends (recorded in the audit log).
+        #[arg(long)]
+        reason: Option<String>,
+        /// Who releases it (recorded in the audit log).
+        #[arg(long, env = "LETHE_ACTOR")]
+        actor: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl HoldCommand {
+    pub fn json(&self) -> bool {
+        match self {
+            HoldCommand::Add { json, .. }
+            | HoldCommand::List { json, .. }
+            | HoldCommand::Remove { json, .. } => *json,
+        }
+    }
+}
+
+/// Options of `lethe purge`.
+pub struct PurgeArgs {
+    pub entity: Option<String>,
+    pub dry_run: bool,
+    pub batch_size: u32,
+    pub max_rows_per_second: Option<u32>,
+    pub actor: Option<String>,
+    pub json: bool,
+}
+
+fn hold_rows(holds: &[Hold]) -> String {
+    let rows: Vec<Vec<String>> = holds
+        .iter()
+        .map(|h| {
+            vec![
+                h.id.to_string(),
+                h.entity.clone(),
+                key_text(&h.key),
+                h.reason.clone(),
+                h.actor.clone().unwrap_or_default(),
+                h.created_at.clone(),
+                h.released_at.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    table::render(
+        &["ID", "ENTITY", "KEY", "REASON", "BY", "SINCE", "RELEASED"],
+        &rows,
+    )
+}
+
+pub async fn hold(cli: &Cli, cmd: &HoldCommand) -> Result<u8, StoreError> {
+    let engine = engine(cli).await?;
+    match cmd {
+        HoldCommand::Add {
+            entity,
+            key,
+            reason,
+            actor,
+            json,
+        } => {
+            let h = engine.hold(entity, key, reason, actor.as_deref()).await?;
+            if *json {
+                print_json(&json!(h));
+            } else {
+                println!(
+                    "hold {} on {entity} {key}: purge keeps it and every row deleted with it",
+                    h.id
+                );
+            }
+        }
+        HoldCommand::List { all, json } => {
+            let holds = engine.holds(*all).await?;
+            if *json {
+                print_json(&json!(holds));
+            } else if holds.is_empty() {
+                println!("no {}holds", if *all { "" } else { "active " });
+            } else {
+                print!("{}", hold_rows(&holds));
+            }
+        }
+        HoldCommand::Remove {
+            target,
+            key,
+            reason,
+            actor,
+            json,
+        } => {
+            let which = match (target.parse::<i64>(), key) {
+                (Ok(id), None) => HoldRef::Id(id),
+                (_, Some(k)) => HoldRef::Row {
+                    entity: target.clone(),
+                    key: k.clone(),
+                },
+                (Err(_), None) => {
+                    return Err(StoreError::Invalid(format!(
+                        "\"{target}\" is not a hold id; to release the holds on a row, give ENTITY KEY"
+                    )));
+                }
+            };
+            let released = engine
+                .release_hold(&which, reason.as_deref(), actor.as_deref())
+                .await?;
+            if *json {
+                print_json(&json!(released));
+            } else {
+                for h in &released {
+                    println!(
+                        "released hold {} on {} {}",
+                        h.id,
+                        h.entity,
+                        key_text(&h.key)
+                    );
+                }
+            }
+        }
+    }
+    Ok(exit::OK)
+}
+
+fn purge_table(r: &PurgeReport) -> String {
+    let rows: Vec<Vec<String>> = r
+        .tasks
+        .iter()
+        .map(|t| {
+            vec![
+                t.entity.clone(),
+                t.source.clone(),
+                t.action.clone(),
+                t.retention.clone(),
+                if r.dry_run { t.due } else { t.done }.to_string(),
+                t.held.to_string(),
+                t.referenced.to_string(),
+            ]
+        })
+        .collect();
+    table::render(
+        &[
+            "ENTITY",
+            "ROWS IN",
+            "THEN",
+            "RETENTION",
+            if r.dry_run { "DUE" } else { "DONE" },
+            "HELD",
+            "REFERENCED",
+        ],
+        &rows,
+    )
+}
+
+pub async fn purge(cli: &Cli, a: &PurgeArgs) -> Result<u8, StoreError> {
+    let engine = engine(cli).await?;
+    let opts = PurgeOptions {
+        entity: a.entity.clone(),
+        dry_run: a.dry_run,
+        batch_size: a.batch_size,
+        max_rows_per_second: a.max_rows_per_second,
+        actor: a.actor.clone(),
+    };
+    // A bar on a terminal (indicatif draws nothing otherwise).
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} purging {msg}: {pos}/{len} rows [{bar:30}] {per_sec}, {eta} left",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let report = engine
+        .purge(&opts, &mut |p| {
+            bar.set_length(p.due.max(p.done));
+            bar.set_position(p.done);
+            bar.set_message(format!("{} ({})", p.task.entity, p.task.source));
+        })
+        .await;
+    bar.finish_and_clear();
+    let report = report?;
+    if a.json {
+        print_json(&json!({
+            "dry_run": report.dry_run,
+            "purge_id": report.purge_id,
+            "done": report.done(),
+            "due": report.due(),
+            "held": report.held(),
+            "referenced": report.referenced(),
+            "batches": report.batches,
+            "longest_batch_ms": report.longest_batch_ms,
+            "elapsed_ms": report.elapsed_ms,
+            "tasks": report.tasks,
+        }));
+        return Ok(exit::OK);
+    }
+    if report.tasks.is_empty() {
+        println!("no entity has a retention: add retention = \"90d\" under [entities.NAME]");
+        return Ok(exit::OK);
+    }
+    if report.dry_run {
+        println!(
+            "purge would take {} now:",
+            plural(report.due() as usize, "expired row", "expired rows")
+        );
+    } else {
+        println!(
+            "purged {} in {} (longest {} ms), {:.1} s{}",
+            plural(report.done() as usize, "row", "rows"),
+            plural(report.batches as usize, "batch", "batches"),
+            report.longest_batch_ms,
+            report.elapsed_ms as f64 / 1000.0,
+            report
+                .purge_id
+                .as_ref()
+                .map(|id| format!(", recorded as {id}"))
+                .unwrap_or_default()
+        );
+    }
+    print!("{}", purge_table(&report));
+    if report.held() > 0 {
+        println!(
+            "{} kept by legal holds (`lethe hold list`)",
+            plural(report.held() as usize, "expired row is", "expired rows are")
+        );
+    }
+    if report.referenced() > 0 {
+        println!(
+            "{} still referenced by other rows; they go once those have",
+            plural(
+                report.referenced() as usize,
+                "expired row is",
+                "expired rows are"
+            )
+        );
+    }
+    if report.dry_run {
+        println!("nothing was changed (dry run)");
+    }
+    Ok(exit::OK)
+}

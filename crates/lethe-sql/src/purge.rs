@@ -1,0 +1,568 @@
+//! Retention: the statements `lethe purge` runs, one bounded batch at a time.
+//!
+//! Two sources of expired rows per entity:
+//! - rows still in the table, marked deleted before the cutoff: removed for
+//!   good (`then = "purge"`) or moved to the archive store (`"archive"`);
+//! - rows in the archive store (hard snapshots, archived rows) deleted before
+//!   the cutoff: removed, or snapshots turned into archived rows.
+//!
+//! A batch takes the next `limit` expired rows after the last key of the
+//! previous batch (keyset pagination, so a batch is an index range whatever
+//! the table size), skipping rows of held deletions and, in tables, rows
+//! another row still references (they would break a foreign key or lose a
+//! child's parent; they go once their children have). Every condition is
+//! checked again by the statement that removes the row, so a row restored
+//! meanwhile stays.
+//!
+//! Params: `Value(0)` the cutoff time, `Value(1)` the batch size,
+//! `DeletionId` the purge run's id (its outbox records and audit entries),
+//! `Now`, and `Key(i)` the last key of the previous batch. Report rows are
+//! `(kind, entity, n)`: `done` (rows removed or moved), `last` (the last
+//! key taken, as a JSON array; absent when the batch was empty), `stale`.
+
+use lethe_core::{AfterRetention, Entity, Fingerprint, Policy, Schema};
+
+use crate::delete::{register_fingerprint, stale_check};
+use crate::dialect::{Binder, Dialect, Param, Stmt};
+use crate::outbox;
+
+/// Which rows of an entity a batch works on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Rows in the table, marked deleted.
+    Marked,
+    /// Rows in the archive store of this kind (`snapshot` or `archive`).
+    Stored(&'static str),
+}
+
+/// A table and columns that reference `e`'s rows, and the columns of `e`
+/// they reference.
+struct Referrer {
+    table: String,
+    columns: Vec<String>,
+    parent_columns: Vec<String>,
+}
+
+/// Everything that references `e`: the policy's relations (any `on_delete`),
+/// and foreign keys the database enforces that the policy does not declare.
+fn referrers(policy: &Policy, schema: &Schema, e: &Entity) -> Vec<Referrer> {
+    let mut out: Vec<Referrer> = policy
+        .children_of(&e.name)
+        .map(|r| Referrer {
+            table: policy.entities[&r.child].table.clone(),
+            columns: r.columns.clone(),
+            parent_columns: e.key.clone(),
+        })
+        .collect();
+    let Some(parent) = schema.table(&e.table) else {
+        return out;
+    };
+    for t in schema.tables.values() {
+        for fk in &t.foreign_keys {
+            if schema.table(&fk.ref_table).map(|p| p.name.as_str()) != Some(parent.name.as_str()) {
+                continue;
+            }
+            let same = out.iter().any(|r| {
+                schema.table(&r.table).map(|x| x.name.as_str()) == Some(t.name.as_str())
+                    && r.columns.len() == fk.columns.len()
+                    && r.columns.iter().all(|c| fk.columns.contains(c))
+            });
+            if !same {
+                out.push(Referrer {
+                    table: t.name.clone(),
+                    columns: fk.columns.clone(),
+                    parent_columns: fk.ref_columns.clone(),
+                });
+            }
+        }
+    }
+    out
+}
+
+/// `t`'s row is referenced by some row.
+fn referenced(d: Dialect, policy: &Policy, schema: &Schema, e: &Entity) -> String {
+    let parts: Vec<String> = referrers(policy, schema, e)
+        .iter()
+        .map(|r| {
+            format!(
+                "EXISTS (SELECT 1 FROM {} c WHERE {} = {})",
+                d.table(&r.table),
+                d.tuple("c", &r.columns),
+                d.tuple("t", &r.parent_columns)
+            )
+        })
+        .collect();
+    if parts.is_empty() {
+        "FALSE".into()
+    } else {
+        format!("({})", parts.join(" OR "))
+    }
+}
+
+fn col_type<'a>(schema: &'a Schema, e: &Entity, col: &str) -> &'a str {
+    schema
+        .table(&e.table)
+        .and_then(|t| t.column(col))
+        .map(|c| c.data_type.as_str())
+        .unwrap_or("")
+}
+
+/// The deletion ids (as text) that legal holds keep: the deletions of the
+/// held rows, found in the archive store and in every marked table.
+pub fn held_deletions(d: Dialect, policy: &Policy, schema: &Schema) -> String {
+    let holds = d.own("holds");
+    let mut parts = vec![format!(
+        "SELECT {} FROM {holds} h JOIN {} a ON a.entity = h.entity AND a.key = h.key WHERE h.released_at IS NULL",
+        d.text("a.deletion_id"),
+        d.own("archive")
+    )];
+    for e in policy.entities.values().filter(|e| e.has_markers()) {
+        let on: Vec<String> = e
+            .key
+            .iter()
+            .map(|k| {
+                format!(
+                    "t.{} = {}",
+                    d.ident(k),
+                    d.cast_value(&d.json_text("h.key", k), col_type(schema, e, k))
+                )
+            })
+            .collect();
+        parts.push(format!(
+            "SELECT {} FROM {holds} h JOIN {} t ON h.entity = {} AND {} WHERE h.released_at IS NULL AND t.{} IS NOT NULL",
+            d.text(&format!("t.{}", d.ident(&e.deletion_id))),
+            d.table(&e.table),
+            d.lit(&e.name),
+            on.join(" AND "),
+            d.ident(&e.deletion_id)
+        ));
+    }
+    parts.join(" UNION ")
+}
+
+/// The row (alias `t`) belongs to a held deletion.
+fn held(d: Dialect, policy: &Policy, schema: &Schema, id_expr: &str) -> String {
+    format!(
+        "COALESCE({}, '') IN ({})",
+        d.text(id_expr),
+        held_deletions(d, policy, schema)
+    )
+}
+
+/// Expired marked rows of `e` (alias `t`).
+fn marked_expired(d: Dialect, b: &mut Binder, schema: &Schema, e: &Entity) -> String {
+    let cutoff = b.bind(Param::Value(0));
+    format!(
+        "t.{m} IS NOT NULL AND t.{m} < {}",
+        d.cast(&cutoff, col_type(schema, e, &e.deleted_at)),
+        m = d.ident(&e.deleted_at)
+    )
+}
+
+fn stored_expired(d: Dialect, b: &mut Binder, e: &Entity, kind: &str) -> String {
+    let cutoff = b.bind(Param::Value(0));
+    format!(
+        "t.entity = {} AND t.kind = {} AND t.deleted_at < {}",
+        d.lit(&e.name),
+        d.lit(kind),
+        d.cast(&cutoff, d.timestamp_type())
+    )
+}
+
+/// `(due, held, referenced)` counts of `e`'s expired rows in `source`:
+/// what a purge would remove now, what holds keep, what other rows still
+/// reference (stored rows are never referenced).
+pub fn counts(d: Dialect, policy: &Policy, schema: &Schema, e: &Entity, source: Source) -> Stmt {
+    let mut b = Binder::new(d);
+    let (from, expired, id, refd) = match source {
+        Source::Marked => (
+            d.table(&e.table),
+            marked_expired(d, &mut b, schema, e),
+            format!("t.{}", d.ident(&e.deletion_id)),
+            referenced(d, policy, schema, e),
+        ),
+        Source::Stored(kind) => (
+            d.own("archive"),
+            stored_expired(d, &mut b, e, kind),
+            "t.deletion_id".to_string(),
+            "FALSE".to_string(),
+        ),
+    };
+    let h = held(d, policy, schema, &id);
+    let sum = |cond: &str| {
+        d.text(&format!(
+            "COALESCE(sum(CASE WHEN {cond} THEN 1 ELSE 0 END), 0)"
+        ))
+    };
+    b.finish(format!(
+        "SELECT {}, {}, {} FROM {from} t WHERE {expired}",
+        sum(&format!("NOT ({h}) AND NOT {refd}")),
+        sum(&h),
+        sum(&format!("NOT ({h}) AND {refd}"))
+    ))
+}
+
+/// `(t.k1, t.k2) > ($k1, $k2)` for the last key of the previous batch.
+fn after_key(d: Dialect, b: &mut Binder, schema: &Schema, e: &Entity) -> String {
+    let params: Vec<String> = e
+        .key
+        .iter()
+        .enumerate()
+        .map(|(i, c)| d.cast(&b.bind(Param::Key(i)), col_type(schema, e, c)))
+        .collect();
+    format!("{} > ({})", d.tuple("t", &e.key), params.join(", "))
+}
+
+/// One batch over `e`'s expired marked rows. `after`: continue after the
+/// previous batch's last key.
+pub fn marked_batch(
+    d: Dialect,
+    policy: &Policy,
+    schema: &Schema,
+    e: &Entity,
+    then: AfterRetention,
+    after: bool,
+) -> Stmt {
+    let mut b = Binder::new(d);
+    let table = d.table(&e.table);
+    let expired = marked_expired(d, &mut b, schema, e);
+    let id_col = format!("t.{}", d.ident(&e.deletion_id));
+    let mut pick = format!(
+        "{expired} AND NOT ({}) AND NOT {}",
+        held(d, policy, schema, &id_col),
+        referenced(d, policy, schema, e)
+    );
+    if after {
+        pick.push_str(&format!(" AND {}", after_key(d, &mut b, schema, e)));
+    }
+    let limit = d.cast(&b.bind(Param::Value(1)), "bigint");
+    let keys = d.list("t", &e.key);
+    let order = keys.clone();
+    let last_of = |from: &str, alias: &str| {
+        format!(
+            "SELECT 'last', {}, {} FROM {from} ORDER BY {} DESC LIMIT 1",
+            d.lit(&e.name),
+            d.text(
+                &d.json_array(
+                    &e.key
+                        .iter()
+                        .map(|k| format!("{alias}.{}", d.ident(k)))
+                        .collect::<Vec<_>>()
+                )
+            ),
+            e.key
+                .iter()
+                .map(|k| format!("{alias}.{}", d.ident(k)))
+                .collect::<Vec<_>>()
+                .join(" DESC, ")
+        )
+    };
+    let fp = Fingerprint::of(&schema.table(&e.table).cloned().unwrap_or_default());
+    let event = match then {
+        AfterRetention::Purge => "purged",
+        AfterRetention::Archive => "archived",
+    };
+    let run = d.deletion_id(&mut b);
+    let now = d.now(&mut b);
+    // The row's own deletion; rows marked outside Lethe have none and are
+    // archived under the purge run's id.
+    let own_id = format!(
+        "COALESCE({}, {run})",
+        d.as_deletion_id(&format!("x.{}", d.ident(&e.deletion_id)))
+    );
+    let cols: Vec<String> = schema
+        .table(&e.table)
+        .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default();
+    let archive_insert = |from: &str| {
+        format!(
+            "INSERT INTO {} (kind, deletion_id, entity, key, row, fingerprint, deleted_at, archived_at) SELECT 'archive', {own_id}, {}, {}, {}, {}, {}, {now} FROM {from}",
+            d.own("archive"),
+            d.lit(&e.name),
+            d.json_of_columns("x", &e.key),
+            match d {
+                Dialect::Postgres => "to_jsonb(x)".to_string(),
+                Dialect::Sqlite => d.snapshot_row("x", &cols),
+            },
+            d.lit(&fp.id),
+            d.cast(&format!("x.{}", d.ident(&e.deleted_at)), d.timestamp_type())
+        )
+    };
+    let mark_purged = |ids: &str| {
+        format!(
+            "UPDATE {} SET purged_at = COALESCE(purged_at, {now}) WHERE id IN ({ids})",
+            d.own("deletions")
+        )
+    };
+    if d.single_statement_delete() {
+        let mut ctes = vec![
+            format!(
+                "c AS (SELECT {keys} FROM {table} t WHERE {pick} ORDER BY {order} LIMIT {limit})"
+            ),
+            format!(
+                "r AS (DELETE FROM {table} t WHERE {} IN (SELECT * FROM c) AND {expired} RETURNING t.*)",
+                d.tuple("t", &e.key)
+            ),
+        ];
+        let rows = outbox::select(
+            d,
+            &mut b,
+            e,
+            "r x",
+            "TRUE",
+            event,
+            outbox::Numbering::Window,
+        );
+        ctes.push(format!("o AS ({} {rows})", outbox::insert_into(d)));
+        let mut reports = vec![
+            format!(
+                "SELECT 'done', {}, {}",
+                d.lit(&e.name),
+                d.text("(SELECT count(*) FROM r)")
+            ),
+            format!("SELECT * FROM ({}) l", last_of("c", "c")),
+        ];
+        match then {
+            AfterRetention::Purge => ctes.push(format!(
+                "p AS ({})",
+                mark_purged(&format!(
+                    "SELECT {} FROM r x",
+                    d.as_deletion_id(&format!("x.{}", d.ident(&e.deletion_id)))
+                ))
+            )),
+            AfterRetention::Archive => {
+                ctes.push(format!("a AS ({})", archive_insert("r x")));
+                ctes.push(format!(
+                    "f AS ({})",
+                    register_fingerprint(d, &mut b, e, &fp)
+                ));
+                reports.push(stale_check(d, e, &fp));
+            }
+        }
+        return b.finish(format!(
+            "WITH {}\n{}",
+            ctes.join(",\n"),
+            reports.join("\nUNION ALL ")
+        ));
+    }
+    // SQLite: the batch's keys in a temporary table, then one statement
+    // each, in one call (it runs in-process).
+    let tmp = d.temp_keys(&format!("purge_{}", e.name));
+    let in_tmp = format!(
+        "{} IN (SELECT {} FROM {tmp} z)",
+        d.tuple("x", &e.key),
+        d.list("z", &e.key)
+    );
+    let captured = e.captured_columns();
+    let with_captured = if captured.is_empty() {
+        format!("(SELECT rowid AS lethe_rowid, * FROM {tmp}) x")
+    } else {
+        format!(
+            "(SELECT z.rowid AS lethe_rowid, {}, {} FROM {tmp} z JOIN {table} t ON {} = {}) x",
+            d.list("z", &e.key),
+            d.list("t", &captured),
+            d.tuple("t", &e.key),
+            d.tuple("z", &e.key)
+        )
+    };
+    let mut out = vec![
+        format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {} AS SELECT {keys}, t.{} AS lethe_did FROM {table} t WHERE 0",
+            tmp.trim_start_matches("temp."),
+            d.ident(&e.deletion_id)
+        ),
+        format!(
+            "INSERT INTO {tmp} SELECT {keys}, t.{} FROM {table} t WHERE {pick} ORDER BY {order} LIMIT {limit}",
+            d.ident(&e.deletion_id)
+        ),
+        last_of(&format!("{tmp} c"), "c"),
+        d.enable_bypass().to_string(),
+    ];
+    let rows = outbox::select(
+        d,
+        &mut b,
+        e,
+        &with_captured,
+        "TRUE",
+        event,
+        outbox::Numbering::Rowid,
+    );
+    out.push(format!("{} {rows}", outbox::insert_into(d)));
+    match then {
+        AfterRetention::Purge => {
+            out.push(mark_purged(&format!("SELECT lethe_did FROM {tmp}")));
+        }
+        AfterRetention::Archive => {
+            out.push(stale_check(d, e, &fp));
+            out.push(register_fingerprint(d, &mut b, e, &fp));
+            out.push(archive_insert(&format!("{table} x WHERE {in_tmp}")));
+        }
+    }
+    out.push(format!("DELETE FROM {table} AS x WHERE {in_tmp}"));
+    out.push(format!(
+        "SELECT 'done', {}, {} FROM {tmp}",
+        d.lit(&e.name),
+        d.text("count(*)")
+    ));
+    out.push(format!("DELETE FROM {tmp}"));
+    if let Some(off) = d.disable_bypass() {
+        out.push(off.to_string());
+    }
+    b.finish(out.join(";\n"))
+}
+
+/// One batch over `e`'s expired rows of `kind` in the archive store: removed
+/// (`Purge`), or snapshots kept on as archived rows (`Archive`).
+pub fn stored_batch(
+    d: Dialect,
+    policy: &Policy,
+    schema: &Schema,
+    e: &Entity,
+    kind: &'static str,
+    then: AfterRetention,
+    after: bool,
+) -> Stmt {
+    let mut b = Binder::new(d);
+    let store = d.own("archive");
+    let expired = stored_expired(d, &mut b, e, kind);
+    let mut pick = format!(
+        "{expired} AND NOT ({})",
+        held(d, policy, schema, "t.deletion_id")
+    );
+    if after {
+        pick.push_str(&format!(
+            " AND t.id > {}",
+            d.cast(&b.bind(Param::Key(0)), "bigint")
+        ));
+    }
+    let limit = d.cast(&b.bind(Param::Value(1)), "bigint");
+    let now = d.now(&mut b);
+    let name = d.lit(&e.name);
+    // The outbox reads keys and captured values out of the stored JSON.
+    let fields = |from: &str, rowid: Option<&str>| {
+        let mut cols: Vec<String> = e
+            .key
+            .iter()
+            .map(|k| format!("{} AS {}", d.json_value("s.key", k), d.ident(k)))
+            .collect();
+        cols.extend(
+            e.captured_columns()
+                .iter()
+                .map(|c| format!("{} AS {}", d.json_value("s.row", c), d.ident(c))),
+        );
+        if let Some(r) = rowid {
+            cols.insert(0, format!("{r} AS lethe_rowid"));
+        }
+        format!("(SELECT {} FROM {from}) x", cols.join(", "))
+    };
+    let mark_purged = |ids: &str| {
+        format!(
+            "UPDATE {} SET purged_at = COALESCE(purged_at, {now}) WHERE id IN ({ids})",
+            d.own("deletions")
+        )
+    };
+    if d.single_statement_delete() {
+        let mut ctes = vec![format!(
+            "c AS (SELECT t.id FROM {store} t WHERE {pick} ORDER BY t.id LIMIT {limit})"
+        )];
+        match then {
+            AfterRetention::Purge => {
+                ctes.push(format!(
+                    "r AS (DELETE FROM {store} t WHERE t.id IN (SELECT id FROM c) AND {expired} RETURNING t.*)"
+                ));
+                let rows = outbox::select(
+                    d,
+                    &mut b,
+                    e,
+                    &fields("r s", None),
+                    "TRUE",
+                    "purged",
+                    outbox::Numbering::Window,
+                );
+                ctes.push(format!("o AS ({} {rows})", outbox::insert_into(d)));
+                ctes.push(format!("p AS ({})", mark_purged("SELECT deletion_id FROM r")));
+            }
+            AfterRetention::Archive => ctes.push(format!(
+                "r AS (UPDATE {store} t SET kind = 'archive', archived_at = {now} WHERE t.id IN (SELECT id FROM c) AND {expired} RETURNING t.id)"
+            )),
+        }
+        return b.finish(format!(
+            "WITH {}\nSELECT 'done', {name}, {}\nUNION ALL SELECT 'last', {name}, {} FROM c HAVING count(*) > 0",
+            ctes.join(",\n"),
+            d.text("(SELECT count(*) FROM r)"),
+            d.text("json_build_array(max(c.id))")
+        ));
+    }
+    let tmp = d.temp_keys(&format!("purge_{}_{kind}", e.name));
+    let mut out = vec![
+        format!(
+            "CREATE TEMP TABLE IF NOT EXISTS {} (id INTEGER)",
+            tmp.trim_start_matches("temp.")
+        ),
+        format!(
+            "INSERT INTO {tmp} (id) SELECT t.id FROM {store} t WHERE {pick} ORDER BY t.id LIMIT {limit}"
+        ),
+        format!(
+            "SELECT 'last', {name}, {} FROM {tmp} HAVING count(*) > 0",
+            d.text("json_array(max(id))")
+        ),
+    ];
+    let in_tmp = format!("id IN (SELECT id FROM {tmp})");
+    match then {
+        AfterRetention::Purge => {
+            let rows = outbox::select(
+                d,
+                &mut b,
+                e,
+                &fields(
+                    &format!("{tmp} z JOIN {store} s ON s.id = z.id"),
+                    Some("z.rowid"),
+                ),
+                "TRUE",
+                "purged",
+                outbox::Numbering::Rowid,
+            );
+            out.push(format!("{} {rows}", outbox::insert_into(d)));
+            out.push(mark_purged(&format!(
+                "SELECT deletion_id FROM {store} WHERE {in_tmp}"
+            )));
+            out.push(format!("DELETE FROM {store} WHERE {in_tmp}"));
+        }
+        AfterRetention::Archive => out.push(format!(
+            "UPDATE {store} SET kind = 'archive', archived_at = {now} WHERE {in_tmp}"
+        )),
+    }
+    out.push(format!(
+        "SELECT 'done', {name}, {} FROM {tmp}",
+        d.text("count(*)")
+    ));
+    out.push(format!("DELETE FROM {tmp}"));
+    b.finish(out.join(";\n"))
+}
+
+/// Locks the holds gate for the batch's transaction and lets it pass the
+/// delete guard: a hold being added waits for the batch, and the batch for
+/// it, so a hold that committed is seen (PostgreSQL; SQLite's write lock
+/// already serializes them). `None` on SQLite, whose batch enables the
+/// bypass itself.
+pub fn begin_batch(d: Dialect) -> Option<String> {
+    match d {
+        Dialect::Postgres => Some(format!(
+            "SELECT {} FROM {} WHERE name = 'holds' FOR SHARE",
+            d.bypass_expr(),
+            d.own("settings")
+        )),
+        Dialect::Sqlite => None,
+    }
+}
+
+/// Takes the holds gate exclusively (adding or releasing a hold).
+pub fn lock_holds(d: Dialect) -> Option<String> {
+    match d {
+        Dialect::Postgres => Some(format!(
+            "SELECT value FROM {} WHERE name = 'holds' FOR UPDATE",
+            d.own("settings")
+        )),
+        Dialect::Sqlite => None,
+    }
+}
