@@ -296,6 +296,9 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
             crate::retention::purge(cli, &args).await
         }
         Command::Hold { command } => crate::retention::hold(cli, command).await,
+        Command::Stats { entity, json } => {
+            crate::retention::stats(cli, entity.as_deref(), *json).await
+        }
         Command::Relay {
             once,
             workers,

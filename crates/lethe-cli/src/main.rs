@@ -248,6 +248,17 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Rows per entity: active, deleted in the table, archived, snapshots,
+    /// the oldest deletion, rows due for purge and held; on PostgreSQL, the
+    /// room deleted rows take in the table and its indexes.
+    Stats {
+        /// Only this entity.
+        #[arg(long)]
+        entity: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Legal holds: rows purge must keep.
     Hold {
         #[command(subcommand)]
@@ -277,7 +288,8 @@ impl Command {
             | Command::Deliveries { json, .. }
             | Command::Replay { json, .. }
             | Command::Reconcile { json, .. }
-            | Command::Purge { json, .. } => *json,
+            | Command::Purge { json, .. }
+            | Command::Stats { json, .. } => *json,
             Command::Hold { command } => command.json(),
             Command::Audit { command } => match command {
                 AuditCommand::Verify { json, .. } | AuditCommand::Head { json } => *json,

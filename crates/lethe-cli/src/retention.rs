@@ -284,3 +284,109 @@ pub async fn purge(cli: &Cli, a: &PurgeArgs) -> Result<u8, StoreError> {
     }
     Ok(exit::OK)
 }
+
+/// `1.2 MB`.
+fn bytes(n: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u + 1 < UNITS.len() {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n} B")
+    } else {
+        format!("{v:.1} {}", UNITS[u])
+    }
+}
+
+pub async fn stats(cli: &Cli, entity: Option<&str>, json: bool) -> Result<u8, StoreError> {
+    let engine = engine(cli).await?;
+    let stats = engine.stats(entity).await?;
+    if json {
+        print_json(&json!(stats));
+        return Ok(exit::OK);
+    }
+    let rows: Vec<Vec<String>> = stats
+        .iter()
+        .map(|s| {
+            vec![
+                s.entity.clone(),
+                s.strategy.clone(),
+                s.active.to_string(),
+                s.deleted.to_string(),
+                s.archived.to_string(),
+                s.snapshots.to_string(),
+                s.oldest_deletion.clone().unwrap_or_else(|| "-".into()),
+                match &s.retention {
+                    Some(r) => format!("{} ({r})", s.due_for_purge),
+                    None => "-".into(),
+                },
+                s.held.to_string(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            &[
+                "ENTITY",
+                "STRATEGY",
+                "ACTIVE",
+                "DELETED",
+                "ARCHIVED",
+                "SNAPSHOTS",
+                "OLDEST DELETION",
+                "DUE FOR PURGE",
+                "HELD",
+            ],
+            &rows
+        )
+    );
+    let space: Vec<Vec<String>> = stats
+        .iter()
+        .filter_map(|s| {
+            let sp = s.space.as_ref()?;
+            let share = |part: u64, whole: u64| {
+                if whole == 0 {
+                    "0%".to_string()
+                } else {
+                    format!("{:.0}%", part as f64 * 100.0 / whole as f64)
+                }
+            };
+            Some(vec![
+                s.entity.clone(),
+                format!(
+                    "{} of {} ({})",
+                    bytes(sp.deleted_bytes),
+                    bytes(sp.table_bytes),
+                    share(sp.deleted_bytes, sp.table_bytes)
+                ),
+                format!(
+                    "{} of {} ({})",
+                    bytes(sp.deleted_index_bytes),
+                    bytes(sp.index_bytes),
+                    share(sp.deleted_index_bytes, sp.index_bytes)
+                ),
+                bytes(s.stored_bytes),
+            ])
+        })
+        .collect();
+    if !space.is_empty() {
+        println!("\nroom taken by deleted rows:");
+        print!(
+            "{}",
+            table::render(
+                &[
+                    "ENTITY",
+                    "IN THE TABLE",
+                    "IN ITS INDEXES (est.)",
+                    "IN THE ARCHIVE"
+                ],
+                &space
+            )
+        );
+    }
+    Ok(exit::OK)
+}

@@ -16,6 +16,7 @@ pub mod queries;
 pub mod reconcile;
 pub mod restore;
 pub mod sqlite_rebuild;
+pub mod stats;
 
 pub use delete::{DeleteProgram, Mode, ProgramStmt, render_delete};
 pub use dialect::{Binder, Dialect, Param, Stmt};

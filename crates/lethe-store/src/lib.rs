@@ -15,6 +15,7 @@ pub mod introspect;
 pub mod purge;
 pub mod records;
 pub mod reshape;
+pub mod stats;
 
 pub use audit::VerifyReport;
 pub use db::{ConnectOptions, Db};
@@ -25,6 +26,7 @@ pub use holds::{Hold, HoldRef};
 pub use purge::{PurgeOptions, PurgeProgress, PurgeReport, PurgeTask};
 pub use records::*;
 pub use reshape::{SchemaChange, SetValue, ShapeProblem};
+pub use stats::{EntityStats, Space};
 
 /// A time as Lethe writes it: UTC, microseconds, fixed width, so SQLite
 /// compares stored times correctly as text.

@@ -126,6 +126,11 @@ struct Work<'a> {
     report: PurgeTask,
 }
 
+/// Where an entity's expired rows can be.
+pub(crate) fn retention_sources(e: &Entity) -> Vec<Source> {
+    sources(e).into_iter().map(|(s, _)| s).collect()
+}
+
 /// The sources of an entity's expired rows, and what retention does with
 /// each.
 fn sources(e: &Entity) -> Vec<(Source, AfterRetention)> {
@@ -207,7 +212,7 @@ impl Engine {
         Ok(work)
     }
 
-    async fn purge_counts(
+    pub(crate) async fn purge_counts(
         &self,
         e: &Entity,
         source: Source,

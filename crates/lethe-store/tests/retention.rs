@@ -423,3 +423,68 @@ async fn purge_refuses_bad_input(b: Backend) {
     db.cleanup().await;
 }
 on_both!(purge_bad_input, purge_refuses_bad_input);
+
+async fn stats_count_rows_where_they_are(b: Backend) {
+    let Some((db, engine)) = shop_with(b, &retention_policy()).await else {
+        return;
+    };
+    let a = engine
+        .delete(&DeleteRequest::new("users", "1"))
+        .await
+        .unwrap();
+    backdate(&engine, b, &a.deletion_id).await;
+    engine
+        .delete(&DeleteRequest::new("reviews", "3001"))
+        .await
+        .unwrap();
+    engine.hold("orders", "100", "dispute", None).await.unwrap();
+    let stats = engine.stats(None).await.unwrap();
+    let s = |name: &str| stats.iter().find(|s| s.entity == name).unwrap().clone();
+    let users = s("users");
+    assert_eq!((users.active, users.deleted), (2, 1));
+    assert!(
+        users
+            .oldest_deletion
+            .as_deref()
+            .unwrap()
+            .starts_with("2020-01-01"),
+        "{users:?}"
+    );
+    assert_eq!(
+        (users.due_for_purge, users.held),
+        (0, 1),
+        "held with its deletion"
+    );
+    let cart = s("cart_items");
+    assert_eq!((cart.active, cart.snapshots, cart.archived), (1, 2, 0));
+    assert!(cart.stored_bytes > 0);
+    let reviews = s("reviews");
+    assert_eq!(
+        (reviews.active, reviews.deleted, reviews.due_for_purge),
+        (3, 1, 0),
+        "not expired"
+    );
+    assert_eq!(s("products").retention, None);
+    match b {
+        Backend::Postgres => {
+            let space = users.space.expect("PostgreSQL reports space");
+            assert!(
+                space.deleted_bytes > 0 && space.deleted_bytes < space.table_bytes,
+                "{space:?}"
+            );
+            assert!(
+                space.deleted_index_bytes > 0 && space.deleted_index_bytes <= space.index_bytes
+            );
+        }
+        Backend::Sqlite => assert!(users.space.is_none()),
+    }
+    let only = engine.stats(Some("orders")).await.unwrap();
+    assert_eq!(only.len(), 1);
+    assert_eq!((only[0].active, only[0].deleted, only[0].held), (1, 2, 2));
+    assert_eq!(
+        engine.stats(Some("nope")).await.unwrap_err().code(),
+        "unknown_entity"
+    );
+    db.cleanup().await;
+}
+on_both!(stats, stats_count_rows_where_they_are);
