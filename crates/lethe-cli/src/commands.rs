@@ -296,6 +296,26 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
             crate::retention::purge(cli, &args).await
         }
         Command::Hold { command } => crate::retention::hold(cli, command).await,
+        Command::MigrateStrategy {
+            entity,
+            to,
+            dry_run,
+            batch_size,
+            max_rows_per_second,
+            actor,
+            json,
+        } => {
+            let args = crate::retention::StrategyArgs {
+                entity: entity.clone(),
+                to: *to,
+                dry_run: *dry_run,
+                batch_size: *batch_size,
+                max_rows_per_second: *max_rows_per_second,
+                actor: actor.clone(),
+                json: *json,
+            };
+            crate::retention::migrate_strategy(cli, &args).await
+        }
         Command::Stats { entity, json } => {
             crate::retention::stats(cli, entity.as_deref(), *json).await
         }

@@ -259,6 +259,35 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Move an entity's existing deleted rows to where another strategy
+    /// keeps them, online, in batches: --to archive (out of the table into
+    /// the archive store), --to hard (snapshots), --to soft (back into the
+    /// table, still marked deleted; run `lethe migrate` with the entity set
+    /// to soft first). Readers of `<table>_active` never see a deleted row
+    /// meanwhile, and active rows are never touched. Change the entity's
+    /// strategy in the policy too, so new deletes follow.
+    MigrateStrategy {
+        /// The entity whose deleted rows move.
+        entity: String,
+        /// The strategy to move them to.
+        #[arg(long, value_parser = parse_strategy)]
+        to: lethe_core::Strategy,
+        /// Count what would move; change nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// Rows per batch; each batch is one short transaction.
+        #[arg(long, default_value_t = lethe_store::purge::DEFAULT_BATCH, value_parser = clap::value_parser!(u32).range(1..=100000))]
+        batch_size: u32,
+        /// Pause between batches to stay under this rate.
+        #[arg(long, value_name = "R", value_parser = clap::value_parser!(u32).range(1..))]
+        max_rows_per_second: Option<u32>,
+        /// Who moves them (recorded in the audit log).
+        #[arg(long, env = "LETHE_ACTOR")]
+        actor: Option<String>,
+        /// Machine-readable summary.
+        #[arg(long)]
+        json: bool,
+    },
     /// Legal holds: rows purge must keep.
     Hold {
         #[command(subcommand)]
@@ -289,7 +318,8 @@ impl Command {
             | Command::Replay { json, .. }
             | Command::Reconcile { json, .. }
             | Command::Purge { json, .. }
-            | Command::Stats { json, .. } => *json,
+            | Command::Stats { json, .. }
+            | Command::MigrateStrategy { json, .. } => *json,
             Command::Hold { command } => command.json(),
             Command::Audit { command } => match command {
                 AuditCommand::Verify { json, .. } | AuditCommand::Head { json } => *json,
@@ -318,6 +348,17 @@ enum AuditCommand {
         #[arg(long)]
         json: bool,
     },
+}
+
+fn parse_strategy(s: &str) -> Result<lethe_core::Strategy, String> {
+    match s {
+        "soft" => Ok(lethe_core::Strategy::Soft),
+        "archive" => Ok(lethe_core::Strategy::Archive),
+        "hard" => Ok(lethe_core::Strategy::Hard),
+        other => Err(format!(
+            "\"{other}\" is not a strategy (soft, archive or hard)"
+        )),
+    }
 }
 
 fn parse_set(s: &str) -> Result<lethe_store::SetValue, String> {

@@ -390,3 +390,118 @@ pub async fn stats(cli: &Cli, entity: Option<&str>, json: bool) -> Result<u8, St
     }
     Ok(exit::OK)
 }
+
+/// Options of `lethe migrate-strategy`.
+pub struct StrategyArgs {
+    pub entity: String,
+    pub to: lethe_core::Strategy,
+    pub dry_run: bool,
+    pub batch_size: u32,
+    pub max_rows_per_second: Option<u32>,
+    pub actor: Option<String>,
+    pub json: bool,
+}
+
+pub async fn migrate_strategy(cli: &Cli, a: &StrategyArgs) -> Result<u8, StoreError> {
+    let engine = engine(cli).await?;
+    let opts = lethe_store::StrategyOptions {
+        entity: a.entity.clone(),
+        to: a.to,
+        dry_run: a.dry_run,
+        batch_size: a.batch_size,
+        max_rows_per_second: a.max_rows_per_second,
+        actor: a.actor.clone(),
+    };
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(
+        "{spinner} moving deleted rows: {pos}/{len} [{bar:30}] {per_sec}, {eta} left",
+    ) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let report = engine
+        .migrate_strategy(&opts, &mut |moved, due| {
+            bar.set_length(due.max(moved));
+            bar.set_position(moved);
+        })
+        .await;
+    bar.finish_and_clear();
+    let r = report?;
+    if a.json {
+        print_json(&json!(r));
+        return Ok(exit::OK);
+    }
+    let rows: Vec<Vec<String>> = r
+        .moves
+        .iter()
+        .map(|m| {
+            vec![
+                m.from.clone(),
+                m.to.clone(),
+                if r.dry_run { m.due } else { m.moved }.to_string(),
+                m.referenced.to_string(),
+                m.older_shape.to_string(),
+                m.key_taken.to_string(),
+            ]
+        })
+        .collect();
+    let moved: u64 = r
+        .moves
+        .iter()
+        .map(|m| if r.dry_run { m.due } else { m.moved })
+        .sum();
+    if r.dry_run {
+        println!(
+            "migrate-strategy {} --to {} would move {}:",
+            r.entity,
+            r.to,
+            plural(moved as usize, "deleted row", "deleted rows")
+        );
+    } else {
+        println!(
+            "moved {} of {} in {} (longest {} ms){}",
+            plural(moved as usize, "deleted row", "deleted rows"),
+            r.entity,
+            plural(r.batches as usize, "batch", "batches"),
+            r.longest_batch_ms,
+            r.run_id
+                .as_ref()
+                .map(|id| format!(", recorded as {id}"))
+                .unwrap_or_default()
+        );
+    }
+    print!(
+        "{}",
+        table::render(
+            &[
+                "FROM",
+                "TO",
+                if r.dry_run { "ROWS" } else { "MOVED" },
+                "STILL REFERENCED",
+                "OLDER SHAPE",
+                "KEY TAKEN"
+            ],
+            &rows
+        )
+    );
+    let left: u64 = r
+        .moves
+        .iter()
+        .map(|m| m.referenced + m.older_shape + m.key_taken)
+        .sum();
+    if left > 0 {
+        println!(
+            "{} stay: still referenced by other rows (move those first, or run again once they are gone), stored under an older shape of the table, or with a key taken by a row in the table; `lethe restore` still finds them",
+            plural(left as usize, "row", "rows")
+        );
+    }
+    if let Some(p) = &r.policy_strategy {
+        println!(
+            "note: the policy still says strategy = \"{p}\" for {}: set strategy = \"{}\" so new deletes go there too",
+            r.entity, r.to
+        );
+    }
+    if r.dry_run {
+        println!("nothing was changed (dry run)");
+    }
+    Ok(exit::OK)
+}

@@ -17,6 +17,7 @@ pub mod reconcile;
 pub mod restore;
 pub mod sqlite_rebuild;
 pub mod stats;
+pub mod strategy;
 
 pub use delete::{DeleteProgram, Mode, ProgramStmt, render_delete};
 pub use dialect::{Binder, Dialect, Param, Stmt};

@@ -169,26 +169,43 @@ fn stored_expired(d: Dialect, b: &mut Binder, e: &Entity, kind: &str) -> String 
     )
 }
 
-/// `(due, held, referenced)` counts of `e`'s expired rows in `source`:
+/// `(due, held, referenced)` counts of `e`'s rows in `source` (`take`):
 /// what a purge would remove now, what holds keep, what other rows still
 /// reference (stored rows are never referenced).
-pub fn counts(d: Dialect, policy: &Policy, schema: &Schema, e: &Entity, source: Source) -> Stmt {
+pub fn counts(
+    d: Dialect,
+    policy: &Policy,
+    schema: &Schema,
+    e: &Entity,
+    source: Source,
+    take: Take,
+) -> Stmt {
     let mut b = Binder::new(d);
     let (from, expired, id, refd) = match source {
         Source::Marked => (
             d.table(&e.table),
-            marked_expired(d, &mut b, schema, e),
+            match take {
+                Take::Expired => marked_expired(d, &mut b, schema, e),
+                Take::All => format!("t.{} IS NOT NULL", d.ident(&e.deleted_at)),
+            },
             format!("t.{}", d.ident(&e.deletion_id)),
             referenced(d, policy, schema, e),
         ),
         Source::Stored(kind) => (
             d.own("archive"),
-            stored_expired(d, &mut b, e, kind),
+            match take {
+                Take::Expired => stored_expired(d, &mut b, e, kind),
+                Take::All => format!("t.entity = {} AND t.kind = {}", d.lit(&e.name), d.lit(kind)),
+            },
             "t.deletion_id".to_string(),
             "FALSE".to_string(),
         ),
     };
-    let h = held(d, policy, schema, &id);
+    // Holds only keep rows from being purged; moving them is fine.
+    let h = match take {
+        Take::Expired => held(d, policy, schema, &id),
+        Take::All => "FALSE".to_string(),
+    };
     let sum = |cond: &str| {
         d.text(&format!(
             "COALESCE(sum(CASE WHEN {cond} THEN 1 ELSE 0 END), 0)"
@@ -213,25 +230,55 @@ fn after_key(d: Dialect, b: &mut Binder, schema: &Schema, e: &Entity) -> String 
     format!("{} > ({})", d.tuple("t", &e.key), params.join(", "))
 }
 
-/// One batch over `e`'s expired marked rows. `after`: continue after the
-/// previous batch's last key.
+/// Which rows a batch takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Take {
+    /// Rows deleted before the cutoff (`Value(0)`), not held: retention.
+    Expired,
+    /// Every deleted row: `lethe migrate-strategy`.
+    All,
+}
+
+/// Where marked rows go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkedTo {
+    /// Removed for good (`purged` events, their deletions marked purged).
+    Purge,
+    /// Into the archive store as rows of this kind (`archived` events).
+    Store(&'static str),
+}
+
+impl From<AfterRetention> for MarkedTo {
+    fn from(a: AfterRetention) -> Self {
+        match a {
+            AfterRetention::Purge => MarkedTo::Purge,
+            AfterRetention::Archive => MarkedTo::Store("archive"),
+        }
+    }
+}
+
+/// One batch over `e`'s marked rows (`take`), sent `to` their next place.
+/// `after`: continue after the previous batch's last key.
 pub fn marked_batch(
     d: Dialect,
     policy: &Policy,
     schema: &Schema,
     e: &Entity,
-    then: AfterRetention,
+    take: Take,
+    to: MarkedTo,
     after: bool,
 ) -> Stmt {
     let mut b = Binder::new(d);
     let table = d.table(&e.table);
-    let expired = marked_expired(d, &mut b, schema, e);
+    let expired = match take {
+        Take::Expired => marked_expired(d, &mut b, schema, e),
+        Take::All => format!("t.{} IS NOT NULL", d.ident(&e.deleted_at)),
+    };
     let id_col = format!("t.{}", d.ident(&e.deletion_id));
-    let mut pick = format!(
-        "{expired} AND NOT ({}) AND NOT {}",
-        held(d, policy, schema, &id_col),
-        referenced(d, policy, schema, e)
-    );
+    let mut pick = format!("{expired} AND NOT {}", referenced(d, policy, schema, e));
+    if take == Take::Expired {
+        pick.push_str(&format!(" AND NOT ({})", held(d, policy, schema, &id_col)));
+    }
     if after {
         pick.push_str(&format!(" AND {}", after_key(d, &mut b, schema, e)));
     }
@@ -258,9 +305,9 @@ pub fn marked_batch(
         )
     };
     let fp = Fingerprint::of(&schema.table(&e.table).cloned().unwrap_or_default());
-    let event = match then {
-        AfterRetention::Purge => "purged",
-        AfterRetention::Archive => "archived",
+    let event = match to {
+        MarkedTo::Purge => "purged",
+        MarkedTo::Store(_) => "archived",
     };
     let run = d.deletion_id(&mut b);
     let now = d.now(&mut b);
@@ -274,10 +321,15 @@ pub fn marked_batch(
         .table(&e.table)
         .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
         .unwrap_or_default();
+    let kind = match to {
+        MarkedTo::Store(k) => k,
+        MarkedTo::Purge => "",
+    };
     let archive_insert = |from: &str| {
         format!(
-            "INSERT INTO {} (kind, deletion_id, entity, key, row, fingerprint, deleted_at, archived_at) SELECT 'archive', {own_id}, {}, {}, {}, {}, {}, {now} FROM {from}",
+            "INSERT INTO {} (kind, deletion_id, entity, key, row, fingerprint, deleted_at, archived_at) SELECT {}, {own_id}, {}, {}, {}, {}, {}, {now} FROM {from}",
             d.own("archive"),
+            d.lit(kind),
             d.lit(&e.name),
             d.json_of_columns("x", &e.key),
             match d {
@@ -322,15 +374,15 @@ pub fn marked_batch(
             ),
             format!("SELECT * FROM ({}) l", last_of("c", "c")),
         ];
-        match then {
-            AfterRetention::Purge => ctes.push(format!(
+        match to {
+            MarkedTo::Purge => ctes.push(format!(
                 "p AS ({})",
                 mark_purged(&format!(
                     "SELECT {} FROM r x",
                     d.as_deletion_id(&format!("x.{}", d.ident(&e.deletion_id)))
                 ))
             )),
-            AfterRetention::Archive => {
+            MarkedTo::Store(_) => {
                 ctes.push(format!("a AS ({})", archive_insert("r x")));
                 ctes.push(format!(
                     "f AS ({})",
@@ -388,11 +440,11 @@ pub fn marked_batch(
         outbox::Numbering::Rowid,
     );
     out.push(format!("{} {rows}", outbox::insert_into(d)));
-    match then {
-        AfterRetention::Purge => {
+    match to {
+        MarkedTo::Purge => {
             out.push(mark_purged(&format!("SELECT lethe_did FROM {tmp}")));
         }
-        AfterRetention::Archive => {
+        MarkedTo::Store(_) => {
             out.push(stale_check(d, e, &fp));
             out.push(register_fingerprint(d, &mut b, e, &fp));
             out.push(archive_insert(&format!("{table} x WHERE {in_tmp}")));
@@ -411,24 +463,50 @@ pub fn marked_batch(
     b.finish(out.join(";\n"))
 }
 
-/// One batch over `e`'s expired rows of `kind` in the archive store: removed
-/// (`Purge`), or snapshots kept on as archived rows (`Archive`).
+/// Where stored rows go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoredTo {
+    /// Removed for good.
+    Purge,
+    /// Kept, as rows of another kind (`snapshot` or `archive`).
+    Kind(&'static str),
+}
+
+impl From<AfterRetention> for StoredTo {
+    fn from(a: AfterRetention) -> Self {
+        match a {
+            AfterRetention::Purge => StoredTo::Purge,
+            AfterRetention::Archive => StoredTo::Kind("archive"),
+        }
+    }
+}
+
+/// One batch over `e`'s rows of `kind` in the archive store (`take`):
+/// removed, or kept as another kind.
+#[allow(clippy::too_many_arguments)]
 pub fn stored_batch(
     d: Dialect,
     policy: &Policy,
     schema: &Schema,
     e: &Entity,
     kind: &'static str,
-    then: AfterRetention,
+    take: Take,
+    to: StoredTo,
     after: bool,
 ) -> Stmt {
     let mut b = Binder::new(d);
     let store = d.own("archive");
-    let expired = stored_expired(d, &mut b, e, kind);
-    let mut pick = format!(
-        "{expired} AND NOT ({})",
-        held(d, policy, schema, "t.deletion_id")
-    );
+    let expired = match take {
+        Take::Expired => stored_expired(d, &mut b, e, kind),
+        Take::All => format!("t.entity = {} AND t.kind = {}", d.lit(&e.name), d.lit(kind)),
+    };
+    let mut pick = expired.clone();
+    if take == Take::Expired {
+        pick.push_str(&format!(
+            " AND NOT ({})",
+            held(d, policy, schema, "t.deletion_id")
+        ));
+    }
     if after {
         pick.push_str(&format!(
             " AND t.id > {}",
@@ -465,8 +543,8 @@ pub fn stored_batch(
         let mut ctes = vec![format!(
             "c AS (SELECT t.id FROM {store} t WHERE {pick} ORDER BY t.id LIMIT {limit})"
         )];
-        match then {
-            AfterRetention::Purge => {
+        match to {
+            StoredTo::Purge => {
                 ctes.push(format!(
                     "r AS (DELETE FROM {store} t WHERE t.id IN (SELECT id FROM c) AND {expired} RETURNING t.*)"
                 ));
@@ -482,8 +560,9 @@ pub fn stored_batch(
                 ctes.push(format!("o AS ({} {rows})", outbox::insert_into(d)));
                 ctes.push(format!("p AS ({})", mark_purged("SELECT deletion_id FROM r")));
             }
-            AfterRetention::Archive => ctes.push(format!(
-                "r AS (UPDATE {store} t SET kind = 'archive', archived_at = {now} WHERE t.id IN (SELECT id FROM c) AND {expired} RETURNING t.id)"
+            StoredTo::Kind(k) => ctes.push(format!(
+                "r AS (UPDATE {store} t SET kind = {}, archived_at = {now} WHERE t.id IN (SELECT id FROM c) AND {expired} RETURNING t.id)",
+                d.lit(k)
             )),
         }
         return b.finish(format!(
@@ -508,8 +587,8 @@ pub fn stored_batch(
         ),
     ];
     let in_tmp = format!("id IN (SELECT id FROM {tmp})");
-    match then {
-        AfterRetention::Purge => {
+    match to {
+        StoredTo::Purge => {
             let rows = outbox::select(
                 d,
                 &mut b,
@@ -528,8 +607,9 @@ pub fn stored_batch(
             )));
             out.push(format!("DELETE FROM {store} WHERE {in_tmp}"));
         }
-        AfterRetention::Archive => out.push(format!(
-            "UPDATE {store} SET kind = 'archive', archived_at = {now} WHERE {in_tmp}"
+        StoredTo::Kind(k) => out.push(format!(
+            "UPDATE {store} SET kind = {}, archived_at = {now} WHERE {in_tmp}",
+            d.lit(k)
         )),
     }
     out.push(format!(

@@ -724,6 +724,12 @@ impl Engine {
                 rec.id
             )));
         }
+        if rec.kind == "migrate" {
+            return Err(StoreError::Invalid(format!(
+                "{} is a strategy migration, not a deletion: the rows it moved keep their own deletions (restore those), or move them back with `lethe migrate-strategy`",
+                rec.id
+            )));
+        }
         if let Some(at) = &rec.purged_at {
             return Err(StoreError::Purged {
                 id: rec.id.clone(),

@@ -16,6 +16,7 @@ pub mod purge;
 pub mod records;
 pub mod reshape;
 pub mod stats;
+pub mod strategy;
 
 pub use audit::VerifyReport;
 pub use db::{ConnectOptions, Db};
@@ -27,6 +28,7 @@ pub use purge::{PurgeOptions, PurgeProgress, PurgeReport, PurgeTask};
 pub use records::*;
 pub use reshape::{SchemaChange, SetValue, ShapeProblem};
 pub use stats::{EntityStats, Space};
+pub use strategy::{StrategyMove, StrategyOptions, StrategyReport};
 
 /// A time as Lethe writes it: UTC, microseconds, fixed width, so SQLite
 /// compares stored times correctly as text.

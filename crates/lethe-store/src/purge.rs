@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use lethe_core::{AfterRetention, Entity, Strategy};
 use lethe_sql::purge::{self, Source};
-use lethe_sql::queries;
+use lethe_sql::{Stmt, queries};
 use serde::Serialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
@@ -218,7 +218,19 @@ impl Engine {
         source: Source,
         cutoff: &str,
     ) -> Result<(u64, u64, u64)> {
-        let stmt = purge::counts(self.dialect(), &self.policy, &self.schema, e, source);
+        self.source_counts(e, source, purge::Take::Expired, cutoff)
+            .await
+    }
+
+    /// `(due, held, referenced)` of `e`'s rows in `source`.
+    pub(crate) async fn source_counts(
+        &self,
+        e: &Entity,
+        source: Source,
+        take: purge::Take,
+        cutoff: &str,
+    ) -> Result<(u64, u64, u64)> {
+        let stmt = purge::counts(self.dialect(), &self.policy, &self.schema, e, source, take);
         let b = Bindings {
             values: vec![cutoff.to_string()],
             ..Default::default()
@@ -354,16 +366,23 @@ impl Engine {
         let d = self.dialect();
         let w = &work[i];
         let stmt = match w.source {
-            Source::Marked => {
-                purge::marked_batch(d, &self.policy, &self.schema, w.e, w.then, after.is_some())
-            }
+            Source::Marked => purge::marked_batch(
+                d,
+                &self.policy,
+                &self.schema,
+                w.e,
+                purge::Take::Expired,
+                w.then.into(),
+                after.is_some(),
+            ),
             Source::Stored(kind) => purge::stored_batch(
                 d,
                 &self.policy,
                 &self.schema,
                 w.e,
                 kind,
-                w.then,
+                purge::Take::Expired,
+                w.then.into(),
                 after.is_some(),
             ),
         };
@@ -374,74 +393,22 @@ impl Engine {
             key: after.map(<[String]>::to_vec).unwrap_or_default(),
             values: vec![w.cutoff.clone(), opts.batch_size.to_string()],
         };
-        let mut tx = self.db.begin_write().await?;
-        if let Some(sql) = purge::begin_batch(d) {
-            tx.rows(&sql, &[]).await?;
-        }
-        let mut done = 0u64;
-        let mut last = None;
-        for r in tx.rows_stmt(&stmt, &b).await? {
-            match col(&r, 0).as_str() {
-                "done" => done += col(&r, 2).parse::<u64>().unwrap_or(0),
-                "last" => last = Some(col(&r, 2)),
-                "stale" if col(&r, 2) != "0" => {
-                    tx.rollback().await?;
-                    return Err(StoreError::SchemaChanged {
-                        entity: w.e.name.clone(),
-                        table: w.e.table.clone(),
-                    });
-                }
-                _ => {}
-            }
-        }
-        let Some(last) = last else {
-            tx.rollback().await?;
+        let mut batch = self.open_batch(w.e, &stmt, &b).await?;
+        let Some(last) = batch.last.take() else {
+            batch.tx.rollback().await?;
             return Ok(None);
         };
-        let last: Vec<String> = serde_json::from_str::<Vec<Value>>(&last)
-            .unwrap_or_default()
-            .iter()
-            .map(|v| match v {
-                Value::String(s) => s.clone(),
-                other => other.to_string(),
-            })
-            .collect();
-        if done == 0 {
+        if batch.done == 0 {
             // Every row taken was restored or changed meanwhile: nothing
             // to record, go on after them.
-            tx.rollback().await?;
+            batch.tx.rollback().await?;
             return Ok(Some((0, last)));
         }
-        self.record_purge_batch(&mut tx, work, i, run_id, opts, &now, done)
-            .await?;
-        tx.commit().await?;
-        Ok(Some((done, last)))
-    }
-
-    /// The purge's record (inserted by its first batch, its summary brought
-    /// up to date by each) and the batch's audit entry, in the batch's
-    /// transaction.
-    #[allow(clippy::too_many_arguments)]
-    async fn record_purge_batch(
-        &self,
-        tx: &mut Tx,
-        work: &[Work<'_>],
-        i: usize,
-        run_id: &str,
-        opts: &PurgeOptions,
-        now: &str,
-        done: u64,
-    ) -> Result<()> {
-        let d = self.dialect();
-        let w = &work[i];
         // Totals so far, this batch included.
         let entities: Vec<Value> = work
             .iter()
             .enumerate()
-            .map(|(j, x)| {
-                let rows = x.report.done + if j == i { done } else { 0 };
-                (x, rows)
-            })
+            .map(|(j, x)| (x, x.report.done + if j == i { batch.done } else { 0 }))
             .filter(|(_, rows)| *rows > 0)
             .map(|(x, rows)| {
                 json!({
@@ -452,39 +419,131 @@ impl Engine {
                 })
             })
             .collect();
-        let root = opts.entity.clone().unwrap_or_else(|| "*".to_string());
-        let record_params = vec![
-            Some(run_id.to_string()),
-            Some("purge".into()),
-            Some(now.to_string()),
-            opts.actor.clone(),
-            Some("retention".into()),
-            Some("{}".into()),
-            Some(root),
-            Some("{}".into()),
-            Some(json!({"entities": entities, "nullified": []}).to_string()),
-        ];
-        audit::append(
-            tx,
-            d,
-            now,
-            if w.then == AfterRetention::Purge {
+        let run = RunRecord {
+            id: run_id,
+            kind: "purge",
+            action: if w.then == AfterRetention::Purge {
                 "purge"
             } else {
                 "archive"
             },
-            Some(run_id),
+            root: opts.entity.as_deref().unwrap_or("*"),
+            actor: opts.actor.as_deref(),
+            reason: "retention",
+            now: &now,
+        };
+        self.record_run_batch(
+            &mut batch.tx,
+            &run,
+            entities,
             json!({
-                "actor": opts.actor,
                 "entity": w.e.name,
                 "source": source_name(w.source),
                 "retention": w.report.retention,
                 "cutoff": w.cutoff,
-                "rows": done,
+                "rows": batch.done,
             }),
+        )
+        .await?;
+        batch.tx.commit().await?;
+        Ok(Some((batch.done, last)))
+    }
+
+    /// Runs one batch statement of `e` in a new write transaction that
+    /// passes the delete guard (and, on PostgreSQL, waits for hold changes
+    /// in flight). The caller records and commits, or rolls back.
+    pub(crate) async fn open_batch(&self, e: &Entity, stmt: &Stmt, b: &Bindings) -> Result<Batch> {
+        let mut tx = self.db.begin_write().await?;
+        if let Some(sql) = purge::begin_batch(self.dialect()) {
+            tx.rows(&sql, &[]).await?;
+        }
+        let mut done = 0u64;
+        let mut last = None;
+        let mut stale = false;
+        for r in tx.rows_stmt(stmt, b).await? {
+            match col(&r, 0).as_str() {
+                "done" => done += col(&r, 2).parse::<u64>().unwrap_or(0),
+                "last" => last = Some(col(&r, 2)),
+                "stale" if col(&r, 2) != "0" => stale = true,
+                _ => {}
+            }
+        }
+        if stale {
+            tx.rollback().await?;
+            return Err(StoreError::SchemaChanged {
+                entity: e.name.clone(),
+                table: e.table.clone(),
+            });
+        }
+        let last = last.map(|l| {
+            serde_json::from_str::<Vec<Value>>(&l)
+                .unwrap_or_default()
+                .iter()
+                .map(|v| match v {
+                    Value::String(s) => s.clone(),
+                    other => other.to_string(),
+                })
+                .collect()
+        });
+        Ok(Batch { tx, done, last })
+    }
+
+    /// A run's record (a deletion of kind `purge` or `migrate`, inserted by
+    /// its first batch, its summary brought up to date by each) and the
+    /// batch's audit entry, in the batch's transaction.
+    pub(crate) async fn record_run_batch(
+        &self,
+        tx: &mut Tx,
+        run: &RunRecord<'_>,
+        entities: Vec<Value>,
+        audit_fields: Value,
+    ) -> Result<()> {
+        let d = self.dialect();
+        let record_params = vec![
+            Some(run.id.to_string()),
+            Some(run.kind.into()),
+            Some(run.now.to_string()),
+            run.actor.map(str::to_string),
+            Some(run.reason.into()),
+            Some("{}".into()),
+            Some(run.root.to_string()),
+            Some("{}".into()),
+            Some(json!({"entities": entities, "nullified": []}).to_string()),
+        ];
+        let mut fields = audit_fields;
+        fields["actor"] = json!(run.actor);
+        audit::append(
+            tx,
+            d,
+            run.now,
+            run.action,
+            Some(run.id),
+            fields,
             (&queries::upsert_deletion(d), record_params),
         )
         .await?;
         Ok(())
     }
+}
+
+/// A batch statement run, not yet committed.
+pub(crate) struct Batch {
+    pub tx: Tx,
+    pub done: u64,
+    /// The last key taken, as text values; `None` when the batch was empty.
+    pub last: Option<Vec<String>>,
+}
+
+/// The run a batch belongs to, as recorded.
+pub(crate) struct RunRecord<'a> {
+    pub id: &'a str,
+    /// `purge` or `migrate`.
+    pub kind: &'a str,
+    /// The audit action of its batches.
+    pub action: &'a str,
+    /// The entity it works on, or `*`.
+    pub root: &'a str,
+    pub actor: Option<&'a str>,
+    pub reason: &'a str,
+    pub now: &'a str,
 }
