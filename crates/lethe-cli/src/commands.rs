@@ -296,6 +296,7 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
             crate::retention::purge(cli, &args).await
         }
         Command::Hold { command } => crate::retention::hold(cli, command).await,
+        Command::Archive { command } => crate::cold::archive(cli, command).await,
         Command::MigrateStrategy {
             entity,
             to,

@@ -1,6 +1,7 @@
 //! `lethe`: the command-line tool. Thin: parses arguments, calls `lethe-store`,
 //! prints.
 
+mod cold;
 mod commands;
 mod delivery;
 mod demo;
@@ -288,6 +289,12 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Cold storage: export deleted and archived rows to files (a directory
+    /// or S3-compatible object storage), import them back.
+    Archive {
+        #[command(subcommand)]
+        command: cold::ArchiveCommand,
+    },
     /// Legal holds: rows purge must keep.
     Hold {
         #[command(subcommand)]
@@ -321,6 +328,7 @@ impl Command {
             | Command::Stats { json, .. }
             | Command::MigrateStrategy { json, .. } => *json,
             Command::Hold { command } => command.json(),
+            Command::Archive { command } => command.json(),
             Command::Audit { command } => match command {
                 AuditCommand::Verify { json, .. } | AuditCommand::Head { json } => *json,
             },

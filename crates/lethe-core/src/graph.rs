@@ -155,3 +155,52 @@ pub fn removal_order(policy: &Policy) -> Vec<String> {
     }
     out
 }
+
+/// How a row of `entity` names the data subject it belongs to (the
+/// policy's `[erasure] subject`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SubjectPath {
+    /// `entity` is the subject: a row's own key.
+    Own,
+    /// The row holds the subject's key in these columns (`subject_columns`).
+    Columns(Vec<String>),
+    /// Relations from the row up to the subject, child to parent: the first
+    /// relation's columns name the parent, whose row the next relation's
+    /// columns are read from, and so on; the last relation's parent is the
+    /// subject.
+    Relations(Vec<crate::policy::Relation>),
+}
+
+/// The shortest way from `entity`'s rows to the subject's key; `None` when
+/// no subject is named or none leads there.
+pub fn subject_path(policy: &Policy, entity: &str) -> Option<SubjectPath> {
+    let subject = policy.subject.as_deref()?;
+    if entity == subject {
+        return Some(SubjectPath::Own);
+    }
+    let e = policy.entity(entity)?;
+    if !e.subject_columns.is_empty() {
+        return Some(SubjectPath::Columns(e.subject_columns.clone()));
+    }
+    // Breadth-first over parents: the first path found is a shortest one
+    // (ties broken by the order relations are declared in).
+    let mut seen: BTreeSet<&str> = BTreeSet::from([entity]);
+    let mut frontier: Vec<(&str, Vec<crate::policy::Relation>)> = vec![(entity, Vec::new())];
+    while !frontier.is_empty() {
+        let mut next = Vec::new();
+        for (n, path) in frontier {
+            for r in policy.parents_of(n).filter(|r| !r.is_self_reference()) {
+                let mut p = path.clone();
+                p.push(r.clone());
+                if r.parent == subject {
+                    return Some(SubjectPath::Relations(p));
+                }
+                if seen.insert(r.parent.as_str()) {
+                    next.push((r.parent.as_str(), p));
+                }
+            }
+        }
+        frontier = next;
+    }
+    None
+}

@@ -440,3 +440,50 @@ on_delete = "cascade"
     assert!(pos("items") < pos("orders") && pos("orders") < pos("users"));
     assert!(pos("items") < pos("products"), "keep relations count too");
 }
+
+#[test]
+fn subject_paths_lead_to_the_subject_by_the_shortest_way() {
+    use lethe_core::graph::{SubjectPath, subject_path};
+    let p = lethe_core::parse_policy(
+        r#"
+[erasure]
+subject = "users"
+[entities.users]
+key = ["id"]
+[entities.orders]
+key = ["id"]
+[entities.items]
+key = ["id"]
+[entities.notes]
+key = ["id"]
+subject_columns = ["author"]
+[entities.tags]
+key = ["id"]
+[[relations]]
+child = "orders"
+columns = ["user_id"]
+parent = "users"
+on_delete = "cascade"
+[[relations]]
+child = "items"
+columns = ["order_id"]
+parent = "orders"
+on_delete = "cascade"
+"#,
+        "t.toml",
+    )
+    .unwrap();
+    assert_eq!(subject_path(&p, "users"), Some(SubjectPath::Own));
+    assert_eq!(
+        subject_path(&p, "notes"),
+        Some(SubjectPath::Columns(vec!["author".into()]))
+    );
+    let Some(SubjectPath::Relations(path)) = subject_path(&p, "items") else {
+        panic!("items reach users through orders");
+    };
+    assert_eq!(
+        path.iter().map(|r| r.describe()).collect::<Vec<_>>(),
+        ["items.order_id -> orders", "orders.user_id -> users"]
+    );
+    assert_eq!(subject_path(&p, "tags"), None);
+}

@@ -468,6 +468,24 @@ impl Dialect {
         }
     }
 
+    /// The strings of a JSON array (bound as text) as a one-column row source.
+    pub fn json_text_elements(self, expr: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("SELECT json_array_elements_text(CAST({expr} AS json))"),
+            Dialect::Sqlite => format!("SELECT value FROM json_each({expr})"),
+        }
+    }
+
+    /// The UTC date (`YYYY-MM-DD`) of a time column.
+    pub fn day_of(self, expr: &str) -> String {
+        match self {
+            Dialect::Postgres => {
+                format!("to_char(CAST({expr} AS timestamptz) AT TIME ZONE 'UTC', 'YYYY-MM-DD')")
+            }
+            Dialect::Sqlite => format!("substr(CAST({expr} AS TEXT), 1, 10)"),
+        }
+    }
+
     /// The integers of a JSON array (bound as text) as a one-column row source.
     pub fn json_int_elements(self, expr: &str) -> String {
         match self {

@@ -5,6 +5,7 @@
 //! never branch on the database kind.
 
 pub mod archive;
+pub mod cold;
 pub mod delete;
 pub mod deliveries;
 pub mod dialect;

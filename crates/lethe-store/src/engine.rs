@@ -337,6 +337,16 @@ impl Engine {
         Value::Object(m)
     }
 
+    /// The name of a data subject in places that must not hold personal
+    /// data (data-key ids, cold-storage files, the audit log): a hash of the
+    /// subject entity and its key values, keyed by this database's secret,
+    /// so the same person always gets the same name here and a guessed
+    /// e-mail address cannot be checked against it elsewhere.
+    pub fn subject_id(&self, entity: &str, key_values: &[Value]) -> String {
+        let text = format!("subject\n{entity}\n{}", Value::from(key_values.to_vec()));
+        audit::chain_hash(&self.hash_key, &text)[..32].to_string()
+    }
+
     /// Checks that the database is ready for a delete touching `plan`.
     fn ensure_ready(&self, plan: &DeletePlan) -> Result<()> {
         if !self.internal_installed {

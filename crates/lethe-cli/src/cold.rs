@@ -1,0 +1,281 @@
+//! `lethe archive export | import | list`: cold storage of deleted and
+//! archived rows. Thin: the work is in `lethe-cold`.
+
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use lethe_cold::{ColdError, ExportOptions, ImportOptions, Location, S3Settings};
+use lethe_store::StoreError;
+use serde_json::json;
+
+use crate::Cli;
+use crate::commands::engine;
+use crate::exit;
+use crate::output::{plural, print_json};
+use crate::table;
+
+#[derive(Subcommand)]
+pub enum ArchiveCommand {
+    /// Export deleted and archived rows to files: JSON Lines compressed
+    /// with zstd, one file per entity and deletion day (whole UTC days
+    /// only, each day once per location), and a manifest with row counts
+    /// and SHA-256 checksums. Personal (pii) values are sealed with a data
+    /// key per data subject. Rows stay in the database; `lethe purge`
+    /// removes them on their retention.
+    Export {
+        /// A directory, file:///dir or s3://bucket/prefix (default: [export] to).
+        #[arg(long, value_name = "LOCATION")]
+        to: Option<String>,
+        /// Only this entity.
+        #[arg(long)]
+        entity: Option<String>,
+        /// Only this UTC day (YYYY-MM-DD, over already).
+        #[arg(long, value_name = "DAY")]
+        day: Option<String>,
+        /// Export days already exported to this location again.
+        #[arg(long)]
+        force: bool,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Import exported rows back into Lethe's archive store (checked
+    /// against their manifest first), from where `lethe restore` brings
+    /// their deletions back. Rows already there are skipped.
+    Import {
+        /// A directory, file:///dir or s3://bucket/prefix (default: [export] to).
+        #[arg(long, value_name = "LOCATION")]
+        from: Option<String>,
+        /// Only this entity's files.
+        #[arg(long)]
+        entity: Option<String>,
+        /// Only this day's files.
+        #[arg(long, value_name = "DAY")]
+        day: Option<String>,
+        /// Only this manifest (a path relative to the location).
+        #[arg(long, value_name = "PATH")]
+        manifest: Option<String>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List what was exported, where, with row counts and checksums.
+    List {
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+impl ArchiveCommand {
+    pub fn json(&self) -> bool {
+        match self {
+            ArchiveCommand::Export { json, .. }
+            | ArchiveCommand::Import { json, .. }
+            | ArchiveCommand::List { json } => *json,
+        }
+    }
+}
+
+/// Cold-storage errors as the CLI reports them (exit codes come from
+/// `StoreError`).
+pub fn cold_error(e: ColdError) -> StoreError {
+    match e {
+        ColdError::Store(s) => s,
+        ColdError::Invalid(m) => StoreError::Invalid(m),
+        e @ (ColdError::Storage(_) | ColdError::Corrupt(_) | ColdError::Crypto(_)) => {
+            StoreError::Sink(e.to_string())
+        }
+    }
+}
+
+/// The location named on the command line or in `[export] to`.
+pub fn location(
+    cli: &Cli,
+    policy: &lethe_core::Policy,
+    given: Option<&str>,
+) -> Result<Location, StoreError> {
+    let cfg = policy.export.as_ref();
+    let to = given.or(cfg.map(|c| c.to.as_str())).ok_or_else(|| {
+        StoreError::Invalid(
+            "no export location: pass --to DIR (or s3://bucket/prefix), or set [export] to = \"...\" in the policy".into(),
+        )
+    })?;
+    let s3 = S3Settings {
+        endpoint: cfg.and_then(|c| c.endpoint.clone()),
+        region: cfg.and_then(|c| c.region.clone()),
+        credentials: None,
+    };
+    let base: PathBuf = cli
+        .policy
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    Location::open(to, &s3, &base).map_err(cold_error)
+}
+
+pub async fn archive(cli: &Cli, cmd: &ArchiveCommand) -> Result<u8, StoreError> {
+    let engine = engine(cli).await?;
+    match cmd {
+        ArchiveCommand::Export {
+            to,
+            entity,
+            day,
+            force,
+            json,
+        } => {
+            let loc = location(cli, engine.policy(), to.as_deref())?;
+            let opts = ExportOptions {
+                entity: entity.clone(),
+                day: day.clone(),
+                force: *force,
+                temp_dir: None,
+            };
+            let r = lethe_cold::export(&engine, &loc, &opts)
+                .await
+                .map_err(cold_error)?;
+            if *json {
+                print_json(&json!({
+                    "location": r.location,
+                    "manifest": r.manifest,
+                    "rows": r.rows(),
+                    "files": r.files,
+                    "skipped": r.skipped.iter().map(|(e, d)| json!({"entity": e, "day": d})).collect::<Vec<_>>(),
+                    "sealed": r.sealed,
+                    "shredded": r.shredded,
+                }));
+                return Ok(exit::OK);
+            }
+            match &r.manifest {
+                None => println!(
+                    "nothing new to export to {} ({} already there)",
+                    r.location,
+                    plural(r.skipped.len(), "entity-day", "entity-days")
+                ),
+                Some(m) => {
+                    println!(
+                        "exported {} in {} to {} (manifest {m}); {} sealed",
+                        plural(r.rows() as usize, "row", "rows"),
+                        plural(r.files.len(), "file", "files"),
+                        r.location,
+                        plural(r.sealed as usize, "personal value", "personal values")
+                    );
+                    let rows: Vec<Vec<String>> = r
+                        .files
+                        .iter()
+                        .map(|f| {
+                            vec![
+                                f.entity.clone(),
+                                f.day.clone(),
+                                f.rows.to_string(),
+                                f.bytes.to_string(),
+                                f.path.clone(),
+                            ]
+                        })
+                        .collect();
+                    print!(
+                        "{}",
+                        table::render(&["ENTITY", "DAY", "ROWS", "BYTES", "FILE"], &rows)
+                    );
+                }
+            }
+            if r.shredded > 0 {
+                println!(
+                    "{} of erased subjects left out",
+                    plural(r.shredded as usize, "personal value", "personal values")
+                );
+            }
+        }
+        ArchiveCommand::Import {
+            from,
+            entity,
+            day,
+            manifest,
+            json,
+        } => {
+            let loc = location(cli, engine.policy(), from.as_deref())?;
+            let opts = ImportOptions {
+                entity: entity.clone(),
+                day: day.clone(),
+                manifest: manifest.clone(),
+                temp_dir: None,
+            };
+            let r = lethe_cold::import(&engine, &loc, &opts)
+                .await
+                .map_err(cold_error)?;
+            if *json {
+                print_json(&json!({
+                    "location": r.location,
+                    "manifests": r.manifests,
+                    "imported": r.imported(),
+                    "files": r.files,
+                    "opened": r.opened,
+                    "shredded": r.shredded,
+                    "reopened": r.reopened,
+                }));
+                return Ok(exit::OK);
+            }
+            println!(
+                "imported {} from {} ({} read, checksums verified) into the archive store",
+                plural(r.imported() as usize, "row", "rows"),
+                r.location,
+                plural(r.files.len(), "file", "files")
+            );
+            let skipped: u64 = r.files.iter().map(|f| f.rows - f.imported).sum();
+            if skipped > 0 {
+                println!(
+                    "{} already in the database, skipped",
+                    plural(skipped as usize, "row was", "rows were")
+                );
+            }
+            if r.shredded > 0 {
+                println!(
+                    "{} of erased subjects came back empty (their keys are shredded)",
+                    plural(r.shredded as usize, "personal value", "personal values")
+                );
+            }
+            if !r.reopened.is_empty() {
+                println!(
+                    "{} can be restored again: lethe restore {}",
+                    plural(r.reopened.len(), "purged deletion", "purged deletions"),
+                    r.reopened[0]
+                );
+            }
+        }
+        ArchiveCommand::List { json } => {
+            let rows = engine
+                .db()
+                .rows(&lethe_sql::cold::exports(engine.dialect()), &[])
+                .await?;
+            let text =
+                |r: &[Option<String>], i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            if *json {
+                let v: Vec<serde_json::Value> = rows
+                    .iter()
+                    .map(|r| {
+                        json!({
+                            "location": text(r, 0), "entity": text(r, 1), "day": text(r, 2),
+                            "path": text(r, 3), "rows": text(r, 4).parse::<u64>().unwrap_or(0),
+                            "bytes": text(r, 5).parse::<u64>().unwrap_or(0), "sha256": text(r, 6),
+                            "manifest": text(r, 7), "exported_at": text(r, 8),
+                        })
+                    })
+                    .collect();
+                print_json(&json!(v));
+            } else if rows.is_empty() {
+                println!("nothing exported yet (`lethe archive export`)");
+            } else {
+                let t: Vec<Vec<String>> = rows
+                    .iter()
+                    .map(|r| vec![text(r, 1), text(r, 2), text(r, 4), text(r, 0), text(r, 3)])
+                    .collect();
+                print!(
+                    "{}",
+                    table::render(&["ENTITY", "DAY", "ROWS", "LOCATION", "FILE"], &t)
+                );
+            }
+        }
+    }
+    Ok(exit::OK)
+}
