@@ -279,3 +279,142 @@ pub async fn archive(cli: &Cli, cmd: &ArchiveCommand) -> Result<u8, StoreError> 
     }
     Ok(exit::OK)
 }
+
+/// `lethe worker`: runs the policy's `[jobs.NAME]` on their schedules.
+pub async fn worker(cli: &Cli, once: bool, json: bool) -> Result<u8, StoreError> {
+    let engine = engine(cli).await?;
+    let jobs: Vec<lethe_core::Job> = engine.policy().jobs.values().cloned().collect();
+    if jobs.is_empty() {
+        return Err(StoreError::Invalid(
+            "the policy has no [jobs.NAME]: add one, e.g. [jobs.nightly] run = \"purge\" schedule = \"0 3 * * *\"".into(),
+        ));
+    }
+    let base: PathBuf = cli
+        .policy
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."));
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
+    let opts = lethe_store::WorkerOptions {
+        owner: format!("{host}:{}", std::process::id()),
+        once,
+        ..Default::default()
+    };
+    if !once && !json {
+        for j in &jobs {
+            eprintln!(
+                "job {}: {} {}on \"{}\" (UTC)",
+                j.name,
+                j.kind.as_str(),
+                j.entity
+                    .as_ref()
+                    .map(|e| format!("of {e} "))
+                    .unwrap_or_default(),
+                j.schedule.text
+            );
+        }
+    }
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    if !once {
+        tokio::spawn(async move {
+            crate::delivery::shutdown_signal().await;
+            eprintln!("stopping: finishing the job in hand");
+            let _ = tx.send(true);
+        });
+    }
+    let engine_ref = &engine;
+    let base_ref = &base;
+    let run = move |job: &lethe_core::Job| -> lethe_store::JobFuture<'_> {
+        let job = job.clone();
+        Box::pin(async move { lethe_cold::jobs::run(engine_ref, &job, base_ref).await })
+    };
+    let stats = engine.work(&jobs, &opts, rx, &run).await?;
+    if json {
+        print_json(&json!(stats));
+    } else {
+        println!(
+            "ran {} ({} failed); {} taken by other workers, {} skipped while a previous run went on",
+            plural(stats.ran as usize, "job", "jobs"),
+            stats.failed,
+            stats.taken,
+            stats.busy
+        );
+    }
+    Ok(if stats.failed > 0 {
+        exit::FAILURE
+    } else {
+        exit::OK
+    })
+}
+
+/// `lethe jobs`: the jobs, when each runs next, and the latest runs.
+pub async fn jobs(cli: &Cli, limit: u32, json: bool) -> Result<u8, StoreError> {
+    let engine = engine(cli).await?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let next = |j: &lethe_core::Job| {
+        j.schedule
+            .next_after(now)
+            .and_then(|t| time::OffsetDateTime::from_unix_timestamp(t).ok())
+            .map(lethe_store::time_text)
+    };
+    let runs = engine.job_runs(limit).await?;
+    if json {
+        let jobs: Vec<serde_json::Value> = engine
+            .policy()
+            .jobs
+            .values()
+            .map(|j| json!({"name": j.name, "run": j.kind.as_str(), "entity": j.entity, "schedule": j.schedule.text, "next": next(j)}))
+            .collect();
+        print_json(&json!({"jobs": jobs, "runs": runs}));
+        return Ok(exit::OK);
+    }
+    let rows: Vec<Vec<String>> = engine
+        .policy()
+        .jobs
+        .values()
+        .map(|j| {
+            vec![
+                j.name.clone(),
+                j.kind.as_str().to_string(),
+                j.entity.clone().unwrap_or_else(|| "*".into()),
+                j.schedule.text.clone(),
+                next(j).unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    if rows.is_empty() {
+        println!("no [jobs.NAME] in the policy");
+    } else {
+        print!(
+            "{}",
+            table::render(&["JOB", "RUN", "ENTITY", "SCHEDULE (UTC)", "NEXT"], &rows)
+        );
+    }
+    if !runs.is_empty() {
+        println!("\nlatest runs:");
+        let rows: Vec<Vec<String>> = runs
+            .iter()
+            .map(|r| {
+                vec![
+                    r.job.clone(),
+                    r.scheduled_for.clone(),
+                    r.state.clone(),
+                    r.owner.clone(),
+                    r.error
+                        .clone()
+                        .or_else(|| r.summary.as_ref().map(|s| s.to_string()))
+                        .unwrap_or_default(),
+                ]
+            })
+            .collect();
+        print!(
+            "{}",
+            table::render(
+                &["JOB", "SCHEDULED FOR", "STATE", "WORKER", "RESULT"],
+                &rows
+            )
+        );
+    }
+    Ok(exit::OK)
+}

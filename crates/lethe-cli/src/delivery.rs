@@ -92,7 +92,7 @@ pub async fn relay(cli: &Cli, a: &RelayArgs) -> Result<u8, StoreError> {
     })
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -295,6 +295,29 @@ enum Command {
         #[command(subcommand)]
         command: cold::ArchiveCommand,
     },
+    /// Run the policy's scheduled jobs ([jobs.NAME]: purge or export on a
+    /// cron schedule, UTC) until Ctrl-C or SIGTERM. Several workers may run
+    /// against one database: each scheduled run happens once, and a job
+    /// never runs twice at a time (PostgreSQL advisory lock; SQLite a leased
+    /// row). Exit 1 when a run failed (with --once).
+    Worker {
+        /// Run each job for its latest scheduled time (unless a worker
+        /// already has), then exit: for cron or a CI step.
+        #[arg(long)]
+        once: bool,
+        /// Machine-readable summary.
+        #[arg(long)]
+        json: bool,
+    },
+    /// The scheduled jobs, when each runs next, and their latest runs.
+    Jobs {
+        /// At most this many runs (newest first).
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..))]
+        limit: u32,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
     /// Legal holds: rows purge must keep.
     Hold {
         #[command(subcommand)]
@@ -326,7 +349,9 @@ impl Command {
             | Command::Reconcile { json, .. }
             | Command::Purge { json, .. }
             | Command::Stats { json, .. }
-            | Command::MigrateStrategy { json, .. } => *json,
+            | Command::MigrateStrategy { json, .. }
+            | Command::Worker { json, .. }
+            | Command::Jobs { json, .. } => *json,
             Command::Hold { command } => command.json(),
             Command::Archive { command } => command.json(),
             Command::Audit { command } => match command {

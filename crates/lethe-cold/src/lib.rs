@@ -15,6 +15,7 @@ pub mod error;
 pub mod export;
 pub mod file;
 pub mod import;
+pub mod jobs;
 pub mod keys;
 pub mod location;
 pub mod manifest;

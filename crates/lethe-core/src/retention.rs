@@ -69,6 +69,17 @@ impl Schedule {
         })
     }
 
+    /// The latest time the schedule fired at or before `at` (Unix seconds,
+    /// UTC); `None` when it never did.
+    pub fn latest_at_or_before(&self, at: i64) -> Option<i64> {
+        use chrono::TimeZone;
+        let t = chrono::Utc.timestamp_opt(at, 0).single()?;
+        self.cron
+            .find_previous_occurrence(&t, true)
+            .ok()
+            .map(|n| n.timestamp())
+    }
+
     /// The first time the schedule fires strictly after `after` (Unix
     /// seconds, UTC); `None` when it never fires again.
     pub fn next_after(&self, after: i64) -> Option<i64> {
@@ -372,6 +383,18 @@ mod tests {
         assert_eq!(s.next_after(1_767_225_600), Some(1_767_225_600 + 3 * 3600));
         let every2s = Schedule::parse("*/2 * * * * *").unwrap();
         assert_eq!(every2s.next_after(1_767_225_600), Some(1_767_225_602));
+        assert_eq!(
+            every2s.latest_at_or_before(1_767_225_601),
+            Some(1_767_225_600)
+        );
+        assert_eq!(
+            every2s.latest_at_or_before(1_767_225_600),
+            Some(1_767_225_600)
+        );
+        assert_eq!(
+            s.latest_at_or_before(1_767_225_600 + 3 * 3600 + 59),
+            Some(1_767_225_600 + 3 * 3600)
+        );
         assert!(Schedule::parse("61 * * * *").is_err());
         assert!(Schedule::parse("tomorrow").is_err());
     }

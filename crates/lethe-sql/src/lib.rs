@@ -10,6 +10,7 @@ pub mod delete;
 pub mod deliveries;
 pub mod dialect;
 pub mod holds;
+pub mod jobs;
 pub mod migrate;
 pub mod outbox;
 pub mod purge;

@@ -389,7 +389,7 @@ fn internal_v3_statements(d: Dialect) -> Vec<String> {
         // One row per run of a scheduled job: the first worker to insert a
         // (job, time) runs it; the others see the row and skip.
         format!(
-            "CREATE TABLE {} (job TEXT NOT NULL, scheduled_for {ts} NOT NULL, owner TEXT NOT NULL, state TEXT NOT NULL CHECK (state IN ('running', 'done', 'failed')), \
+            "CREATE TABLE {} (job TEXT NOT NULL, scheduled_for {ts} NOT NULL, owner TEXT NOT NULL, state TEXT NOT NULL CHECK (state IN ('running', 'done', 'failed', 'skipped')), \
              started_at {ts} NOT NULL, finished_at {ts}, summary TEXT, error TEXT, PRIMARY KEY (job, scheduled_for))",
             t("job_runs")
         ),

@@ -163,6 +163,30 @@ impl Db {
         Ok(rows)
     }
 
+    /// Runs `lock_sql` (with `$1` = `key`) on a connection taken out of the
+    /// pool's rotation; when it answers `t`/`true`, the connection is kept
+    /// in the returned [`Held`] (a session-level lock lives as long as it).
+    /// PostgreSQL only; `None` when the lock is taken elsewhere.
+    pub async fn hold_session(&self, lock_sql: &str, key: i64) -> Result<Option<Held>> {
+        let Db::Postgres(p) = self else {
+            return Err(StoreError::Invalid("session locks need PostgreSQL".into()));
+        };
+        let mut conn = p.acquire().await?;
+        let row = sqlx::query(AssertSqlSafe(lock_sql.to_string()))
+            .bind(key.to_string())
+            .fetch_one(&mut *conn)
+            .await?;
+        let got: Option<String> = row.try_get(0)?;
+        if matches!(got.as_deref(), Some("t" | "true")) {
+            Ok(Some(Held {
+                conn: Some(conn),
+                key,
+            }))
+        } else {
+            Ok(None)
+        }
+    }
+
     pub async fn close(&self) {
         match self {
             Db::Postgres(p) => p.close().await,
@@ -268,6 +292,36 @@ impl Tx {
             Tx::Sqlite(t) => t.rollback().await?,
         }
         Ok(())
+    }
+}
+
+/// A connection held for a session-level lock (see [`Db::hold_session`]).
+/// Dropped without [`Held::release`], the connection is closed, which ends
+/// the session and with it the lock.
+pub struct Held {
+    conn: Option<sqlx::pool::PoolConnection<Postgres>>,
+    key: i64,
+}
+
+impl Held {
+    /// Runs `unlock_sql` (`$1` = the key) and gives the connection back.
+    pub async fn release(mut self, unlock_sql: &str) -> Result<()> {
+        if let Some(mut conn) = self.conn.take() {
+            sqlx::query(AssertSqlSafe(unlock_sql.to_string()))
+                .bind(self.key.to_string())
+                .fetch_one(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if let Some(conn) = self.conn.take() {
+            // Not back into the pool with the lock still on it.
+            drop(conn.detach());
+        }
     }
 }
 
