@@ -69,6 +69,13 @@ fn help_documents_exit_codes() {
         "deliveries",
         "replay",
         "reconcile",
+        "purge",
+        "hold",
+        "stats",
+        "migrate-strategy",
+        "archive",
+        "worker",
+        "jobs",
         "demo",
     ] {
         assert!(out.contains(cmd), "{cmd} missing from --help");
@@ -363,4 +370,204 @@ fn human_output_snapshots() {
     insta::assert_snapshot!("check_clean", run(&["check"]));
     insta::assert_snapshot!("not_found", run(&["delete", "users", "77"]));
     insta::assert_snapshot!("bad_key", run(&["delete", "order_items", "order_id=10"]));
+}
+
+/// Runs SQL on the demo shop's SQLite file, outside Lethe.
+fn sql(shop: &Path, statements: &[&str]) {
+    let db = shop.join("shop.db");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        use sqlx::{Connection, Executor};
+        let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", db.display()))
+            .await
+            .unwrap();
+        for s in statements {
+            c.execute(sqlx::AssertSqlSafe(s.to_string())).await.unwrap();
+        }
+        c.close().await.unwrap();
+    });
+}
+
+fn json_of(out: &str) -> serde_json::Value {
+    serde_json::from_str(out).unwrap_or_else(|e| panic!("{e}: {out}"))
+}
+
+#[test]
+fn retention_commands_on_the_demo_shop() {
+    let d = Dir::new();
+    let shop = demo_shop(&d);
+    let policy_path = shop.join("lethe.toml");
+    let policy = std::fs::read_to_string(&policy_path)
+        .unwrap()
+        .replace(
+            "[entities.users]\nkey = [\"id\"]",
+            "[entities.users]\nkey = [\"id\"]\nretention = \"30d\"",
+        )
+        .replace(
+            "[entities.orders]\nkey = [\"id\"]",
+            "[entities.orders]\nkey = [\"id\"]\nretention = \"30d\"",
+        )
+        .replace(
+            "[entities.order_items]\nkey = [\"order_id\", \"product_id\"]",
+            "[entities.order_items]\nkey = [\"order_id\", \"product_id\"]\nretention = \"30d\"",
+        );
+    let policy = format!(
+        "{policy}\n[erasure]\nsubject = \"users\"\n\n[export]\nto = \"cold\"\n\n[jobs.nightly]\nrun = \"purge\"\nschedule = \"0 3 * * *\"\n"
+    );
+    std::fs::write(&policy_path, policy).unwrap();
+    let (out, err, code) = text(&lethe(&shop, &["delete", "users", "3", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let id = json_of(&out)["deletion_id"].as_str().unwrap().to_string();
+    // Forty days pass (the deletion's time moves back).
+    sql(
+        &shop,
+        &[
+            &format!(
+                "UPDATE users SET deleted_at = '2020-01-01T00:00:00.000000Z' WHERE deletion_id = '{id}'"
+            ),
+            &format!(
+                "UPDATE lethe_archive SET deleted_at = '2020-01-01T00:00:00.000000Z' WHERE deletion_id = '{id}'"
+            ),
+        ],
+    );
+    let (out, _, code) = text(&lethe(&shop, &["stats", "--json", "--entity", "users"]));
+    assert_eq!(code, 0);
+    let s = json_of(&out);
+    // The demo deleted one user today; ours is the one due.
+    assert!(s[0]["deleted"].as_u64().unwrap() >= 1);
+    assert_eq!(s[0]["due_for_purge"].as_u64(), Some(1), "{out}");
+    let (out, _, code) = text(&lethe(&shop, &["stats"]));
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("DUE FOR PURGE") && out.contains("1 (30d)"),
+        "{out}"
+    );
+
+    // A hold keeps it.
+    let (out, err, code) = text(&lethe(
+        &shop,
+        &[
+            "hold",
+            "add",
+            "users",
+            "3",
+            "--reason",
+            "legal case 7",
+            "--json",
+        ],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_of(&out)["reason"], "legal case 7");
+    let (out, _, code) = text(&lethe(&shop, &["purge", "--dry-run", "--json"]));
+    assert_eq!(code, 0);
+    let dry = json_of(&out);
+    assert_eq!(
+        (dry["due"].as_u64(), dry["held"].as_u64()),
+        (Some(0), Some(1)),
+        "{out}"
+    );
+    let (out, _, code) = text(&lethe(&shop, &["hold", "list"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("legal case 7"), "{out}");
+    let (_, err, code) = text(&lethe(
+        &shop,
+        &["hold", "add", "users", "99", "--reason", "x"],
+    ));
+    assert_eq!(code, 4, "{err}");
+    let (_, err, code) = text(&lethe(&shop, &["hold", "remove", "nope"]));
+    assert_eq!(code, 2, "{err}");
+    let (out, err, code) = text(&lethe(
+        &shop,
+        &["hold", "remove", "users", "3", "--reason", "closed"],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("released hold"), "{out}");
+
+    // Export, purge, import, restore.
+    let (out, err, code) = text(&lethe(&shop, &["archive", "export", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    let exp = json_of(&out);
+    assert!(exp["rows"].as_u64().unwrap() >= 1, "{out}");
+    assert!(
+        shop.join("cold")
+            .join(exp["manifest"].as_str().unwrap())
+            .is_file()
+    );
+    let (out, _, code) = text(&lethe(&shop, &["archive", "list"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("2020-01-01"), "{out}");
+    let (out, err, code) = text(&lethe(&shop, &["purge"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("purged 1 row") || out.contains("purged 2 rows"),
+        "{out}"
+    );
+    let (_, err, code) = text(&lethe(&shop, &["restore", &id]));
+    assert_eq!(code, 5, "{err}");
+    assert!(err.contains("purged"), "{err}");
+    let (out, err, code) = text(&lethe(&shop, &["archive", "import", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        json_of(&out)["reopened"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x == id.as_str()),
+        "{out}"
+    );
+    let (_, err, code) = text(&lethe(&shop, &["restore", &id]));
+    assert_eq!(code, 0, "{err}");
+
+    // Strategy migration, the worker, and bad input.
+    // The demo deleted an order (with its items): they move.
+    let (out, err, code) = text(&lethe(
+        &shop,
+        &[
+            "migrate-strategy",
+            "order_items",
+            "--to",
+            "archive",
+            "--json",
+        ],
+    ));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        json_of(&out)["moves"][0]["moved"].as_u64().unwrap() >= 1,
+        "{out}"
+    );
+    let (out, _, code) = text(&lethe(
+        &shop,
+        &["migrate-strategy", "orders", "--to", "archive"],
+    ));
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("deleted row")
+            && out.contains("of orders")
+            && out.contains("the policy still says"),
+        "{out}"
+    );
+    let (out, err, code) = text(&lethe(&shop, &["worker", "--once", "--json"]));
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(json_of(&out)["ran"].as_u64(), Some(1));
+    let (out, _, code) = text(&lethe(&shop, &["jobs"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("nightly") && out.contains("done"), "{out}");
+    for (args, want) in [
+        (vec!["purge", "--entity", "products"], 2),
+        (vec!["purge", "--entity", "ghosts"], 2),
+        (vec!["purge", "--batch-size", "0"], 2),
+        (vec!["migrate-strategy", "ghosts", "--to", "archive"], 2),
+        (vec!["migrate-strategy", "orders", "--to", "paper"], 2),
+        (vec!["migrate-strategy", "cart_items", "--to", "soft"], 5),
+        (vec!["archive", "export", "--day", "2999-01-01"], 2),
+        (vec!["archive", "import", "--from", "empty-dir"], 2),
+        (vec!["restore", &id, "--set", "no equals sign"], 2),
+    ] {
+        let (_, err, code) = text(&lethe(&shop, &args));
+        assert_eq!(code, want, "{args:?}: {err}");
+        assert!(err.starts_with("error:"), "{args:?}: {err}");
+    }
 }

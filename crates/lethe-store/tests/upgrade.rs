@@ -47,3 +47,79 @@ async fn v1_database_is_upgraded_by_migrate(b: Backend) {
     db.cleanup().await;
 }
 on_both!(v1_upgrade, v1_database_is_upgraded_by_migrate);
+
+/// A database of the delivery release (internal v2): hard-delete snapshots
+/// in their own table. `lethe migrate` moves them into the archive store,
+/// and a deletion made before the upgrade is restored after it.
+async fn v2_snapshots_move_into_the_archive_store(b: Backend) {
+    let Some((db, engine)) = shop(b).await else {
+        return;
+    };
+    let done = engine
+        .delete(&DeleteRequest::new("users", "1"))
+        .await
+        .unwrap();
+    let p = |n: &str| own(b, n);
+    let (uuid, json) = match b {
+        Backend::Postgres => ("uuid", "jsonb"),
+        Backend::Sqlite => ("TEXT", "TEXT"),
+    };
+    // Back to v2: snapshots in their v1 table, none of v3's objects.
+    let mut undo = vec![
+        format!(
+            "CREATE TABLE {} (deletion_id {uuid} NOT NULL, entity TEXT NOT NULL, key {json} NOT NULL, row {json} NOT NULL)",
+            p("snapshots")
+        ),
+        format!(
+            "INSERT INTO {} (deletion_id, entity, key, row) SELECT deletion_id, entity, key, row FROM {}",
+            p("snapshots"),
+            p("archive")
+        ),
+        format!("DROP TABLE {}", p("archive")),
+        format!("DROP TABLE {}", p("fingerprints")),
+        format!("DROP TABLE {}", p("holds")),
+        format!("DROP TABLE {}", p("job_runs")),
+        format!("DROP TABLE {}", p("job_locks")),
+        format!("DROP TABLE {}", p("exports")),
+        format!("DROP TABLE {}", p("subject_keys")),
+        format!("ALTER TABLE {} DROP COLUMN purged_at", p("deletions")),
+        format!("DELETE FROM {} WHERE name = 'holds'", p("settings")),
+        format!(
+            "DELETE FROM {} WHERE id = 'lethe:internal:v3'",
+            p("migrations")
+        ),
+    ];
+    if b == Backend::Postgres {
+        undo.push("DROP FUNCTION lethe.castable(text, text)".into());
+    }
+    db.exec(&undo.join(";\n")).await;
+    engine.db().close().await;
+    let mut engine = Engine::connect(policy(SHOP_POLICY), &db.url).await.unwrap();
+    let err = engine.restore(&done.deletion_id, None).await.unwrap_err();
+    assert!(matches!(err, StoreError::NotMigrated(_)), "{err}");
+    let report = engine.migrate(true).await.unwrap();
+    let ids: Vec<&str> = report.steps.iter().map(|s| s.id.as_str()).collect();
+    assert_eq!(ids, vec!["lethe:internal:v3"]);
+    engine.migrate(false).await.unwrap();
+    let moved = one(
+        &engine,
+        &format!(
+            "SELECT CAST(count(*) AS TEXT) FROM {} WHERE kind = 'snapshot' AND fingerprint IS NULL AND deletion_id = '{}'",
+            p("archive"),
+            done.deletion_id
+        ),
+    )
+    .await;
+    assert_eq!(
+        moved, "3",
+        "the cart and wishlist snapshots, with their deletion's time"
+    );
+    engine.restore(&done.deletion_id, None).await.unwrap();
+    assert_eq!(
+        all_ids(&engine, "cart_items", "id").await,
+        ["1000", "1001", "1002"]
+    );
+    assert!(engine.audit_verify(None).await.unwrap().ok);
+    db.cleanup().await;
+}
+on_both!(v2_upgrade, v2_snapshots_move_into_the_archive_store);
