@@ -250,17 +250,13 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
                             d.id.clone(),
                             d.at.clone(),
                             d.actor.clone().unwrap_or_default(),
-                            format!("{} {}", d.entity, key_text(&d.key)),
+                            d.root_text(&key_text(&d.key)),
                             d.affected
                                 .iter()
                                 .map(|c| format!("{}={}", c.entity, c.rows))
                                 .collect::<Vec<_>>()
                                 .join(" "),
-                            if d.restored_at.is_some() {
-                                "restored".to_string()
-                            } else {
-                                "deleted".to_string()
-                            },
+                            d.status().to_string(),
                             d.reason.clone().unwrap_or_default(),
                         ]
                     })

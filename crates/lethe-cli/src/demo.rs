@@ -52,6 +52,7 @@ strategy = "soft"            # rows stay, marked with deleted_at + deletion_id
 key = ["id"]
 unique = [["email"]]         # unique among active rows: a deleted user's email is free again
 pii = {{ email = "hash", name = "redact" }}
+retention = "90d"            # restorable for 90 days, then purged (lethe purge)
 
 [entities.categories]
 key = ["id"]
@@ -65,18 +66,24 @@ publish = ["events"]         # one CloudEvent per deleted or restored row
 
 [entities.orders]
 key = ["id"]
+retention = "90d"
+then = "archive"             # after 90 days: out of the table, into Lethe's archive store
 
 [entities.order_items]
 key = ["order_id", "product_id"]
+retention = "90d"
+then = "archive"
 
 [entities.cart_items]
 key = ["id"]
 strategy = "hard"            # ephemeral: removed, with a snapshot kept for restore
+retention = "30d"            # ... for 30 days
 publish = ["events"]
 
 [entities.wishlist_items]
 key = ["id"]
 strategy = "hard"
+retention = "30d"
 
 [entities.reviews]
 key = ["id"]
@@ -471,7 +478,75 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
         }
     }
 
-    heading(11, "Check the hash-chained audit log (lethe audit verify)");
+    heading(
+        11,
+        "Retention: after the undo window, purge or archive (lethe purge)",
+    );
+    // The demo cannot wait 100 days: it moves the time of user 2's
+    // deletion back instead.
+    let mut tx = db.begin_write().await?;
+    for t in ["users", "orders", "order_items", "reviews"] {
+        tx.exec(
+            &format!(
+                "UPDATE {t} SET deleted_at = '2026-01-01T00:00:00.000000Z' WHERE deletion_id = '{}'",
+                bob.deletion_id
+            ),
+            &[],
+        )
+        .await?;
+    }
+    tx.exec(
+        &format!(
+            "UPDATE lethe_archive SET deleted_at = '2026-01-01T00:00:00.000000Z' WHERE deletion_id = '{}'",
+            bob.deletion_id
+        ),
+        &[],
+    )
+    .await?;
+    tx.commit().await?;
+    println!("(pretend 100 days pass: user 2's deletion is moved back to 2026-01-01)");
+    let purged = engine
+        .purge(
+            &lethe_store::PurgeOptions {
+                actor: Some("demo".into()),
+                ..Default::default()
+            },
+            &mut |_| {},
+        )
+        .await?;
+    for t in purged.tasks.iter().filter(|t| t.done > 0) {
+        println!(
+            "  {} {} from {} ({} after {})",
+            t.done,
+            if t.action == "purge" {
+                "purged"
+            } else {
+                "archived"
+            },
+            t.entity,
+            t.source,
+            t.retention
+        );
+    }
+    println!(
+        "SELECT count(*) FROM orders WHERE id = 11  ->  {} (the archive store holds it now)",
+        names(
+            &db,
+            "SELECT CAST(count(*) AS TEXT) FROM orders WHERE id = 11"
+        )
+        .await?
+        .join("")
+    );
+    match engine.restore(&bob.deletion_id, Some("demo")).await {
+        Err(e @ StoreError::Purged { .. }) => println!("lethe restore (user 2)\n  -> error: {e}"),
+        Err(e) => return Err(e),
+        Ok(_) => {
+            println!("unexpected: a purged deletion came back");
+            return Ok(exit::FAILURE);
+        }
+    }
+
+    heading(12, "Check the hash-chained audit log (lethe audit verify)");
     let v = engine.audit_verify(None).await?;
     println!(
         "{}: {} entries, head {}",
@@ -486,13 +561,9 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
             vec![
                 d.id.clone(),
                 d.actor.clone().unwrap_or_default(),
-                format!("{} {}", d.entity, key_text(&d.key)),
+                d.root_text(&key_text(&d.key)),
                 d.total_rows().to_string(),
-                if d.restored_at.is_some() {
-                    "restored".into()
-                } else {
-                    "deleted".into()
-                },
+                d.status().to_string(),
             ]
         })
         .collect();
@@ -504,6 +575,8 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
     println!("\nTry it yourself:");
     println!("  cd {}", dir.display());
     println!("  lethe deletions");
+    println!("  lethe stats");
+    println!("  lethe purge --dry-run");
     println!("  lethe delete users 3 --dry-run");
     println!("  lethe show {}", done.deletion_id);
     println!("  lethe audit verify");

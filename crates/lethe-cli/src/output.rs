@@ -108,6 +108,7 @@ pub fn record(d: &DeletionRecord) -> Value {
         "entities": d.affected,
         "nullified": nullified(&d.nullified),
         "restored": d.restored_at.is_some(),
+        "status": d.status(),
         "restored_at": d.restored_at,
         "restored_by": d.restored_by,
         "restored_reason": d.restored_reason,

@@ -175,6 +175,26 @@ impl DeletionRecord {
     pub fn total_rows(&self) -> u64 {
         self.affected.iter().map(|c| c.rows).sum()
     }
+
+    /// `deleted`, `restored`, `purged` (rows of it are gone for good), or
+    /// for a record that is not a deletion its kind (`purge`, `migrate`).
+    pub fn status(&self) -> &'static str {
+        match self.kind.as_str() {
+            "purge" => "purge",
+            "migrate" => "migrate",
+            _ if self.restored_at.is_some() => "restored",
+            _ if self.purged_at.is_some() => "purged",
+            _ => "deleted",
+        }
+    }
+
+    /// What the record is about, for people: `users 42`, or `purge of *`.
+    pub fn root_text(&self, key_text: &str) -> String {
+        match self.kind.as_str() {
+            "delete" => format!("{} {key_text}", self.entity),
+            kind => format!("{kind} of {}", self.entity),
+        }
+    }
 }
 
 /// One outbox record: the keys of one entity affected by a deletion or restore.
