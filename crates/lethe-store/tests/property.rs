@@ -1,6 +1,9 @@
 //! Property: for random trees with random earlier deletions, deleting a node and
 //! restoring that deletion leaves every table exactly as before — the active
-//! rows, and the marks of rows that earlier deletions removed.
+//! rows, and the marks of rows that earlier deletions removed. Soft, hard and
+//! archive entities take part, and between the delete and the restore the
+//! deleted leaves may be moved to the archive store (and back to their table
+//! after the restore): restore finds rows wherever they are.
 
 mod common;
 
@@ -19,6 +22,9 @@ key = ["id"]
 strategy = "hard"
 [entities.notes]
 key = ["id"]
+[entities.docs]
+key = ["id"]
+strategy = "archive"
 
 [[relations]]
 child = "nodes"
@@ -40,6 +46,11 @@ child = "notes"
 columns = ["node_id"]
 parent = "nodes"
 on_delete = "set_null"
+[[relations]]
+child = "docs"
+columns = ["node_id"]
+parent = "nodes"
+on_delete = "cascade"
 "#;
 
 #[derive(Debug, Clone)]
@@ -49,9 +60,13 @@ struct World {
     leaves: Vec<Index>,
     tags: Vec<Index>,
     notes: Vec<Index>,
+    docs: Vec<Index>,
     earlier_nodes: Vec<Index>,
     earlier_leaves: Vec<Index>,
     root: Index,
+    /// Move the deleted leaves to the archive store between the delete and
+    /// the restore, and back after.
+    move_leaves: bool,
 }
 
 fn world() -> impl Strategy<Value = World> {
@@ -60,19 +75,33 @@ fn world() -> impl Strategy<Value = World> {
         prop::collection::vec(any::<Index>(), 0..30),
         prop::collection::vec(any::<Index>(), 0..15),
         prop::collection::vec(any::<Index>(), 0..15),
+        prop::collection::vec(any::<Index>(), 0..10),
         prop::collection::vec(any::<Index>(), 0..4),
         prop::collection::vec(any::<Index>(), 0..4),
         any::<Index>(),
+        any::<bool>(),
     )
         .prop_map(
-            |(parents, leaves, tags, notes, earlier_nodes, earlier_leaves, root)| World {
+            |(
                 parents,
                 leaves,
                 tags,
                 notes,
+                docs,
                 earlier_nodes,
                 earlier_leaves,
                 root,
+                move_leaves,
+            )| World {
+                parents,
+                leaves,
+                tags,
+                notes,
+                docs,
+                earlier_nodes,
+                earlier_leaves,
+                root,
+                move_leaves,
             },
         )
 }
@@ -111,6 +140,13 @@ fn data_sql(w: &World) -> String {
             ix.index(n) + 1
         ));
     }
+    for (i, ix) in w.docs.iter().enumerate() {
+        s.push_str(&format!(
+            "INSERT INTO docs (id, node_id, d) VALUES ({}, {}, 'd{i}');",
+            i + 1,
+            ix.index(n) + 1
+        ));
+    }
     s
 }
 
@@ -122,6 +158,7 @@ async fn state(engine: &Engine) -> Vec<Vec<Vec<String>>> {
         ("leaves", "id, node_id, v, deleted_at, deletion_id"),
         ("tags", "id, node_id, t"),
         ("notes", "id, node_id, body, deleted_at, deletion_id"),
+        ("docs", "id, node_id, d"),
     ] {
         let list: Vec<String> = cols
             .split(", ")
@@ -151,7 +188,8 @@ async fn check(b: Backend, w: World) -> Result<(), TestCaseError> {
         "CREATE TABLE nodes (id {int} PRIMARY KEY, parent_id {int} REFERENCES nodes (id), label TEXT NOT NULL);
          CREATE TABLE leaves (id {int} PRIMARY KEY, node_id {int} NOT NULL REFERENCES nodes (id), v {int} NOT NULL);
          CREATE TABLE tags (id {int} PRIMARY KEY, node_id {int} NOT NULL REFERENCES nodes (id), t TEXT NOT NULL);
-         CREATE TABLE notes (id {int} PRIMARY KEY, node_id {int} REFERENCES nodes (id), body TEXT NOT NULL)"
+         CREATE TABLE notes (id {int} PRIMARY KEY, node_id {int} REFERENCES nodes (id), body TEXT NOT NULL);
+         CREATE TABLE docs (id {int} PRIMARY KEY, node_id {int} NOT NULL REFERENCES nodes (id), d TEXT NOT NULL)"
     ))
     .await;
     db.exec(&data_sql(&w)).await;
@@ -189,7 +227,28 @@ async fn check(b: Backend, w: World) -> Result<(), TestCaseError> {
         .unwrap();
     let during = state(&engine).await;
     prop_assert_ne!(&before, &during, "the delete changed something");
+    let moving = |to| lethe_store::StrategyOptions {
+        entity: "leaves".into(),
+        to,
+        dry_run: false,
+        batch_size: 3,
+        max_rows_per_second: None,
+        actor: None,
+    };
+    if w.move_leaves {
+        engine
+            .migrate_strategy(&moving(lethe_core::Strategy::Archive), &mut |_, _| {})
+            .await
+            .unwrap();
+    }
     engine.restore(&done.deletion_id, None).await.unwrap();
+    if w.move_leaves {
+        // Leaves of earlier deletions go back to where they were.
+        engine
+            .migrate_strategy(&moving(lethe_core::Strategy::Soft), &mut |_, _| {})
+            .await
+            .unwrap();
+    }
     let after = state(&engine).await;
     prop_assert_eq!(
         &before,
