@@ -89,6 +89,15 @@ pub fn cold_error(e: ColdError) -> StoreError {
     }
 }
 
+/// The policy file's directory: relative export directories start there.
+fn policy_dir(cli: &Cli) -> PathBuf {
+    cli.policy
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("."))
+}
+
 /// The location named on the command line or in `[export] to`.
 pub fn location(
     cli: &Cli,
@@ -106,13 +115,7 @@ pub fn location(
         region: cfg.and_then(|c| c.region.clone()),
         credentials: None,
     };
-    let base: PathBuf = cli
-        .policy
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
-    Location::open(to, &s3, &base).map_err(cold_error)
+    Location::open(to, &s3, &policy_dir(cli)).map_err(cold_error)
 }
 
 pub async fn archive(cli: &Cli, cmd: &ArchiveCommand) -> Result<u8, StoreError> {
@@ -289,12 +292,7 @@ pub async fn worker(cli: &Cli, once: bool, json: bool) -> Result<u8, StoreError>
             "the policy has no [jobs.NAME]: add one, e.g. [jobs.nightly] run = \"purge\" schedule = \"0 3 * * *\"".into(),
         ));
     }
-    let base: PathBuf = cli
-        .policy
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("."));
+    let base = policy_dir(cli);
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "host".into());
     let opts = lethe_store::WorkerOptions {
         owner: format!("{host}:{}", std::process::id()),

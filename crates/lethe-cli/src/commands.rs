@@ -273,48 +273,12 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
             }
             Ok(exit::OK)
         }
-        Command::Purge {
-            entity,
-            dry_run,
-            batch_size,
-            max_rows_per_second,
-            actor,
-            json,
-        } => {
-            let args = crate::retention::PurgeArgs {
-                entity: entity.clone(),
-                dry_run: *dry_run,
-                batch_size: *batch_size,
-                max_rows_per_second: *max_rows_per_second,
-                actor: actor.clone(),
-                json: *json,
-            };
-            crate::retention::purge(cli, &args).await
-        }
+        Command::Purge(a) => crate::retention::purge(cli, a).await,
         Command::Hold { command } => crate::retention::hold(cli, command).await,
         Command::Archive { command } => crate::cold::archive(cli, command).await,
         Command::Worker { once, json } => crate::cold::worker(cli, *once, *json).await,
         Command::Jobs { limit, json } => crate::cold::jobs(cli, *limit, *json).await,
-        Command::MigrateStrategy {
-            entity,
-            to,
-            dry_run,
-            batch_size,
-            max_rows_per_second,
-            actor,
-            json,
-        } => {
-            let args = crate::retention::StrategyArgs {
-                entity: entity.clone(),
-                to: *to,
-                dry_run: *dry_run,
-                batch_size: *batch_size,
-                max_rows_per_second: *max_rows_per_second,
-                actor: actor.clone(),
-                json: *json,
-            };
-            crate::retention::migrate_strategy(cli, &args).await
-        }
+        Command::MigrateStrategy(a) => crate::retention::migrate_strategy(cli, a).await,
         Command::Stats { entity, json } => {
             crate::retention::stats(cli, entity.as_deref(), *json).await
         }

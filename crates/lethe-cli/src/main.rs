@@ -229,26 +229,7 @@ enum Command {
     /// rows still reference, stay and are counted. Killed at any point, run
     /// it again: it finishes the job. Every batch is audited and sends
     /// `lethe.purged` (or `lethe.archived`) events through the outbox.
-    Purge {
-        /// Only this entity (default: every entity with a retention).
-        #[arg(long)]
-        entity: Option<String>,
-        /// Count what is due, held and still referenced; change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Rows per batch; each batch is one short transaction.
-        #[arg(long, default_value_t = lethe_store::purge::DEFAULT_BATCH, value_parser = clap::value_parser!(u32).range(1..=100000))]
-        batch_size: u32,
-        /// Pause between batches to stay under this rate.
-        #[arg(long, value_name = "R", value_parser = clap::value_parser!(u32).range(1..))]
-        max_rows_per_second: Option<u32>,
-        /// Who purges (recorded in the audit log).
-        #[arg(long, env = "LETHE_ACTOR")]
-        actor: Option<String>,
-        /// Machine-readable summary.
-        #[arg(long)]
-        json: bool,
-    },
+    Purge(retention::PurgeArgs),
     /// Rows per entity: active, deleted in the table, archived, snapshots,
     /// the oldest deletion, rows due for purge and held; on PostgreSQL, the
     /// room deleted rows take in the table and its indexes.
@@ -267,28 +248,7 @@ enum Command {
     /// to soft first). Readers of `<table>_active` never see a deleted row
     /// meanwhile, and active rows are never touched. Change the entity's
     /// strategy in the policy too, so new deletes follow.
-    MigrateStrategy {
-        /// The entity whose deleted rows move.
-        entity: String,
-        /// The strategy to move them to.
-        #[arg(long, value_parser = parse_strategy)]
-        to: lethe_core::Strategy,
-        /// Count what would move; change nothing.
-        #[arg(long)]
-        dry_run: bool,
-        /// Rows per batch; each batch is one short transaction.
-        #[arg(long, default_value_t = lethe_store::purge::DEFAULT_BATCH, value_parser = clap::value_parser!(u32).range(1..=100000))]
-        batch_size: u32,
-        /// Pause between batches to stay under this rate.
-        #[arg(long, value_name = "R", value_parser = clap::value_parser!(u32).range(1..))]
-        max_rows_per_second: Option<u32>,
-        /// Who moves them (recorded in the audit log).
-        #[arg(long, env = "LETHE_ACTOR")]
-        actor: Option<String>,
-        /// Machine-readable summary.
-        #[arg(long)]
-        json: bool,
-    },
+    MigrateStrategy(retention::StrategyArgs),
     /// Cold storage: export deleted and archived rows to files (a directory
     /// or S3-compatible object storage), import them back.
     Archive {
@@ -347,11 +307,11 @@ impl Command {
             | Command::Deliveries { json, .. }
             | Command::Replay { json, .. }
             | Command::Reconcile { json, .. }
-            | Command::Purge { json, .. }
             | Command::Stats { json, .. }
-            | Command::MigrateStrategy { json, .. }
             | Command::Worker { json, .. }
             | Command::Jobs { json, .. } => *json,
+            Command::Purge(a) => a.json,
+            Command::MigrateStrategy(a) => a.json,
             Command::Hold { command } => command.json(),
             Command::Archive { command } => command.json(),
             Command::Audit { command } => match command {
@@ -383,7 +343,7 @@ enum AuditCommand {
     },
 }
 
-fn parse_strategy(s: &str) -> Result<lethe_core::Strategy, String> {
+pub(crate) fn parse_strategy(s: &str) -> Result<lethe_core::Strategy, String> {
     match s {
         "soft" => Ok(lethe_core::Strategy::Soft),
         "archive" => Ok(lethe_core::Strategy::Archive),

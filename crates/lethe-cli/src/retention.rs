@@ -1,7 +1,7 @@
 //! `lethe purge` and `lethe hold`: retention and legal holds. Thin: the work
 //! is in `lethe-store`.
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use lethe_store::{Hold, HoldRef, PurgeOptions, PurgeReport, StoreError};
 use serde_json::json;
 
@@ -69,13 +69,42 @@ impl HoldCommand {
     }
 }
 
-/// Options of `lethe purge`.
-pub struct PurgeArgs {
-    pub entity: Option<String>,
-    pub dry_run: bool,
+/// How big and how fast the batches of a purge or a strategy migration are.
+#[derive(Args)]
+pub struct BatchArgs {
+    /// Rows per batch; each batch is one short transaction.
+    #[arg(long, default_value_t = lethe_store::purge::DEFAULT_BATCH, value_parser = clap::value_parser!(u32).range(1..=100000))]
     pub batch_size: u32,
+    /// Pause between batches to stay under this rate.
+    #[arg(long, value_name = "R", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_rows_per_second: Option<u32>,
+}
+
+/// A progress bar on a terminal (indicatif draws nothing otherwise).
+fn progress_bar(template: &str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar
+}
+
+/// `lethe purge`.
+#[derive(Args)]
+pub struct PurgeArgs {
+    /// Only this entity (default: every entity with a retention).
+    #[arg(long)]
+    pub entity: Option<String>,
+    /// Count what is due, held and still referenced; change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub batch: BatchArgs,
+    /// Who purges (recorded in the audit log).
+    #[arg(long, env = "LETHE_ACTOR")]
     pub actor: Option<String>,
+    /// Machine-readable summary.
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -204,17 +233,12 @@ pub async fn purge(cli: &Cli, a: &PurgeArgs) -> Result<u8, StoreError> {
     let opts = PurgeOptions {
         entity: a.entity.clone(),
         dry_run: a.dry_run,
-        batch_size: a.batch_size,
-        max_rows_per_second: a.max_rows_per_second,
+        batch_size: a.batch.batch_size,
+        max_rows_per_second: a.batch.max_rows_per_second,
         actor: a.actor.clone(),
     };
-    // A bar on a terminal (indicatif draws nothing otherwise).
-    let bar = indicatif::ProgressBar::new(0);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} purging {msg}: {pos}/{len} rows [{bar:30}] {per_sec}, {eta} left",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
+    let bar =
+        progress_bar("{spinner} purging {msg}: {pos}/{len} rows [{bar:30}] {per_sec}, {eta} left");
     let report = engine
         .purge(&opts, &mut |p| {
             bar.set_length(p.due.max(p.done));
@@ -391,14 +415,24 @@ pub async fn stats(cli: &Cli, entity: Option<&str>, json: bool) -> Result<u8, St
     Ok(exit::OK)
 }
 
-/// Options of `lethe migrate-strategy`.
+/// `lethe migrate-strategy`.
+#[derive(Args)]
 pub struct StrategyArgs {
+    /// The entity whose deleted rows move.
     pub entity: String,
+    /// The strategy to move them to: archive, soft or hard.
+    #[arg(long, value_parser = crate::parse_strategy)]
     pub to: lethe_core::Strategy,
+    /// Count what would move; change nothing.
+    #[arg(long)]
     pub dry_run: bool,
-    pub batch_size: u32,
-    pub max_rows_per_second: Option<u32>,
+    #[command(flatten)]
+    pub batch: BatchArgs,
+    /// Who moves them (recorded in the audit log).
+    #[arg(long, env = "LETHE_ACTOR")]
     pub actor: Option<String>,
+    /// Machine-readable summary.
+    #[arg(long)]
     pub json: bool,
 }
 
@@ -408,16 +442,12 @@ pub async fn migrate_strategy(cli: &Cli, a: &StrategyArgs) -> Result<u8, StoreEr
         entity: a.entity.clone(),
         to: a.to,
         dry_run: a.dry_run,
-        batch_size: a.batch_size,
-        max_rows_per_second: a.max_rows_per_second,
+        batch_size: a.batch.batch_size,
+        max_rows_per_second: a.batch.max_rows_per_second,
         actor: a.actor.clone(),
     };
-    let bar = indicatif::ProgressBar::new(0);
-    if let Ok(style) = indicatif::ProgressStyle::with_template(
-        "{spinner} moving deleted rows: {pos}/{len} [{bar:30}] {per_sec}, {eta} left",
-    ) {
-        bar.set_style(style.progress_chars("=> "));
-    }
+    let bar =
+        progress_bar("{spinner} moving deleted rows: {pos}/{len} [{bar:30}] {per_sec}, {eta} left");
     let report = engine
         .migrate_strategy(&opts, &mut |moved, due| {
             bar.set_length(due.max(moved));

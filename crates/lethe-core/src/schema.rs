@@ -24,6 +24,15 @@ impl Schema {
             })
     }
 
+    /// The type of `table.column` as the database spells it; empty when
+    /// either is unknown (the SQL then binds the value without a cast).
+    pub fn column_type(&self, table: &str, column: &str) -> &str {
+        self.table(table)
+            .and_then(|t| t.column(column))
+            .map(|c| c.data_type.as_str())
+            .unwrap_or("")
+    }
+
     /// A table by the name the policy uses; `public.users` finds `users` when
     /// `public` is the current schema.
     pub fn table(&self, name: &str) -> Option<&TableInfo> {

@@ -11,14 +11,6 @@ use lethe_core::{Entity, Schema};
 
 use crate::dialect::{Binder, Dialect, Param, Stmt};
 
-fn col_type<'a>(schema: &'a Schema, e: &Entity, col: &str) -> &'a str {
-    schema
-        .table(&e.table)
-        .and_then(|t| t.column(col))
-        .map(|c| c.data_type.as_str())
-        .unwrap_or("")
-}
-
 /// The days (`YYYY-MM-DD`, UTC) before `$1` on which rows of `e` now
 /// marked deleted in its table were deleted.
 pub fn marked_days(d: Dialect, schema: &Schema, e: &Entity) -> String {
@@ -27,7 +19,7 @@ pub fn marked_days(d: Dialect, schema: &Schema, e: &Entity) -> String {
         "SELECT DISTINCT {} FROM {} t WHERE {m} IS NOT NULL AND {m} < {} ORDER BY 1",
         d.day_of(&m),
         d.table(&e.table),
-        d.cast("$1", col_type(schema, e, &e.deleted_at))
+        d.cast("$1", schema.column_type(&e.table, &e.deleted_at))
     )
 }
 
@@ -46,7 +38,7 @@ pub fn stored_days(d: Dialect) -> String {
 /// array, key JSON, deletion id, deleted at, row JSON)`.
 pub fn marked_page(d: Dialect, schema: &Schema, e: &Entity, after: bool) -> Stmt {
     let mut b = Binder::new(d);
-    let ty = col_type(schema, e, &e.deleted_at);
+    let ty = schema.column_type(&e.table, &e.deleted_at);
     let m = format!("t.{}", d.ident(&e.deleted_at));
     let (from, to) = (
         d.cast(&b.bind(Param::Value(0)), ty),
@@ -58,7 +50,7 @@ pub fn marked_page(d: Dialect, schema: &Schema, e: &Entity, after: bool) -> Stmt
             .key
             .iter()
             .enumerate()
-            .map(|(i, c)| d.cast(&b.bind(Param::Key(i)), col_type(schema, e, c)))
+            .map(|(i, c)| d.cast(&b.bind(Param::Key(i)), schema.column_type(&e.table, c)))
             .collect();
         cond.push_str(&format!(
             " AND {} > ({})",
@@ -71,10 +63,7 @@ pub fn marked_page(d: Dialect, schema: &Schema, e: &Entity, after: bool) -> Stmt
         .table(&e.table)
         .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
         .unwrap_or_default();
-    let row = match d {
-        Dialect::Postgres => "to_jsonb(t)".to_string(),
-        Dialect::Sqlite => d.snapshot_row("t", &cols),
-    };
+    let row = d.row_json("t", &cols);
     let keys: Vec<String> = e.key.iter().map(|k| format!("t.{}", d.ident(k))).collect();
     b.finish(format!(
         "SELECT {}, {}, {}, {}, {} FROM {} t WHERE {cond} ORDER BY {} LIMIT {limit}",
@@ -188,24 +177,10 @@ pub fn import_rows(d: Dialect, schema: &Schema, e: &Entity) -> String {
     };
     let deletion = d.cast(&d.json_text(j, "deletion_id"), d.uuid_type());
     let in_table = if e.has_markers() {
-        let on: Vec<String> = e
-            .key
-            .iter()
-            .map(|k| {
-                format!(
-                    "t.{} = {}",
-                    d.ident(k),
-                    d.cast_value(
-                        &d.json_text(&d.json_value(j, "key"), k),
-                        col_type(schema, e, k)
-                    )
-                )
-            })
-            .collect();
         format!(
             " AND NOT EXISTS (SELECT 1 FROM {} t WHERE {} AND {} = {})",
             d.table(&e.table),
-            on.join(" AND "),
+            d.key_matches_json(schema, e, "t", &d.json_value(j, "key")),
             d.text(&format!("t.{}", d.ident(&e.deletion_id))),
             d.json_text(j, "deletion_id")
         )
@@ -245,7 +220,7 @@ pub fn rows_by_key(d: Dialect, schema: &Schema, e: &Entity) -> String {
         .iter()
         .enumerate()
         .map(|(i, k)| match d {
-            Dialect::Postgres => d.cast(&format!("(x ->> {i})"), col_type(schema, e, k)),
+            Dialect::Postgres => d.cast(&format!("(x ->> {i})"), schema.column_type(&e.table, k)),
             Dialect::Sqlite => format!("json_extract(x.value, '$[{i}]')"),
         })
         .collect();
@@ -257,10 +232,7 @@ pub fn rows_by_key(d: Dialect, schema: &Schema, e: &Entity) -> String {
         .table(&e.table)
         .map(|t| t.columns.iter().map(|c| c.name.clone()).collect())
         .unwrap_or_default();
-    let row = match d {
-        Dialect::Postgres => "to_jsonb(t)".to_string(),
-        Dialect::Sqlite => d.snapshot_row("t", &cols),
-    };
+    let row = d.row_json("t", &cols);
     let keys: Vec<String> = e.key.iter().map(|k| format!("t.{}", d.ident(k))).collect();
     format!(
         "SELECT {}, {} FROM {} t WHERE {} IN (SELECT {} FROM {from})",

@@ -153,14 +153,6 @@ pub(crate) fn stale_check(d: Dialect, e: &Entity, fp: &Fingerprint) -> String {
     )
 }
 
-fn key_type<'a>(schema: &'a Schema, e: &Entity, col: &str) -> &'a str {
-    schema
-        .table(&e.table)
-        .and_then(|t| t.column(col))
-        .map(|c| c.data_type.as_str())
-        .unwrap_or("")
-}
-
 /// `t.k1 = CAST($3 AS bigint) AND ...` for the root key.
 fn root_match(d: Dialect, b: &mut Binder, schema: &Schema, e: &Entity, alias: &str) -> String {
     let parts: Vec<String> = e
@@ -172,7 +164,7 @@ fn root_match(d: Dialect, b: &mut Binder, schema: &Schema, e: &Entity, alias: &s
             format!(
                 "{alias}.{} = {}",
                 d.ident(c),
-                d.cast(&p, key_type(schema, e, c))
+                d.cast(&p, schema.column_type(&e.table, c))
             )
         })
         .collect();

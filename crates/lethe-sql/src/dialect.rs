@@ -250,6 +250,42 @@ impl Dialect {
         self.json_object(&pairs)
     }
 
+    /// A whole row of `alias` as JSON, for Lethe's archive store and export
+    /// files: PostgreSQL's `to_jsonb` of the row; on SQLite every column of
+    /// `cols` ([`Dialect::snapshot_row`]).
+    pub fn row_json(self, alias: &str, cols: &[String]) -> String {
+        match self {
+            Dialect::Postgres => format!("to_jsonb({alias})"),
+            Dialect::Sqlite => self.snapshot_row(alias, cols),
+        }
+    }
+
+    /// `alias.k1 = <k1 of json_expr> AND ...`: the row of `e` (alias `alias`)
+    /// whose key a JSON object holds, each value converted to the column's
+    /// type.
+    pub fn key_matches_json(
+        self,
+        schema: &lethe_core::Schema,
+        e: &Entity,
+        alias: &str,
+        json_expr: &str,
+    ) -> String {
+        e.key
+            .iter()
+            .map(|k| {
+                format!(
+                    "{alias}.{} = {}",
+                    self.ident(k),
+                    self.cast_value(
+                        &self.json_text(json_expr, k),
+                        schema.column_type(&e.table, k)
+                    )
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(" AND ")
+    }
+
     /// Reads column `col` back out of a snapshot made by
     /// [`Dialect::snapshot_row`] (PostgreSQL: from the populated record).
     pub fn snapshot_field(self, json_expr: &str, row_alias: &str, col: &str) -> String {

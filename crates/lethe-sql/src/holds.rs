@@ -10,14 +10,6 @@ use crate::dialect::{Binder, Dialect, Param, Stmt};
 const COLUMNS: &str =
     "id, entity, key, reason, actor, created_at, released_at, released_by, release_reason";
 
-fn col_type<'a>(schema: &'a Schema, e: &Entity, col: &str) -> &'a str {
-    schema
-        .table(&e.table)
-        .and_then(|t| t.column(col))
-        .map(|c| c.data_type.as_str())
-        .unwrap_or("")
-}
-
 fn returning(d: Dialect) -> String {
     COLUMNS
         .split(", ")
@@ -42,7 +34,7 @@ pub fn add(d: Dialect, schema: &Schema, e: &Entity) -> Stmt {
             format!(
                 "t.{} = {}",
                 d.ident(c),
-                d.cast(&b.bind(Param::Key(i)), col_type(schema, e, c))
+                d.cast(&b.bind(Param::Key(i)), schema.column_type(&e.table, c))
             )
         })
         .collect();
@@ -53,7 +45,7 @@ pub fn add(d: Dialect, schema: &Schema, e: &Entity) -> Stmt {
             .map(|(i, c)| {
                 (
                     c.clone(),
-                    d.cast_value(&b.bind(Param::Key(i)), col_type(schema, e, c)),
+                    d.cast_value(&b.bind(Param::Key(i)), schema.column_type(&e.table, c)),
                 )
             })
             .collect::<Vec<_>>(),
@@ -107,8 +99,8 @@ pub fn find(d: Dialect, schema: &Schema, e: &Entity) -> Stmt {
         .map(|(i, c)| {
             format!(
                 "{} = {}",
-                d.cast_value(&d.json_text("h.key", c), col_type(schema, e, c)),
-                d.cast_value(&b.bind(Param::Key(i)), col_type(schema, e, c))
+                d.cast_value(&d.json_text("h.key", c), schema.column_type(&e.table, c)),
+                d.cast_value(&b.bind(Param::Key(i)), schema.column_type(&e.table, c))
             )
         })
         .collect();

@@ -106,3 +106,25 @@ pub fn select(
         ),
     }
 }
+
+/// A row source (aliased `x`) for [`select`] over stored rows (alias `s` in
+/// `from`): each row's key and captured columns read out of its stored JSON,
+/// with their JSON types. `rowid` numbers the rows for
+/// [`Numbering::Rowid`].
+pub fn stored_rows(d: Dialect, e: &Entity, from: &str, rowid: Option<&str>) -> String {
+    let mut cols: Vec<String> = rowid
+        .map(|r| format!("{r} AS lethe_rowid"))
+        .into_iter()
+        .collect();
+    cols.extend(
+        e.key
+            .iter()
+            .map(|k| format!("{} AS {}", d.json_value("s.key", k), d.ident(k))),
+    );
+    cols.extend(
+        e.captured_columns()
+            .iter()
+            .map(|c| format!("{} AS {}", d.json_value("s.row", c), d.ident(c))),
+    );
+    format!("(SELECT {} FROM {from}) x", cols.join(", "))
+}

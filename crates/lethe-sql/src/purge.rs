@@ -99,14 +99,6 @@ fn referenced(d: Dialect, policy: &Policy, schema: &Schema, e: &Entity) -> Strin
     }
 }
 
-fn col_type<'a>(schema: &'a Schema, e: &Entity, col: &str) -> &'a str {
-    schema
-        .table(&e.table)
-        .and_then(|t| t.column(col))
-        .map(|c| c.data_type.as_str())
-        .unwrap_or("")
-}
-
 /// The deletion ids (as text) that legal holds keep: the deletions of the
 /// held rows, found in the archive store and in every marked table.
 pub fn held_deletions(d: Dialect, policy: &Policy, schema: &Schema) -> String {
@@ -117,23 +109,12 @@ pub fn held_deletions(d: Dialect, policy: &Policy, schema: &Schema) -> String {
         d.own("archive")
     )];
     for e in policy.entities.values().filter(|e| e.has_markers()) {
-        let on: Vec<String> = e
-            .key
-            .iter()
-            .map(|k| {
-                format!(
-                    "t.{} = {}",
-                    d.ident(k),
-                    d.cast_value(&d.json_text("h.key", k), col_type(schema, e, k))
-                )
-            })
-            .collect();
         parts.push(format!(
             "SELECT {} FROM {holds} h JOIN {} t ON h.entity = {} AND {} WHERE h.released_at IS NULL AND t.{} IS NOT NULL",
             d.text(&format!("t.{}", d.ident(&e.deletion_id))),
             d.table(&e.table),
             d.lit(&e.name),
-            on.join(" AND "),
+            d.key_matches_json(schema, e, "t", "h.key"),
             d.ident(&e.deletion_id)
         ));
     }
@@ -154,7 +135,7 @@ fn marked_expired(d: Dialect, b: &mut Binder, schema: &Schema, e: &Entity) -> St
     let cutoff = b.bind(Param::Value(0));
     format!(
         "t.{m} IS NOT NULL AND t.{m} < {}",
-        d.cast(&cutoff, col_type(schema, e, &e.deleted_at)),
+        d.cast(&cutoff, schema.column_type(&e.table, &e.deleted_at)),
         m = d.ident(&e.deleted_at)
     )
 }
@@ -225,7 +206,7 @@ fn after_key(d: Dialect, b: &mut Binder, schema: &Schema, e: &Entity) -> String 
         .key
         .iter()
         .enumerate()
-        .map(|(i, c)| d.cast(&b.bind(Param::Key(i)), col_type(schema, e, c)))
+        .map(|(i, c)| d.cast(&b.bind(Param::Key(i)), schema.column_type(&e.table, c)))
         .collect();
     format!("{} > ({})", d.tuple("t", &e.key), params.join(", "))
 }
@@ -332,10 +313,7 @@ pub fn marked_batch(
             d.lit(kind),
             d.lit(&e.name),
             d.json_of_columns("x", &e.key),
-            match d {
-                Dialect::Postgres => "to_jsonb(x)".to_string(),
-                Dialect::Sqlite => d.snapshot_row("x", &cols),
-            },
+            d.row_json("x", &cols),
             d.lit(&fp.id),
             d.cast(&format!("x.{}", d.ident(&e.deleted_at)), d.timestamp_type())
         )
@@ -516,23 +494,6 @@ pub fn stored_batch(
     let limit = d.cast(&b.bind(Param::Value(1)), "bigint");
     let now = d.now(&mut b);
     let name = d.lit(&e.name);
-    // The outbox reads keys and captured values out of the stored JSON.
-    let fields = |from: &str, rowid: Option<&str>| {
-        let mut cols: Vec<String> = e
-            .key
-            .iter()
-            .map(|k| format!("{} AS {}", d.json_value("s.key", k), d.ident(k)))
-            .collect();
-        cols.extend(
-            e.captured_columns()
-                .iter()
-                .map(|c| format!("{} AS {}", d.json_value("s.row", c), d.ident(c))),
-        );
-        if let Some(r) = rowid {
-            cols.insert(0, format!("{r} AS lethe_rowid"));
-        }
-        format!("(SELECT {} FROM {from}) x", cols.join(", "))
-    };
     let mark_purged = |ids: &str| {
         format!(
             "UPDATE {} SET purged_at = COALESCE(purged_at, {now}) WHERE id IN ({ids})",
@@ -552,7 +513,7 @@ pub fn stored_batch(
                     d,
                     &mut b,
                     e,
-                    &fields("r s", None),
+                    &outbox::stored_rows(d, e, "r s", None),
                     "TRUE",
                     "purged",
                     outbox::Numbering::Window,
@@ -593,7 +554,9 @@ pub fn stored_batch(
                 d,
                 &mut b,
                 e,
-                &fields(
+                &outbox::stored_rows(
+                    d,
+                    e,
                     &format!("{tmp} z JOIN {store} s ON s.id = z.id"),
                     Some("z.rowid"),
                 ),

@@ -353,13 +353,12 @@ pub fn row_status(
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let ty = schema
-                .table(&e.table)
-                .and_then(|t| t.column(c))
-                .map(|c| c.data_type.clone())
-                .unwrap_or_default();
             let p = b.bind(crate::dialect::Param::Key(i));
-            format!("t.{} = {}", d.ident(c), d.cast(&p, &ty))
+            format!(
+                "t.{} = {}",
+                d.ident(c),
+                d.cast(&p, schema.column_type(&e.table, c))
+            )
         })
         .collect();
     let cols = if e.has_markers() {

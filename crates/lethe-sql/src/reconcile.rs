@@ -19,14 +19,6 @@ pub enum Rows {
     SoftDeleted,
 }
 
-fn key_type<'a>(schema: &'a Schema, e: &Entity, col: &str) -> &'a str {
-    schema
-        .table(&e.table)
-        .and_then(|t| t.column(col))
-        .map(|c| c.data_type.as_str())
-        .unwrap_or("")
-}
-
 /// One page of `rows` of `e`: one column, a JSON array of the key's values
 /// then the captured columns' (as in the outbox). With `after`, params `$1..$k`
 /// are the previous page's last key (as text).
@@ -42,7 +34,7 @@ pub fn page(d: Dialect, schema: &Schema, e: &Entity, rows: Rows, after: bool) ->
             .key
             .iter()
             .enumerate()
-            .map(|(i, c)| d.cast(&format!("${}", i + 1), key_type(schema, e, c)))
+            .map(|(i, c)| d.cast(&format!("${}", i + 1), schema.column_type(&e.table, c)))
             .collect();
         cond.push(format!(
             "{} > ({})",

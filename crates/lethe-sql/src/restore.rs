@@ -138,14 +138,12 @@ struct Source {
 /// The bound deletion id, cast to the type of `e`'s deletion-id marker (an
 /// adopted text column compares as text, Lethe's own as uuid).
 fn marker_id(d: Dialect, b: &mut Binder, schema: &Schema, e: &Entity) -> String {
-    let ty = schema
-        .table(&e.table)
-        .and_then(|t| t.column(&e.deletion_id))
-        .map(|c| c.data_type.clone())
-        .filter(|t| !t.is_empty())
-        .unwrap_or_else(|| d.uuid_type().to_string());
+    let ty = match schema.column_type(&e.table, &e.deletion_id) {
+        "" => d.uuid_type(),
+        t => t,
+    };
     let p = b.bind(crate::dialect::Param::DeletionId);
-    d.cast(&p, &ty)
+    d.cast(&p, ty)
 }
 
 fn source(d: Dialect, b: &mut Binder, schema: &Schema, e: &Entity, place: Place<'_>) -> Source {
@@ -350,13 +348,7 @@ pub fn render_restore(
     // Re-inserted rows, parents first.
     for re in entities {
         let e = re.entity;
-        let types = |c: &str| {
-            schema
-                .table(&e.table)
-                .and_then(|t| t.column(c))
-                .map(|c| c.data_type.clone())
-                .unwrap_or_default()
-        };
+        let types = |c: &str| schema.column_type(&e.table, c);
         for g in &re.stored {
             let mut b = Binder::new(d);
             let src = source(d, &mut b, schema, e, Place::Stored(g));
@@ -365,7 +357,7 @@ pub fn render_restore(
                 .iter()
                 .map(|(c, fill)| match fill {
                     Fill::Stored => d.snapshot_field("s.row", "r", c),
-                    Fill::Given(i) => d.cast(&b.bind(Param::Value(*i)), &types(c)),
+                    Fill::Given(i) => d.cast(&b.bind(Param::Value(*i)), types(c)),
                 })
                 .collect();
             let sql = format!(

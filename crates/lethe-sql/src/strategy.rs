@@ -18,14 +18,6 @@ use crate::dialect::{Binder, Dialect, Param, Stmt};
 use crate::outbox;
 use crate::restore::current_columns;
 
-fn col_type<'a>(schema: &'a Schema, e: &Entity, col: &str) -> &'a str {
-    schema
-        .table(&e.table)
-        .and_then(|t| t.column(col))
-        .map(|c| c.data_type.as_str())
-        .unwrap_or("")
-}
-
 /// The stored row `s` fits: same shape as the table now.
 fn fits(d: Dialect, fp: &Fingerprint) -> String {
     format!(
@@ -36,21 +28,10 @@ fn fits(d: Dialect, fp: &Fingerprint) -> String {
 
 /// The table already has a row with the stored row `s`'s key.
 fn key_taken(d: Dialect, schema: &Schema, e: &Entity) -> String {
-    let on: Vec<String> = e
-        .key
-        .iter()
-        .map(|k| {
-            format!(
-                "t.{} = {}",
-                d.ident(k),
-                d.cast_value(&d.json_text("s.key", k), col_type(schema, e, k))
-            )
-        })
-        .collect();
     format!(
         "EXISTS (SELECT 1 FROM {} t WHERE {})",
         d.table(&e.table),
-        on.join(" AND ")
+        d.key_matches_json(schema, e, "t", "s.key")
     )
 }
 
@@ -107,8 +88,11 @@ pub fn unstore_batch(d: Dialect, schema: &Schema, e: &Entity, after: bool) -> St
         .iter()
         .map(|c| d.snapshot_field("s.row", "r", c))
         .collect();
-    values.push(d.cast("s.deleted_at", col_type(schema, e, &e.deleted_at)));
-    values.push(d.cast("s.deletion_id", col_type(schema, e, &e.deletion_id)));
+    values.push(d.cast("s.deleted_at", schema.column_type(&e.table, &e.deleted_at)));
+    values.push(d.cast(
+        "s.deletion_id",
+        schema.column_type(&e.table, &e.deletion_id),
+    ));
     let insert = |from: &str| {
         format!(
             "INSERT INTO {table} ({}){} SELECT {} FROM {from}{}",
@@ -119,29 +103,12 @@ pub fn unstore_batch(d: Dialect, schema: &Schema, e: &Entity, after: bool) -> St
         )
     };
     let name = d.lit(&e.name);
-    // The outbox reads keys and captured values out of the stored JSON.
-    let fields = |from: &str, rowid: Option<&str>| {
-        let mut c: Vec<String> = e
-            .key
-            .iter()
-            .map(|k| format!("{} AS {}", d.json_value("s.key", k), d.ident(k)))
-            .collect();
-        c.extend(
-            e.captured_columns()
-                .iter()
-                .map(|x| format!("{} AS {}", d.json_value("s.row", x), d.ident(x))),
-        );
-        if let Some(r) = rowid {
-            c.insert(0, format!("{r} AS lethe_rowid"));
-        }
-        format!("(SELECT {} FROM {from}) x", c.join(", "))
-    };
     if d.single_statement_delete() {
         let rows = outbox::select(
             d,
             &mut b,
             e,
-            &fields("m s", None),
+            &outbox::stored_rows(d, e, "m s", None),
             "TRUE",
             "unarchived",
             outbox::Numbering::Window,
@@ -165,7 +132,9 @@ pub fn unstore_batch(d: Dialect, schema: &Schema, e: &Entity, after: bool) -> St
         d,
         &mut b,
         e,
-        &fields(
+        &outbox::stored_rows(
+            d,
+            e,
             &format!("{tmp} z JOIN {store} s ON s.id = z.id"),
             Some("z.rowid"),
         ),
