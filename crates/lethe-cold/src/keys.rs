@@ -73,16 +73,7 @@ impl Keys {
             .db()
             .rows(&cold::subject_keys(d), &[Some(list.clone())])
             .await?;
-        for r in &found {
-            let subject = r.first().cloned().flatten().unwrap_or_default();
-            let wrapped = r.get(1).cloned().flatten().unwrap_or_default();
-            let key = if wrapped.is_empty() {
-                None
-            } else {
-                Some(self.kek.unwrap(&subject, &wrapped)?)
-            };
-            self.cache.insert(subject, key);
-        }
+        self.take(&found)?;
         let new: Vec<&String> = missing
             .iter()
             .filter(|s| !self.cache.contains_key(*s))
@@ -107,11 +98,17 @@ impl Keys {
         tx.commit().await?;
         // Read them back: another process may have stored a key first.
         let list = serde_json::to_string(&new).unwrap_or_default();
-        for r in engine
+        let stored = engine
             .db()
             .rows(&cold::subject_keys(d), &[Some(list)])
-            .await?
-        {
+            .await?;
+        self.take(&stored)
+    }
+
+    /// Caches `(subject, wrapped key)` rows, unwrapped (`None` when the key
+    /// was shredded).
+    fn take(&mut self, rows: &[Vec<Option<String>>]) -> Result<()> {
+        for r in rows {
             let subject = r.first().cloned().flatten().unwrap_or_default();
             let wrapped = r.get(1).cloned().flatten().unwrap_or_default();
             let key = if wrapped.is_empty() {

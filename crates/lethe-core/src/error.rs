@@ -43,6 +43,15 @@ impl fmt::Display for PolicyError {
 
 impl std::error::Error for PolicyError {}
 
+impl CoreError {
+    /// The table an entity names does not exist in the database.
+    pub fn missing_table(table: &str, entity: &str) -> CoreError {
+        CoreError::Schema(format!(
+            "unknown table \"{table}\" (entity {entity}): it does not exist in the database"
+        ))
+    }
+}
+
 /// Errors of the core crate (planning, key parsing, schema validation).
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
 pub enum CoreError {

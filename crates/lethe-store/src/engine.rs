@@ -362,12 +362,10 @@ impl Engine {
                 .map(|s| &s.child),
         );
         for e in entities {
-            let t = self.schema.table(&e.table).ok_or_else(|| {
-                lethe_core::CoreError::Schema(format!(
-                    "unknown table \"{}\" (entity {}): it does not exist in the database",
-                    e.table, e.name
-                ))
-            })?;
+            let t = self
+                .schema
+                .table(&e.table)
+                .ok_or_else(|| lethe_core::CoreError::missing_table(&e.table, &e.name))?;
             if e.is_soft() {
                 for c in [&e.deleted_at, &e.deletion_id] {
                     if !t.has_column(c) {

@@ -180,11 +180,7 @@ impl Engine {
             }
             let e = &self.policy.entities[&name];
             if self.schema.table(&e.table).is_none() {
-                return Err(lethe_core::CoreError::Schema(format!(
-                    "unknown table \"{}\" (entity {}): it does not exist in the database",
-                    e.table, e.name
-                ))
-                .into());
+                return Err(lethe_core::CoreError::missing_table(&e.table, &e.name).into());
             }
             let Some(r) = &e.retention else { continue };
             let cutoff = crate::time_text(now - r.after);

@@ -157,12 +157,9 @@ pub async fn analyse(
         let e = policy
             .entity(&entity)
             .ok_or_else(|| StoreError::EntityGone(entity.clone()))?;
-        let t = schema.table(&e.table).ok_or_else(|| {
-            lethe_core::CoreError::Schema(format!(
-                "unknown table \"{}\" (entity {}): it does not exist in the database",
-                e.table, e.name
-            ))
-        })?;
+        let t = schema
+            .table(&e.table)
+            .ok_or_else(|| lethe_core::CoreError::missing_table(&e.table, &e.name))?;
         let archived: Option<Vec<(String, String)>> = if fp.is_empty() {
             None
         } else {

@@ -161,11 +161,7 @@ impl Engine {
             .entity(&opts.entity)
             .ok_or_else(|| lethe_core::plan::unknown_entity(&self.policy, &opts.entity))?;
         if self.schema.table(&e.table).is_none() {
-            return Err(lethe_core::CoreError::Schema(format!(
-                "unknown table \"{}\" (entity {}): it does not exist in the database",
-                e.table, e.name
-            ))
-            .into());
+            return Err(lethe_core::CoreError::missing_table(&e.table, &e.name).into());
         }
         if opts.batch_size == 0 {
             return Err(StoreError::Invalid(
