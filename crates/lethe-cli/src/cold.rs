@@ -84,7 +84,7 @@ pub fn cold_error(e: ColdError) -> StoreError {
         ColdError::Store(s) => s,
         ColdError::Invalid(m) => StoreError::Invalid(m),
         e @ (ColdError::Storage(_) | ColdError::Corrupt(_) | ColdError::Crypto(_)) => {
-            StoreError::Sink(e.to_string())
+            StoreError::Storage(e.to_string())
         }
     }
 }
@@ -103,6 +103,7 @@ pub fn location(
     cli: &Cli,
     policy: &lethe_core::Policy,
     given: Option<&str>,
+    create: bool,
 ) -> Result<Location, StoreError> {
     let cfg = policy.export.as_ref();
     let to = given.or(cfg.map(|c| c.to.as_str())).ok_or_else(|| {
@@ -115,7 +116,7 @@ pub fn location(
         region: cfg.and_then(|c| c.region.clone()),
         credentials: None,
     };
-    Location::open(to, &s3, &policy_dir(cli)).map_err(cold_error)
+    Location::open(to, &s3, &policy_dir(cli), create).map_err(cold_error)
 }
 
 pub async fn archive(cli: &Cli, cmd: &ArchiveCommand) -> Result<u8, StoreError> {
@@ -128,7 +129,7 @@ pub async fn archive(cli: &Cli, cmd: &ArchiveCommand) -> Result<u8, StoreError> 
             force,
             json,
         } => {
-            let loc = location(cli, engine.policy(), to.as_deref())?;
+            let loc = location(cli, engine.policy(), to.as_deref(), true)?;
             let opts = ExportOptions {
                 entity: entity.clone(),
                 day: day.clone(),
@@ -197,7 +198,7 @@ pub async fn archive(cli: &Cli, cmd: &ArchiveCommand) -> Result<u8, StoreError> 
             manifest,
             json,
         } => {
-            let loc = location(cli, engine.policy(), from.as_deref())?;
+            let loc = location(cli, engine.policy(), from.as_deref(), false)?;
             let opts = ImportOptions {
                 entity: entity.clone(),
                 day: day.clone(),

@@ -328,18 +328,28 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
                 println!("at         {}", d.at);
                 println!("actor      {}", d.actor.as_deref().unwrap_or("-"));
                 println!("reason     {}", d.reason.as_deref().unwrap_or("-"));
-                println!("root       {} {}", d.entity, key_text(&d.key));
-                match &d.restored_at {
-                    Some(at) => {
+                println!("root       {}", d.root_text(&key_text(&d.key)));
+                match d.status() {
+                    "restored" => {
                         println!(
-                            "status     restored at {at} by {}",
+                            "status     restored at {} by {}",
+                            d.restored_at.as_deref().unwrap_or("-"),
                             d.restored_by.as_deref().unwrap_or("-")
                         );
                         if let Some(r) = &d.restored_reason {
                             println!("           because: {r}");
                         }
                     }
-                    None => println!("status     deleted (restore with `lethe restore {}`)", d.id),
+                    "purged" => println!(
+                        "status     purged at {} (its retention ran out; `lethe archive import` can bring exported rows back)",
+                        d.purged_at.as_deref().unwrap_or("-")
+                    ),
+                    "deleted" => {
+                        println!("status     deleted (restore with `lethe restore {}`)", d.id)
+                    }
+                    run => {
+                        println!("status     a {run} run (not a deletion: it cannot be restored)")
+                    }
                 }
                 print!("{}", table::counts(&d.affected));
                 for n in &d.nullified {

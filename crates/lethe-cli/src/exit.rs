@@ -15,12 +15,17 @@ Exit codes:
   0  success
   1  failure: database error, connection lost, migration failed, a sink
      that cannot be reached; `lethe relay --once` that left deliveries
-     failing; `lethe reconcile` that found drift it did not repair
+     failing; `lethe reconcile` that found drift it did not repair; an
+     export location that fails or a file that does not match its
+     manifest; `lethe worker` when a job run failed
   2  usage error: bad arguments, invalid policy, unknown entity, malformed key
   3  delete blocked by a restrict relation (the message names it and the count)
-  4  not found: no such row, deletion or delivery
-  5  refused: already deleted, already restored, restore conflict, deleted
-     parent, database not migrated, migration step that cannot be applied
+  4  not found: no such row, deletion, delivery or active hold
+  5  refused: already deleted, already restored, purged (its retention ran
+     out), restore conflict, deleted parent, a restore the changed table
+     does not fit (a column needing --set, values needing --drop-missing, a
+     value that does not convert), a table changed since Lethe read it,
+     database not migrated, migration step that cannot be applied
      automatically (also with --dry-run), raw change refused by a guard
   6  check or verification failed: `lethe check` found errors, or
      `lethe audit verify` found a broken or cut-off chain";
@@ -36,7 +41,8 @@ pub fn code_for(e: &StoreError) -> u8 {
         StoreError::Blocked { .. } => BLOCKED,
         StoreError::NotFound { .. }
         | StoreError::DeletionNotFound(_)
-        | StoreError::DeliveryNotFound(_) => NOT_FOUND,
+        | StoreError::DeliveryNotFound(_)
+        | StoreError::HoldNotFound(_) => NOT_FOUND,
         StoreError::AlreadyDeleted { .. }
         | StoreError::AlreadyRestored { .. }
         | StoreError::Purged { .. }
@@ -51,6 +57,7 @@ pub fn code_for(e: &StoreError) -> u8 {
         StoreError::Connect(_)
         | StoreError::Database(_)
         | StoreError::Transient(_)
-        | StoreError::Sink(_) => FAILURE,
+        | StoreError::Sink(_)
+        | StoreError::Storage(_) => FAILURE,
     }
 }

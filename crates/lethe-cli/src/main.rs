@@ -259,7 +259,7 @@ enum Command {
     /// cron schedule, UTC) until Ctrl-C or SIGTERM. Several workers may run
     /// against one database: each scheduled run happens once, and a job
     /// never runs twice at a time (PostgreSQL advisory lock; SQLite a leased
-    /// row). Exit 1 when a run failed (with --once).
+    /// row). Exit 1 when a run it did failed.
     Worker {
         /// Run each job for its latest scheduled time (unless a worker
         /// already has), then exit: for cron or a CI step.

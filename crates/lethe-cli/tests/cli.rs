@@ -470,6 +470,8 @@ fn retention_commands_on_the_demo_shop() {
     assert_eq!(code, 4, "{err}");
     let (_, err, code) = text(&lethe(&shop, &["hold", "remove", "nope"]));
     assert_eq!(code, 2, "{err}");
+    let (_, err, code) = text(&lethe(&shop, &["hold", "remove", "4242"]));
+    assert_eq!(code, 4, "{err}");
     let (out, err, code) = text(&lethe(
         &shop,
         &["hold", "remove", "users", "3", "--reason", "closed"],

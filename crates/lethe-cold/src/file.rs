@@ -181,10 +181,11 @@ pub async fn download(
     Ok(local)
 }
 
-/// The lines of a downloaded file, one at a time.
-pub fn lines(local: &Path) -> Result<impl Iterator<Item = Result<Line>>> {
+/// The lines of a downloaded file, one at a time; `name` (its path in the
+/// export location) is what errors name.
+pub fn lines(local: &Path, name: &str) -> Result<impl Iterator<Item = Result<Line>>> {
     let dec = zstd::stream::read::Decoder::new(File::open(local)?)?;
-    let name = local.display().to_string();
+    let name = name.to_string();
     Ok(BufReader::new(dec).lines().enumerate().map(move |(i, l)| {
         let l = l.map_err(|e| ColdError::Corrupt(format!("{name}: cannot decompress: {e}")))?;
         serde_json::from_str(&l).map_err(|e| {

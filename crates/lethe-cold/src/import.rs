@@ -231,7 +231,7 @@ pub async fn import(
             .await?;
             let mut imported = 0u64;
             let mut page: Vec<Line> = Vec::new();
-            let mut it = lines(&local)?;
+            let mut it = lines(&local, &f.path)?;
             loop {
                 let next = it.next();
                 let end = next.is_none();

@@ -51,7 +51,7 @@ pub async fn run(engine: &Engine, job: &Job, base: &Path) -> Result<Value, Strin
                 region: cfg.region.clone(),
                 credentials: None,
             };
-            let loc = Location::open(&cfg.to, &s3, base).map_err(|e| e.to_string())?;
+            let loc = Location::open(&cfg.to, &s3, base, true).map_err(|e| e.to_string())?;
             let opts = ExportOptions {
                 entity: job.entity.clone(),
                 ..Default::default()

@@ -35,10 +35,11 @@ pub struct S3Settings {
 impl Location {
     /// Opens `to`: `s3://bucket/prefix`, `file:///dir` or a directory
     /// (relative ones are taken from `base`, the policy file's directory).
-    /// A directory is created when missing. S3 credentials come from the
+    /// A missing directory is created with `create` (to export into), an
+    /// error otherwise (to import from). S3 credentials come from the
     /// usual variables (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
     /// `AWS_SESSION_TOKEN`, ...).
-    pub fn open(to: &str, s3: &S3Settings, base: &Path) -> Result<Location> {
+    pub fn open(to: &str, s3: &S3Settings, base: &Path, create: bool) -> Result<Location> {
         if let Some(rest) = to.strip_prefix("s3://") {
             // One crypto provider in the whole tree (ring); reqwest needs it
             // installed before it builds a TLS client.
@@ -82,8 +83,15 @@ impl Location {
         } else {
             Path::new(dir).to_path_buf()
         };
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| ColdError::Storage(format!("cannot create {}: {e}", dir.display())))?;
+        if create {
+            std::fs::create_dir_all(&dir)
+                .map_err(|e| ColdError::Storage(format!("cannot create {}: {e}", dir.display())))?;
+        } else if !dir.is_dir() {
+            return Err(ColdError::Invalid(format!(
+                "{} is not a directory: nothing was exported there",
+                dir.display()
+            )));
+        }
         let dir = std::fs::canonicalize(&dir)?;
         let store = LocalFileSystem::new_with_prefix(&dir)
             .map_err(|e| ColdError::Storage(format!("cannot use {}: {e}", dir.display())))?;

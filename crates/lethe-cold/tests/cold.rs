@@ -289,6 +289,7 @@ async fn directory_round_trip(b: Backend) {
         dir.0.join("cold").to_str().unwrap(),
         &S3Settings::default(),
         Path::new("."),
+        true,
     )
     .unwrap();
     round_trip(b, &loc, Some(&dir.0.join("cold")), db).await;
@@ -304,6 +305,7 @@ async fn a_file_that_does_not_match_its_manifest_is_refused(b: Backend) {
         dir.0.to_str().unwrap(),
         &S3Settings::default(),
         Path::new("."),
+        true,
     )
     .unwrap();
     let d = engine
@@ -402,7 +404,7 @@ async fn s3_round_trip(b: Backend) {
         region: Some("us-east-1".into()),
         credentials: Some(("test".into(), "test".into())),
     };
-    let loc = Location::open("s3://lethe-cold/shop/exports", &s3, Path::new(".")).unwrap();
+    let loc = Location::open("s3://lethe-cold/shop/exports", &s3, Path::new("."), true).unwrap();
     round_trip(b, &loc, None, db).await;
 }
 on_both!(s3, s3_round_trip);

@@ -78,6 +78,7 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
         }
         let pii: Vec<String> = e.pii.keys().cloned().collect();
         missing("pii", &pii);
+        missing("subject_columns", &e.subject_columns);
         // Templates and search documents read these columns at delete time.
         for tpl in &e.delivery.cache_keys {
             let cols: Vec<String> = tpl.fields().iter().map(|f| f.to_string()).collect();
@@ -309,7 +310,7 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
                     k.clone(),
                     Some(r.line),
                     format!(
-                        "\"{}\" is {} but the foreign key {}.({}) (ON DELETE {}) keeps pointing at it from rows that stay ({} {}; soft-deleted rows keep their reference): the database would refuse or cascade the delete; make \"{}\" soft or \"{}\" {}",
+                        "\"{}\" is {} but the foreign key {}.({}) (ON DELETE {}) keeps pointing at it from rows that stay ({} {}; soft-deleted rows keep their reference): the database would refuse or cascade the delete; {}",
                         parent.name,
                         if parent.strategy == Strategy::Hard {
                             "hard-deleted"
@@ -321,9 +322,18 @@ pub fn check_policy(policy: &Policy, schema: &Schema) -> Vec<Finding> {
                         fk.on_delete.to_uppercase(),
                         child.strategy,
                         r.on_delete,
-                        parent.name,
-                        child.name,
-                        parent.strategy
+                        if child.strategy.removes_row() {
+                            // The child would go too, but `keep` leaves it.
+                            format!(
+                                "make \"{}\" soft, or the relation cascade so its rows go with their parent",
+                                parent.name
+                            )
+                        } else {
+                            format!(
+                                "make \"{}\" soft or \"{}\" {}",
+                                parent.name, child.name, parent.strategy
+                            )
+                        }
                     ),
                 );
             }

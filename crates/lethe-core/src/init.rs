@@ -52,10 +52,7 @@ pub fn policy_from_schema(schema: &Schema, url: &str) -> String {
         "# row_security = true          # PostgreSQL: hide soft-deleted rows from application roles\n"
     );
     let _ = writeln!(s, "[defaults]");
-    let _ = writeln!(
-        s,
-        "strategy = \"soft\"          # soft | hard  (archive arrives with retention support)"
-    );
+    let _ = writeln!(s, "strategy = \"soft\"          # soft | archive | hard");
     let _ = writeln!(
         s,
         "deleted_at = \"deleted_at\"  # adopted if the column exists, added by `lethe migrate` otherwise"

@@ -143,6 +143,15 @@ pub fn parse_policy(source: &str, file: &str) -> Result<Policy, PolicyError> {
         None => "deletion_id".to_string(),
     };
 
+    // Checked here, whether or not an entity takes them.
+    parse_retention(
+        &lines,
+        "defaults",
+        Strategy::Soft,
+        defaults.retention.as_ref(),
+        defaults.then.as_ref(),
+    )?;
+
     let sinks = parse_sinks(&lines, raw.sinks)?;
     let relay = parse_relay(raw.relay);
 

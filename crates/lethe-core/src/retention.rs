@@ -61,7 +61,7 @@ pub struct Schedule {
 impl Schedule {
     pub fn parse(text: &str) -> Result<Schedule, String> {
         let cron = croner::Cron::from_str(text.trim()).map_err(|e| {
-            format!("\"{text}\" is not a cron schedule ({e}); write five fields like \"0 3 * * *\" (03:00 UTC every day), or six with seconds first")
+            format!("\"{text}\" is not a cron schedule ({e}); write five fields like \"0 3 * * *\" (03:00 UTC every day), six with seconds first, or an alias such as @daily")
         })?;
         Ok(Schedule {
             text: text.trim().to_string(),
@@ -202,7 +202,7 @@ pub(crate) fn parse_retention(
         return Err(lines.err(
             r,
             format!("{key_path}.retention"),
-            "a retention of zero would purge rows the moment they are deleted; use strategy = \"hard\" for that",
+            "a retention of zero leaves no time to restore a deletion; write how long deleted rows stay restorable, e.g. \"1d\"",
         ));
     }
     if strategy == Strategy::Archive

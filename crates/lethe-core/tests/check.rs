@@ -544,3 +544,30 @@ fn delivery_columns_must_exist() {
         ]
     );
 }
+
+#[test]
+fn unknown_subject_column() {
+    let text = common::SHOP.replace(
+        "[entities.reviews]\nkey = [\"id\"]",
+        "[entities.reviews]\nkey = [\"id\"]\nsubject_columns = [\"author\"]",
+    );
+    let p = parse_policy(
+        &format!("[erasure]\nsubject = \"users\"\n{text}"),
+        "shop.toml",
+    )
+    .unwrap();
+    let f = check_policy(&p, &shop_schema());
+    assert_eq!(
+        summary(&f),
+        [(
+            Level::Error,
+            "entities.reviews.subject_columns".to_string(),
+            entity_line(&p, "reviews")
+        )]
+    );
+    assert!(
+        f[0].message.contains("unknown column \"reviews.author\""),
+        "{}",
+        f[0]
+    );
+}

@@ -109,7 +109,7 @@ retention = "90 days"  #<
 key = ["id"]
 retention = "0d"  #<
 "#,
-        message: &["zero", "strategy = \"hard\""],
+        message: &["zero", "no time to restore"],
         key: "entities.users.retention",
     },
     Case {
@@ -156,6 +156,33 @@ key = ["id"]
 "#,
         message: &["\"forever\" is not a duration"],
         key: "defaults.retention",
+    },
+    Case {
+        name: "bad default then, even when every entity has its own",
+        text: r#"
+[defaults]
+retention = "30d"
+then = "delete"  #<
+
+[entities.users]
+key = ["id"]
+retention = "10d"
+"#,
+        message: &["unknown \"then\" value \"delete\""],
+        key: "defaults.then",
+    },
+    Case {
+        name: "default then without a default retention",
+        text: r#"
+[defaults]
+then = "archive"  #<
+
+[entities.logs]
+key = ["id"]
+strategy = "archive"
+"#,
+        message: &["needs a retention"],
+        key: "defaults.then",
     },
     Case {
         name: "job with a bad schedule",

@@ -28,6 +28,19 @@ pub fn finish(d: Dialect) -> String {
     )
 }
 
+/// Marks runs of job `$1` other than `$2` still `running` as failed (`$3`
+/// now): their worker stopped before it finished. Run while holding the
+/// job alone.
+pub fn close_abandoned(d: Dialect) -> String {
+    format!(
+        "UPDATE {} SET state = 'failed', finished_at = {}, error = 'the worker running it stopped before it finished' \
+         WHERE job = $1 AND state = 'running' AND scheduled_for <> {}",
+        d.own("job_runs"),
+        d.cast("$3", d.timestamp_type()),
+        d.cast("$2", d.timestamp_type())
+    )
+}
+
 /// The latest runs, newest first, at most `$1`: `(job, scheduled for,
 /// owner, state, started, finished, summary, error)`.
 pub fn runs(d: Dialect) -> String {

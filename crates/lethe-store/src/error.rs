@@ -107,10 +107,17 @@ pub enum StoreError {
     Invalid(String),
     #[error("delivery {0} not found")]
     DeliveryNotFound(i64),
+    /// No active hold by that id, or none on that row.
+    #[error("{0}")]
+    HoldNotFound(String),
     /// A cache, search index, broker or webhook could not be reached or
     /// refused (reconcile; the relay records such failures on its messages).
     #[error("{0}")]
     Sink(String),
+    /// Cold storage: the export location failed, a file does not match its
+    /// manifest, or a key does not open.
+    #[error("{0}")]
+    Storage(String),
     #[error("database error: {0}")]
     Database(String),
     /// A deadlock or serialization failure; the engine retries these.
@@ -147,7 +154,9 @@ impl StoreError {
             StoreError::Refused(_) => "refused",
             StoreError::Invalid(_) => "invalid_input",
             StoreError::DeliveryNotFound(_) => "delivery_not_found",
+            StoreError::HoldNotFound(_) => "hold_not_found",
             StoreError::Sink(_) => "sink",
+            StoreError::Storage(_) => "storage",
             StoreError::Database(_) => "database",
             StoreError::Transient(_) => "transient",
         }
@@ -193,6 +202,9 @@ impl StoreError {
             StoreError::SchemaChanged { .. } => "run the command again: Lethe reads the schema when it starts (a program using the library calls Engine::refresh)".into(),
             StoreError::RestoreShape { .. } => "`lethe restore ID --dry-run` lists every column that changed and what the restore would do".into(),
             StoreError::Sink(_) => "check the sink's settings in the policy and that its server is up; `lethe deliveries` shows what waits".into(),
+            StoreError::HoldNotFound(_) => "`lethe hold list --all` shows every hold, released ones too".into(),
+            StoreError::Storage(_) => "check the export location ([export] to, or --to/--from), its credentials, and the files against their manifest; `lethe archive list` shows what was exported where".into(),
+            StoreError::Purged { .. } => "if its rows were exported before the purge, `lethe archive import` brings them back and the deletion can be restored again".into(),
             StoreError::Connect(_) => "check the URL ([database] url, LETHE_DATABASE_URL or --database) and that the server is up".into(),
             StoreError::NotFound { .. } => "check the entity and key; `lethe deletions` lists deletions".into(),
             _ => return None,

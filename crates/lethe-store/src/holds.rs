@@ -174,10 +174,8 @@ impl Engine {
         }
         if released.is_empty() {
             tx.rollback().await?;
-            return Err(StoreError::Invalid(match which {
-                HoldRef::Id(id) => {
-                    format!("no active hold {id} (`lethe hold list --all` shows every hold)")
-                }
+            return Err(StoreError::HoldNotFound(match which {
+                HoldRef::Id(id) => format!("no active hold {id}"),
                 HoldRef::Row { entity, key } => format!("{entity} {key} has no active hold"),
             }));
         }

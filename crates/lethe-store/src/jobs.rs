@@ -157,7 +157,12 @@ impl Engine {
             if wait > 0 {
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_secs(wait)) => {}
-                    _ = stop.changed() => continue,
+                    changed = stop.changed() => match changed {
+                        Ok(()) => continue,
+                        // The sender is gone: no stop can come any more,
+                        // so sleep the whole wait instead of spinning.
+                        Err(_) => tokio::time::sleep(Duration::from_secs(wait)).await,
+                    },
                 }
             }
             let now = now_unix();
@@ -225,6 +230,9 @@ impl Engine {
             .await?;
             return Ok(Tick::Busy);
         };
+        // Holding the job alone, no other run of it is going: a run still
+        // `running` was left by a worker that died.
+        self.close_abandoned(job, &scheduled).await?;
         tracing::info!(job = %job.name, scheduled = %scheduled, "running scheduled job");
         let result = run(job).await;
         let failed = result.is_err();
@@ -238,6 +246,21 @@ impl Engine {
         self.release(job, opts, excl).await;
         finished?;
         Ok(Tick::Ran { failed })
+    }
+
+    async fn close_abandoned(&self, job: &Job, current: &str) -> Result<()> {
+        let mut tx = self.db.begin_write().await?;
+        tx.exec(
+            &sql::close_abandoned(self.dialect()),
+            &[
+                Some(job.name.clone()),
+                Some(current.to_string()),
+                Some(crate::time_text(OffsetDateTime::now_utc())),
+            ],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     async fn finish_run(

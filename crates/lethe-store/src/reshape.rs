@@ -147,6 +147,21 @@ pub async fn analyse(
 ) -> Result<Shape> {
     let d = tx.dialect();
     let mut shape = Shape::default();
+    for (i, a) in sets.iter().enumerate() {
+        if sets[..i]
+            .iter()
+            .any(|b| b.column == a.column && b.entity == a.entity)
+        {
+            return Err(StoreError::Invalid(format!(
+                "--set {}{} is given twice",
+                a.entity
+                    .as_ref()
+                    .map(|e| format!("{e}."))
+                    .unwrap_or_default(),
+                a.column
+            )));
+        }
+    }
     let mut used = vec![false; sets.len()];
     let groups = tx
         .rows(&archive::stored_groups(d), &[Some(id.to_string())])
@@ -187,11 +202,21 @@ pub async fn analyse(
                 columns.push((c.name.clone(), Fill::Stored));
                 continue;
             }
-            let given = sets.iter().position(|s| {
-                s.column == c.name && s.entity.as_deref().is_none_or(|x| x == entity)
-            });
+            for (i, s) in sets.iter().enumerate() {
+                if s.column == c.name && s.entity.as_deref().is_none_or(|x| x == entity) {
+                    used[i] = true;
+                }
+            }
+            // A value for this entity's column first, then one for the
+            // column in any table.
+            let given = sets
+                .iter()
+                .position(|s| s.column == c.name && s.entity.as_deref() == Some(entity.as_str()))
+                .or_else(|| {
+                    sets.iter()
+                        .position(|s| s.column == c.name && s.entity.is_none())
+                });
             let outcome = if let Some(i) = given {
-                used[i] = true;
                 shape.values.push(sets[i].value.clone());
                 columns.push((c.name.clone(), Fill::Given(shape.values.len() - 1)));
                 format!("set to '{}' (--set)", sets[i].value)
@@ -201,8 +226,8 @@ pub async fn analyse(
                     column: c.name.clone(),
                     problem: "needs_value".into(),
                     message: format!(
-                        "{}.{} ({}) was added since the rows were stored and is NOT NULL without a default: give it a value with --set {}=VALUE",
-                        e.table, c.name, c.data_type, c.name
+                        "{}.{} ({}) was added since the rows were stored and is NOT NULL without a default: give it a value with --set {}=VALUE (or --set {}.{}=VALUE for entity {} only)",
+                        e.table, c.name, c.data_type, c.name, e.name, c.name, e.name
                     ),
                     count: rows,
                     examples: Vec::new(),

@@ -344,8 +344,12 @@ async fn restore_follows_the_table_as_it_is_now(b: Backend) {
     assert!(matches!(err, StoreError::Invalid(_)), "{err}");
 
     // With a value for the new column and the loss accepted, it goes back.
+    // The entity's own value wins over the one for any table.
     let opts = RestoreOptions {
-        set: vec!["invoice_lines.sku=LEGACY".parse().unwrap()],
+        set: vec![
+            "sku=OTHER".parse().unwrap(),
+            "invoice_lines.sku=LEGACY".parse().unwrap(),
+        ],
         drop_missing: true,
         ..Default::default()
     };

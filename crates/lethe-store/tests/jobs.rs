@@ -96,6 +96,17 @@ async fn workers_share_runs_and_never_overlap(b: Backend) {
     let n = times.len();
     times.dedup();
     assert_eq!(times.len(), n, "one row per scheduled time");
+    // A run left `running` by a worker that died is closed as failed by
+    // the next worker that holds the job.
+    let old = match b {
+        Backend::Postgres => "'2020-01-01T00:00:00Z'",
+        Backend::Sqlite => "'2020-01-01T00:00:00.000000Z'",
+    };
+    db.exec(&format!(
+        "INSERT INTO {} (job, scheduled_for, owner, state, started_at) VALUES ('tick', {old}, 'dead', 'running', {old})",
+        own(b, "job_runs")
+    ))
+    .await;
     // --once: the latest time, once, however many workers ask.
     let jobs: Vec<lethe_core::Job> = engines[0].policy().jobs.values().cloned().collect();
     let once = WorkerOptions {
@@ -112,6 +123,18 @@ async fn workers_share_runs_and_never_overlap(b: Backend) {
     let b2 = engines[2].work(&jobs, &once, stop, &quick).await.unwrap();
     assert_eq!(a.ran + a.taken, 1);
     assert!(b2.ran + b2.taken == 1 && (a.ran + b2.ran) <= 2);
+    let abandoned = first_rows(&engines[0])
+        .await
+        .into_iter()
+        .find(|r| r.owner == "dead")
+        .unwrap();
+    assert_eq!(abandoned.state, "failed");
+    assert!(
+        abandoned
+            .error
+            .unwrap()
+            .contains("stopped before it finished")
+    );
     db.cleanup().await;
 }
 on_both!(workers, workers_share_runs_and_never_overlap);

@@ -270,7 +270,7 @@ async fn purge_removes_what_expired_and_keeps_what_is_held(b: Backend) {
     assert_eq!(engine.holds(true).await.unwrap().len(), 1);
     assert!(matches!(
         engine.release_hold(&HoldRef::Id(hold.id), None, None).await,
-        Err(StoreError::Invalid(_))
+        Err(StoreError::HoldNotFound(_))
     ));
     let r2 = engine
         .purge(&PurgeOptions::default(), &mut |_| {})
