@@ -164,10 +164,24 @@ impl Chain {
             d.param(1, "timestamptz"),
             d.param(2, "uuid")
         );
-        let k = d.param(3, "bigint");
-        // `cond` selects the ids of level i's rows under the deleted key.
+        self.levels
+            .iter()
+            .zip(self.under_key(&d.param(3, "bigint")))
+            .map(|(l, cond)| Stmt {
+                sql: format!(
+                    "UPDATE {} {set} WHERE {cond} AND deleted_at IS NULL",
+                    l.table
+                ),
+                params: vec![now.to_string(), id.to_string(), key.to_string()],
+            })
+            .collect()
+    }
+
+    /// Per level, the condition that selects its rows under top-level row
+    /// `k` (a placeholder): the key itself, then each child level through
+    /// its parent's foreign key.
+    pub fn under_key(&self, k: &str) -> Vec<String> {
         let mut conds: Vec<String> = Vec::new();
-        let mut stmts = Vec::new();
         for (i, l) in self.levels.iter().enumerate() {
             let cond = match (i, l.parent) {
                 (0, _) | (_, None) => format!("id = {k}"),
@@ -178,16 +192,17 @@ impl Chain {
                     conds[i - 1]
                 ),
             };
-            stmts.push(Stmt {
-                sql: format!(
-                    "UPDATE {} {set} WHERE {cond} AND deleted_at IS NULL",
-                    l.table
-                ),
-                params: vec![now.to_string(), id.to_string(), key.to_string()],
-            });
             conds.push(cond);
         }
-        stmts
+        conds
+    }
+
+    /// The columns of `level`'s table, as [`Chain::load`] creates them.
+    pub fn columns(&self, level: usize) -> Vec<&'static str> {
+        match self.levels[level].parent {
+            Some((fk, _)) if level > 0 => vec!["id", fk, "name"],
+            _ => vec!["id", "name"],
+        }
     }
 
     /// The hand-written restore: unmark exactly the rows of deletion `id`.
@@ -221,10 +236,15 @@ impl Chain {
 /// The time as Lethe writes it (microseconds, UTC), so both sides store the
 /// same text on SQLite.
 pub fn now_text() -> String {
+    time_text(time::OffsetDateTime::now_utc())
+}
+
+/// `t` as Lethe writes times.
+pub fn time_text(t: time::OffsetDateTime) -> String {
     let fmt = time::macros::format_description!(
         "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
     );
-    time::OffsetDateTime::now_utc()
+    t.to_offset(time::UtcOffset::UTC)
         .format(&fmt)
         .expect("a UTC time formats")
 }

@@ -5,6 +5,7 @@
 //! asserts nothing about time, and exits 0 whether targets are met or missed.
 
 mod brokers;
+mod expired;
 mod fixtures;
 mod report;
 mod scratch;
@@ -19,7 +20,10 @@ use clap::{Parser, ValueEnum};
 use report::Figure;
 use scratch::Scratch;
 use sql::Dialect;
-use workloads::{Settings, deep_cascade, latency, peak_rss, relay_throughput, single_deletes};
+use workloads::{
+    Settings, archive, deep_cascade, latency, peak_rss, purge, purge_latency, relay_throughput,
+    single_deletes,
+};
 
 pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
@@ -33,7 +37,14 @@ single  1,000 one-row-plus-3-kids deletes, one transaction each (target: at most
 rss     peak memory of the `lethe` CLI deleting a 1,000,001-row cascade (target: under 100 MB)\n  \
 relay   relay throughput from a 100,000-row backlog to Redis and to NATS JetStream (target: at least 0.7x\n          \
 the rate of plain pipelined UNLINKs / JetStream publishes, i.e. a ratio of at most 1.43x)\n  \
-latency commit-to-invalidation latency at 200 deletes/s for 15 s, relay running (target: p99 under 100 ms)\n\n\
+latency commit-to-invalidation latency at 200 deletes/s for 15 s, relay running (target: p99 under 100 ms)\n  \
+purge   purge 1,000,000 expired soft-deleted rows among 100,000 active ones in batches of 1,000 (target: at\n          \
+least 0.8x the rate of a hand-written batched purge, i.e. a ratio of at most 1.25x), and the peak memory\n          \
+of `lethe purge` at 250,000 and 1,000,000 expired rows (target: under 100 MB)\n  \
+purge-latency\n          \
+p99 of concurrent point reads by key while Lethe's purge runs, against idle (target: at most 2x)\n  \
+archive delete and restore the deep tree with every entity strategy = \"archive\", against hand-written\n          \
+archive tables (target: at most 1.5x)\n\n\
 relay and latency need Redis (--redis) and relay NATS with JetStream (--nats).\n\
 Build first: cargo build --release -p lethe-cli -p lethe-bench\n\
 Set LETHE_LOG=sqlx=debug to log every statement (Lethe's and the baseline's) with its time."
@@ -52,10 +63,11 @@ struct Args {
     /// Multiply the row counts, e.g. 0.01 for a quick smoke run.
     #[arg(long, default_value_t = 1.0, value_name = "F")]
     rows_scale: f64,
-    /// Measured repetitions of the deep cascade (after one warm-up run).
+    /// Measured repetitions of the deep and archive workloads (after one
+    /// warm-up run).
     #[arg(long, default_value_t = 5, value_name = "N")]
     repetitions: usize,
-    /// The `lethe` binary the rss workload runs.
+    /// The `lethe` binary the rss and purge workloads run.
     #[arg(long, default_value = "target/release/lethe", value_name = "PATH")]
     lethe_bin: PathBuf,
     /// Redis for the relay and latency workloads (its keys are prefixed
@@ -79,6 +91,9 @@ enum Workload {
     Rss,
     Relay,
     Latency,
+    Purge,
+    PurgeLatency,
+    Archive,
 }
 
 impl Workload {
@@ -89,6 +104,9 @@ impl Workload {
             Workload::Rss => peak_rss::NAME,
             Workload::Relay => relay_throughput::NAME,
             Workload::Latency => latency::NAME,
+            Workload::Purge => purge::NAME,
+            Workload::PurgeLatency => purge_latency::NAME,
+            Workload::Archive => archive::NAME,
         }
     }
 
@@ -99,6 +117,9 @@ impl Workload {
             Workload::Rss => peak_rss::run(s, d, url).await,
             Workload::Relay => relay_throughput::run(s, d, url).await,
             Workload::Latency => latency::run(s, d, url).await,
+            Workload::Purge => purge::run(s, d, url).await,
+            Workload::PurgeLatency => purge_latency::run(s, d, url).await,
+            Workload::Archive => archive::run(s, d, url).await,
         }
     }
 }
@@ -145,10 +166,14 @@ async fn run(args: &Args) -> Result<Vec<Figure>> {
             Workload::Rss,
             Workload::Relay,
             Workload::Latency,
+            Workload::Purge,
+            Workload::PurgeLatency,
+            Workload::Archive,
         ],
     };
     // Fail now rather than after the other workloads have run.
-    if workloads.contains(&Workload::Rss) && !args.lethe_bin.is_file() {
+    let runs_cli = workloads.contains(&Workload::Rss) || workloads.contains(&Workload::Purge);
+    if runs_cli && !args.lethe_bin.is_file() {
         return Err(format!(
             "{} not found: build it with `cargo build --release -p lethe-cli` or pass --lethe-bin",
             args.lethe_bin.display()

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions};
-use sqlx::{AssertSqlSafe, PgPool, SqlitePool};
+use sqlx::{AssertSqlSafe, PgPool, Row, SqlitePool};
 
 use crate::Result;
 
@@ -65,6 +65,12 @@ pub struct Stmt {
     pub params: Vec<String>,
 }
 
+/// Rows of integer columns (`NULL` as `None`), as a baseline statement
+/// returns them.
+pub type IntRows = Vec<Vec<Option<i64>>>;
+
+/// Cheap to clone: both variants share one pool.
+#[derive(Clone)]
 pub enum Pool {
     Postgres(PgPool),
     Sqlite(SqlitePool),
@@ -73,6 +79,11 @@ pub enum Pool {
 impl Pool {
     /// Connects to `url`; a SQLite file is created when missing.
     pub async fn connect(url: &str) -> Result<Pool> {
+        Pool::connect_many(url, 1).await
+    }
+
+    /// [`Pool::connect`] with up to `n` connections, for concurrent readers.
+    pub async fn connect_many(url: &str, n: u32) -> Result<Pool> {
         if url.starts_with("sqlite:") {
             let o = SqliteConnectOptions::from_str(url)?
                 .create_if_missing(true)
@@ -80,14 +91,14 @@ impl Pool {
                 .busy_timeout(Duration::from_secs(30))
                 .foreign_keys(true);
             let pool = SqlitePoolOptions::new()
-                .max_connections(1)
+                .max_connections(n)
                 .connect_with(o)
                 .await?;
             Ok(Pool::Sqlite(pool))
         } else {
             let o = PgConnectOptions::from_str(url)?.application_name("lethe-bench");
             let pool = PgPoolOptions::new()
-                .max_connections(1)
+                .max_connections(n)
                 .connect_with(o)
                 .await?;
             Ok(Pool::Postgres(pool))
@@ -140,6 +151,78 @@ impl Pool {
             }
         }
         Ok(changed)
+    }
+
+    /// Runs `stmts` in one write transaction; returns the rows each returned
+    /// (its columns read as integers).
+    pub async fn transaction_rows(&self, stmts: &[Stmt]) -> Result<Vec<IntRows>> {
+        let mut out = Vec::with_capacity(stmts.len());
+        match self {
+            Pool::Postgres(p) => {
+                let mut tx = p.begin().await?;
+                for s in stmts {
+                    let mut q = sqlx::query(AssertSqlSafe(s.sql.clone()));
+                    for v in &s.params {
+                        q = q.bind(v.as_str());
+                    }
+                    let rows = q.fetch_all(&mut *tx).await?;
+                    out.push(
+                        rows.iter()
+                            .map(|r| (0..r.len()).map(|i| r.try_get(i)).collect())
+                            .collect::<std::result::Result<_, _>>()?,
+                    );
+                }
+                tx.commit().await?;
+            }
+            Pool::Sqlite(p) => {
+                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                for s in stmts {
+                    let mut q = sqlx::query(AssertSqlSafe(s.sql.clone()));
+                    for v in &s.params {
+                        q = q.bind(v.as_str());
+                    }
+                    let rows = q.fetch_all(&mut *tx).await?;
+                    out.push(
+                        rows.iter()
+                            .map(|r| (0..r.len()).map(|i| r.try_get(i)).collect())
+                            .collect::<std::result::Result<_, _>>()?,
+                    );
+                }
+                tx.commit().await?;
+            }
+        }
+        Ok(out)
+    }
+
+    /// Runs one query outside a transaction; returns how many rows it
+    /// returned (a point read).
+    pub async fn fetch_count(&self, stmt: &Stmt) -> Result<usize> {
+        let sql = AssertSqlSafe(stmt.sql.clone());
+        Ok(match self {
+            Pool::Postgres(p) => {
+                let mut q = sqlx::query(sql);
+                for v in &stmt.params {
+                    q = q.bind(v.as_str());
+                }
+                q.fetch_all(p).await?.len()
+            }
+            Pool::Sqlite(p) => {
+                let mut q = sqlx::query(sql);
+                for v in &stmt.params {
+                    q = q.bind(v.as_str());
+                }
+                q.fetch_all(p).await?.len()
+            }
+        })
+    }
+
+    /// The single integer `sql` returns (a count, for the row checks).
+    pub async fn scalar(&self, sql: &str) -> Result<i64> {
+        let sql = AssertSqlSafe(sql.to_string());
+        Ok(match self {
+            Pool::Postgres(p) => sqlx::query_scalar(sql).fetch_one(p).await?,
+            Pool::Sqlite(p) => sqlx::query_scalar(sql).fetch_one(p).await?,
+        })
     }
 
     /// Gives the planner statistics after loading.

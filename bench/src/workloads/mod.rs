@@ -1,9 +1,12 @@
 //! The workloads. Each runs on a fresh scratch database and returns its
 //! figures; nothing here judges them (see `report`).
 
+pub mod archive;
 pub mod deep_cascade;
 pub mod latency;
 pub mod peak_rss;
+pub mod purge;
+pub mod purge_latency;
 pub mod relay_throughput;
 pub mod single_deletes;
 
@@ -19,7 +22,8 @@ use crate::sql::Pool;
 pub struct Settings {
     /// Multiplies the row counts (1.0 = the documented sizes).
     pub scale: f64,
-    /// Measured repetitions of the deep cascade (after one warm-up).
+    /// Measured repetitions of the deep cascade and the archive workload
+    /// (after one warm-up).
     pub repetitions: usize,
     pub lethe_bin: PathBuf,
     /// Holds SQLite files, policies and CLI output; removed at the end.

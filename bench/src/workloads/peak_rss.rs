@@ -2,6 +2,7 @@
 //! cascade (1 root, 1,000 children, 999 grandchildren each). Lethe promises
 //! memory that does not grow with the rows; this is where that shows.
 
+use std::ffi::OsString;
 use std::fs::File;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -44,9 +45,18 @@ pub async fn run(s: &Settings, d: Dialect, url: &str) -> Result<Vec<Figure>> {
     let policy = s.dir.join(format!("{}-lethe.toml", d.name()));
     std::fs::write(&policy, chain.policy_toml(url))?;
     progress(d.name(), NAME, "lethe delete roots 1 (child process)");
-    let (bin, dir, url_owned) = (s.lethe_bin.clone(), s.dir.clone(), url.to_string());
-    let cli =
-        tokio::task::spawn_blocking(move || run_cli(&bin, &policy, &url_owned, &dir)).await??;
+    let args: Vec<OsString> = vec![
+        "delete".into(),
+        "roots".into(),
+        "1".into(),
+        "--json".into(),
+        "--policy".into(),
+        policy.into(),
+        "--database".into(),
+        url.into(),
+    ];
+    let (bin, dir) = (s.lethe_bin.clone(), s.dir.clone());
+    let cli = tokio::task::spawn_blocking(move || run_cli(&bin, &args, &[], &dir)).await??;
     let out: serde_json::Value = serde_json::from_str(&cli.stdout)
         .map_err(|e| format!("lethe --json printed something else ({e}): {}", cli.stdout))?;
     let rows = out["affected"]
@@ -61,8 +71,7 @@ pub async fn run(s: &Settings, d: Dialect, url: &str) -> Result<Vec<Figure>> {
             workload: NAME,
             measure: format!("peak RSS of `lethe delete`, {total} rows"),
             unit: Unit::Megabytes,
-            // VmHWM is in KiB; the target is in (decimal) megabytes.
-            lethe: cli.peak_kib as f64 * 1024.0 / 1e6,
+            lethe: cli.peak_mb(),
             baseline: None,
             target: Target::Below(LIMIT_MB),
             runs: Runs::default(),
@@ -80,31 +89,39 @@ pub async fn run(s: &Settings, d: Dialect, url: &str) -> Result<Vec<Figure>> {
     ])
 }
 
-struct CliRun {
-    peak_kib: u64,
-    wall_secs: f64,
-    stdout: String,
+pub struct CliRun {
+    /// The child's VmHWM, in KiB.
+    pub peak_kib: u64,
+    pub wall_secs: f64,
+    pub stdout: String,
+}
+
+impl CliRun {
+    /// The peak in (decimal) megabytes, the unit of the targets.
+    pub fn peak_mb(&self) -> f64 {
+        self.peak_kib as f64 * 1024.0 / 1e6
+    }
 }
 
 /// How often the child's peak is read. VmHWM is a high-water mark, so a
 /// sample only misses growth in the last interval before the process exits.
 const POLL: Duration = Duration::from_millis(20);
 
-/// Runs `lethe delete roots 1 --json`, sampling the child's VmHWM (the
-/// kernel's high-water mark of its resident set) until it exits.
+/// Runs `lethe ARGS` (with `env` set, and no `LETHE_DATABASE_URL` from the
+/// harness's own environment), sampling the child's VmHWM (the kernel's
+/// high-water mark of its resident set) until it exits.
 ///
 /// Not `wait4`'s `ru_maxrss`: that also counts the address space the child
 /// was spawned from, so it reports the harness's own peak (tens of MB after
 /// loading a million rows) whenever that is larger than the CLI's.
-fn run_cli(bin: &Path, policy: &Path, url: &str, dir: &Path) -> Result<CliRun> {
+pub fn run_cli(bin: &Path, args: &[OsString], env: &[(&str, &str)], dir: &Path) -> Result<CliRun> {
     let out_path = dir.join("lethe-cli.stdout");
     let err_path = dir.join("lethe-cli.stderr");
     let start = Instant::now();
     let mut child = Command::new(bin)
-        .args(["delete", "roots", "1", "--json", "--policy"])
-        .arg(policy)
-        .args(["--database", url])
+        .args(args)
         .env_remove("LETHE_DATABASE_URL")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         // Files, not pipes: nobody reads a pipe while we poll.
         .stdout(File::create(&out_path)?)
