@@ -155,9 +155,12 @@ impl Dialect {
 
     /// The text of `expr` when it is a deletion id Lethe wrote (a UUID),
     /// typed as one; NULL for anything else an adopted text marker may
-    /// hold.
-    pub fn as_deletion_id(self, expr: &str) -> String {
+    /// hold. `column_type` is the marker column's type: a `uuid` column
+    /// needs no check (the regular expression costs more than the rest of a
+    /// purge batch's bookkeeping).
+    pub fn as_deletion_id(self, expr: &str, column_type: &str) -> String {
         match self {
+            Dialect::Postgres if column_type == "uuid" => expr.to_string(),
             Dialect::Postgres => format!(
                 "CASE WHEN CAST({expr} AS TEXT) ~* '^[0-9a-f]{{8}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{4}}-[0-9a-f]{{12}}$' THEN CAST(CAST({expr} AS TEXT) AS uuid) END"
             ),

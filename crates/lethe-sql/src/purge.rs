@@ -14,9 +14,11 @@
 //! checked again by the statement that removes the row, so a row restored
 //! meanwhile stays.
 //!
-//! Params: `Value(0)` the cutoff time, `Value(1)` the batch size,
-//! `DeletionId` the purge run's id (its outbox records and audit entries),
-//! `Now`, and `Key(i)` the last key of the previous batch. Report rows are
+//! The batch size is written into the statement (an integer Lethe
+//! controls): the planner then knows how few rows a batch takes, whatever
+//! plan it caches. Params: `Value(0)` the cutoff time, `DeletionId` the
+//! purge run's id (its outbox records and audit entries), `Now`, and
+//! `Key(i)` the last key of the previous batch. Report rows are
 //! `(kind, entity, n)`: `done` (rows removed or moved), `last` (the last
 //! key taken, as a JSON array; absent when the batch was empty), `stale`.
 
@@ -121,38 +123,80 @@ pub fn held_deletions(d: Dialect, policy: &Policy, schema: &Schema) -> String {
     parts.join(" UNION ")
 }
 
-/// The row (alias `t`) belongs to a held deletion.
-fn held(d: Dialect, policy: &Policy, schema: &Schema, id_expr: &str) -> String {
-    format!(
+/// The row (alias `t`) belongs to a held deletion. `marked`: a row of this
+/// entity in its table, which a hold on its own key keeps too (a row marked
+/// outside Lethe has no deletion to be held through).
+fn held(
+    d: Dialect,
+    policy: &Policy,
+    schema: &Schema,
+    id_expr: &str,
+    marked: Option<&Entity>,
+) -> String {
+    // Evaluated once per statement: with no hold active (the common
+    // case) the rest, which costs a purge batch more than anything else it
+    // adds to the delete, is skipped for every row.
+    let any = format!(
+        "EXISTS (SELECT 1 FROM {} WHERE released_at IS NULL)",
+        d.own("holds")
+    );
+    let by_deletion = format!(
         "COALESCE({}, '') IN ({})",
         d.text(id_expr),
         held_deletions(d, policy, schema)
+    );
+    let Some(e) = marked else {
+        return format!("({any} AND {by_deletion})");
+    };
+    let keys: Vec<String> = e
+        .key
+        .iter()
+        .map(|k| d.cast_value(&d.json_text("h.key", k), schema.column_type(&e.table, k)))
+        .collect();
+    format!(
+        "({any} AND ({by_deletion} OR {} IN (SELECT {} FROM {} h WHERE h.entity = {} AND h.released_at IS NULL)))",
+        d.tuple("t", &e.key),
+        keys.join(", "),
+        d.own("holds"),
+        d.lit(&e.name)
     )
+}
+
+/// The cutoff (`Value(0)`) as the type `ty`, converted once per statement:
+/// PostgreSQL converts text to a time type per row otherwise (the
+/// conversion depends on the session's time zone, so it is not folded into
+/// a constant), which costs more than the rest of the row's filter.
+fn cutoff(d: Dialect, b: &mut Binder, ty: &str) -> String {
+    let v = d.cast(&b.bind(Param::Value(0)), ty);
+    match d {
+        Dialect::Postgres => format!("(SELECT {v})"),
+        Dialect::Sqlite => v,
+    }
 }
 
 /// Expired marked rows of `e` (alias `t`).
 fn marked_expired(d: Dialect, b: &mut Binder, schema: &Schema, e: &Entity) -> String {
-    let cutoff = b.bind(Param::Value(0));
     format!(
         "t.{m} IS NOT NULL AND t.{m} < {}",
-        d.cast(&cutoff, schema.column_type(&e.table, &e.deleted_at)),
+        cutoff(d, b, schema.column_type(&e.table, &e.deleted_at)),
         m = d.ident(&e.deleted_at)
     )
 }
 
 fn stored_expired(d: Dialect, b: &mut Binder, e: &Entity, kind: &str) -> String {
-    let cutoff = b.bind(Param::Value(0));
     format!(
         "t.entity = {} AND t.kind = {} AND t.deleted_at < {}",
         d.lit(&e.name),
         d.lit(kind),
-        d.cast(&cutoff, d.timestamp_type())
+        cutoff(d, b, d.timestamp_type())
     )
 }
 
-/// `(due, held, referenced)` counts of `e`'s rows in `source` (`take`):
-/// what a purge would remove now, what holds keep, what other rows still
-/// reference (stored rows are never referenced).
+/// Counts of `e`'s rows in `source` (`take`) by whether a hold keeps them
+/// and whether other rows still reference them (stored rows never are):
+/// rows `(held, referenced, n)`, `'1'`/`'0'` for the flags, each flag
+/// computed once per row. Unheld, unreferenced rows are what a purge would
+/// remove now.
 pub fn counts(
     d: Dialect,
     policy: &Policy,
@@ -184,19 +228,18 @@ pub fn counts(
     };
     // Holds only keep rows from being purged; moving them is fine.
     let h = match take {
-        Take::Expired => held(d, policy, schema, &id),
+        Take::Expired => held(
+            d,
+            policy,
+            schema,
+            &id,
+            (source == Source::Marked).then_some(e),
+        ),
         Take::All => "FALSE".to_string(),
     };
-    let sum = |cond: &str| {
-        d.text(&format!(
-            "COALESCE(sum(CASE WHEN {cond} THEN 1 ELSE 0 END), 0)"
-        ))
-    };
     b.finish(format!(
-        "SELECT {}, {}, {} FROM {from} t WHERE {expired}",
-        sum(&format!("NOT ({h}) AND NOT {refd}")),
-        sum(&h),
-        sum(&format!("NOT ({h}) AND {refd}"))
+        "SELECT q.h, q.r, {} FROM (SELECT CASE WHEN {h} THEN '1' ELSE '0' END AS h, CASE WHEN {refd} THEN '1' ELSE '0' END AS r FROM {from} t WHERE {expired}) q GROUP BY q.h, q.r",
+        d.text("count(*)")
     ))
 }
 
@@ -209,6 +252,16 @@ fn after_key(d: Dialect, b: &mut Binder, schema: &Schema, e: &Entity) -> String 
         .map(|(i, c)| d.cast(&b.bind(Param::Key(i)), schema.column_type(&e.table, c)))
         .collect();
     format!("{} > ({})", d.tuple("t", &e.key), params.join(", "))
+}
+
+/// Which rows a batch takes, and how many.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pick {
+    pub take: Take,
+    /// Continue after the previous batch's last key (`Key(i)`).
+    pub after: bool,
+    /// At most this many rows.
+    pub limit: u32,
 }
 
 /// Which rows a batch takes.
@@ -238,17 +291,16 @@ impl From<AfterRetention> for MarkedTo {
     }
 }
 
-/// One batch over `e`'s marked rows (`take`), sent `to` their next place.
-/// `after`: continue after the previous batch's last key.
+/// One batch over `e`'s marked rows (`pick`), sent `to` their next place.
 pub fn marked_batch(
     d: Dialect,
     policy: &Policy,
     schema: &Schema,
     e: &Entity,
-    take: Take,
+    pick: Pick,
     to: MarkedTo,
-    after: bool,
 ) -> Stmt {
+    let Pick { take, after, limit } = pick;
     let mut b = Binder::new(d);
     let table = d.table(&e.table);
     let expired = match take {
@@ -256,17 +308,27 @@ pub fn marked_batch(
         Take::All => format!("t.{} IS NOT NULL", d.ident(&e.deleted_at)),
     };
     let id_col = format!("t.{}", d.ident(&e.deletion_id));
-    let mut pick = format!("{expired} AND NOT {}", referenced(d, policy, schema, e));
+    let mut cond = format!("{expired} AND NOT {}", referenced(d, policy, schema, e));
     if take == Take::Expired {
-        pick.push_str(&format!(" AND NOT ({})", held(d, policy, schema, &id_col)));
+        cond.push_str(&format!(
+            " AND NOT ({})",
+            held(d, policy, schema, &id_col, Some(e))
+        ));
     }
     if after {
-        pick.push_str(&format!(" AND {}", after_key(d, &mut b, schema, e)));
+        cond.push_str(&format!(" AND {}", after_key(d, &mut b, schema, e)));
     }
-    let limit = d.cast(&b.bind(Param::Value(1)), "bigint");
     let keys = d.list("t", &e.key);
     let order = keys.clone();
     let last_of = |from: &str, alias: &str| {
+        if let [k] = e.key.as_slice() {
+            // One key column: its largest value, without a sort.
+            return format!(
+                "SELECT 'last', {}, {} FROM {from} HAVING count(*) > 0",
+                d.lit(&e.name),
+                d.text(&d.json_array(&[format!("max({alias}.{})", d.ident(k))]))
+            );
+        }
         format!(
             "SELECT 'last', {}, {} FROM {from} ORDER BY {} DESC LIMIT 1",
             d.lit(&e.name),
@@ -294,9 +356,10 @@ pub fn marked_batch(
     let now = d.now(&mut b);
     // The row's own deletion; rows marked outside Lethe have none and are
     // archived under the purge run's id.
+    let id_type = schema.column_type(&e.table, &e.deletion_id);
     let own_id = format!(
         "COALESCE({}, {run})",
-        d.as_deletion_id(&format!("x.{}", d.ident(&e.deletion_id)))
+        d.as_deletion_id(&format!("x.{}", d.ident(&e.deletion_id)), id_type)
     );
     let cols: Vec<String> = schema
         .table(&e.table)
@@ -320,17 +383,35 @@ pub fn marked_batch(
     };
     let mark_purged = |ids: &str| {
         format!(
-            "UPDATE {} SET purged_at = COALESCE(purged_at, {now}) WHERE id IN ({ids})",
+            "UPDATE {} SET purged_at = {now} WHERE purged_at IS NULL AND id IN ({ids})",
             d.own("deletions")
         )
+    };
+    // What the rest of the statement reads of the removed rows: all of
+    // them when they go to the archive store.
+    let returning = match to {
+        MarkedTo::Purge => {
+            let mut cols = e.key.clone();
+            for c in e
+                .captured_columns()
+                .into_iter()
+                .chain([e.deletion_id.clone()])
+            {
+                if !cols.contains(&c) {
+                    cols.push(c);
+                }
+            }
+            d.list("t", &cols)
+        }
+        MarkedTo::Store(_) => "t.*".to_string(),
     };
     if d.single_statement_delete() {
         let mut ctes = vec![
             format!(
-                "c AS (SELECT {keys} FROM {table} t WHERE {pick} ORDER BY {order} LIMIT {limit})"
+                "c AS (SELECT {keys} FROM {table} t WHERE {cond} ORDER BY {order} LIMIT {limit})"
             ),
             format!(
-                "r AS (DELETE FROM {table} t WHERE {} IN (SELECT * FROM c) AND {expired} RETURNING t.*)",
+                "r AS (DELETE FROM {table} t WHERE {} IN (SELECT * FROM c) AND {expired} RETURNING {returning})",
                 d.tuple("t", &e.key)
             ),
         ];
@@ -355,9 +436,11 @@ pub fn marked_batch(
         match to {
             MarkedTo::Purge => ctes.push(format!(
                 "p AS ({})",
+                // A batch holds a few deletions: their ids, each once.
                 mark_purged(&format!(
-                    "SELECT {} FROM r x",
-                    d.as_deletion_id(&format!("x.{}", d.ident(&e.deletion_id)))
+                    "SELECT {} FROM (SELECT DISTINCT x.{} AS v FROM r x) x",
+                    d.as_deletion_id("x.v", id_type),
+                    d.ident(&e.deletion_id)
                 ))
             )),
             MarkedTo::Store(_) => {
@@ -402,7 +485,7 @@ pub fn marked_batch(
             d.ident(&e.deletion_id)
         ),
         format!(
-            "INSERT INTO {tmp} SELECT {keys}, t.{} FROM {table} t WHERE {pick} ORDER BY {order} LIMIT {limit}",
+            "INSERT INTO {tmp} SELECT {keys}, t.{} FROM {table} t WHERE {cond} ORDER BY {order} LIMIT {limit}",
             d.ident(&e.deletion_id)
         ),
         last_of(&format!("{tmp} c"), "c"),
@@ -459,50 +542,48 @@ impl From<AfterRetention> for StoredTo {
     }
 }
 
-/// One batch over `e`'s rows of `kind` in the archive store (`take`):
+/// One batch over `e`'s rows of `kind` in the archive store (`pick`):
 /// removed, or kept as another kind.
-#[allow(clippy::too_many_arguments)]
 pub fn stored_batch(
     d: Dialect,
     policy: &Policy,
     schema: &Schema,
     e: &Entity,
     kind: &'static str,
-    take: Take,
+    pick: Pick,
     to: StoredTo,
-    after: bool,
 ) -> Stmt {
+    let Pick { take, after, limit } = pick;
     let mut b = Binder::new(d);
     let store = d.own("archive");
     let expired = match take {
         Take::Expired => stored_expired(d, &mut b, e, kind),
         Take::All => format!("t.entity = {} AND t.kind = {}", d.lit(&e.name), d.lit(kind)),
     };
-    let mut pick = expired.clone();
+    let mut cond = expired.clone();
     if take == Take::Expired {
-        pick.push_str(&format!(
+        cond.push_str(&format!(
             " AND NOT ({})",
-            held(d, policy, schema, "t.deletion_id")
+            held(d, policy, schema, "t.deletion_id", None)
         ));
     }
     if after {
-        pick.push_str(&format!(
+        cond.push_str(&format!(
             " AND t.id > {}",
             d.cast(&b.bind(Param::Key(0)), "bigint")
         ));
     }
-    let limit = d.cast(&b.bind(Param::Value(1)), "bigint");
     let now = d.now(&mut b);
     let name = d.lit(&e.name);
     let mark_purged = |ids: &str| {
         format!(
-            "UPDATE {} SET purged_at = COALESCE(purged_at, {now}) WHERE id IN ({ids})",
+            "UPDATE {} SET purged_at = {now} WHERE purged_at IS NULL AND id IN ({ids})",
             d.own("deletions")
         )
     };
     if d.single_statement_delete() {
         let mut ctes = vec![format!(
-            "c AS (SELECT t.id FROM {store} t WHERE {pick} ORDER BY t.id LIMIT {limit})"
+            "c AS (SELECT t.id FROM {store} t WHERE {cond} ORDER BY t.id LIMIT {limit})"
         )];
         match to {
             StoredTo::Purge => {
@@ -540,7 +621,7 @@ pub fn stored_batch(
             tmp.trim_start_matches("temp.")
         ),
         format!(
-            "INSERT INTO {tmp} (id) SELECT t.id FROM {store} t WHERE {pick} ORDER BY t.id LIMIT {limit}"
+            "INSERT INTO {tmp} (id) SELECT t.id FROM {store} t WHERE {cond} ORDER BY t.id LIMIT {limit}"
         ),
         format!(
             "SELECT 'last', {name}, {} FROM {tmp} HAVING count(*) > 0",
@@ -588,10 +669,17 @@ pub fn stored_batch(
 /// it, so a hold that committed is seen (PostgreSQL; SQLite's write lock
 /// already serializes them). `None` on SQLite, whose batch enables the
 /// bypass itself.
+///
+/// It also makes PostgreSQL plan the batch's statements once per
+/// connection (`plan_cache_mode`, for this transaction only): planning a
+/// batch statement for its parameter values costs about as much as running
+/// it, and its plan does not depend on them (the cutoff is converted once
+/// per statement, the batch size is a literal, the last key an index
+/// bound).
 pub fn begin_batch(d: Dialect) -> Option<String> {
     match d {
         Dialect::Postgres => Some(format!(
-            "SELECT {} FROM {} WHERE name = 'holds' FOR SHARE",
+            "SELECT {}, set_config('plan_cache_mode', 'force_generic_plan', true) FROM {} WHERE name = 'holds' FOR SHARE",
             d.bypass_expr(),
             d.own("settings")
         )),
@@ -599,11 +687,15 @@ pub fn begin_batch(d: Dialect) -> Option<String> {
     }
 }
 
-/// Takes the holds gate exclusively (adding or releasing a hold).
+/// Takes the holds gate exclusively (adding or releasing a hold). It
+/// writes the row rather than only locking it, so a batch waiting for the
+/// gate in a repeatable-read transaction (a database whose default it is)
+/// fails with a serialization error and is retried with a snapshot that
+/// sees the hold, instead of going on without it.
 pub fn lock_holds(d: Dialect) -> Option<String> {
     match d {
         Dialect::Postgres => Some(format!(
-            "SELECT value FROM {} WHERE name = 'holds' FOR UPDATE",
+            "UPDATE {} SET value = value WHERE name = 'holds'",
             d.own("settings")
         )),
         Dialect::Sqlite => None,

@@ -9,8 +9,8 @@
 //! `lethe restore` can still fit them to the table. A row whose key is
 //! taken in the table stays too.
 //!
-//! Params: `Value(1)` the batch size, `Key(0)` the last id of the previous
-//! batch, `DeletionId` the run's id, `Now`.
+//! Params: `Key(0)` the last id of the previous batch, `DeletionId` the
+//! run's id, `Now`; the batch size is written in (see `purge`).
 
 use lethe_core::{Entity, Fingerprint, Schema};
 
@@ -62,7 +62,7 @@ pub fn unstore_counts(d: Dialect, schema: &Schema, e: &Entity) -> String {
 }
 
 /// One batch of `e`'s stored rows back into its table, marked deleted.
-pub fn unstore_batch(d: Dialect, schema: &Schema, e: &Entity, after: bool) -> Stmt {
+pub fn unstore_batch(d: Dialect, schema: &Schema, e: &Entity, after: bool, limit: u32) -> Stmt {
     let mut b = Binder::new(d);
     let fp = Fingerprint::of(&schema.table(&e.table).cloned().unwrap_or_default());
     let store = d.own("archive");
@@ -79,7 +79,6 @@ pub fn unstore_batch(d: Dialect, schema: &Schema, e: &Entity, after: bool) -> St
             d.cast(&b.bind(Param::Key(0)), "bigint")
         ));
     }
-    let limit = d.cast(&b.bind(Param::Value(1)), "bigint");
     let cols = current_columns(e, schema);
     let mut names: Vec<String> = cols.iter().map(|c| d.ident(c)).collect();
     names.push(d.ident(&e.deleted_at));

@@ -234,12 +234,16 @@ impl Engine {
         let mut tx = self.db.begin_read().await?;
         let rows = tx.rows_stmt(&stmt, &b).await?;
         tx.rollback().await?;
-        let n = |i| {
-            rows.first()
-                .map(|r| col(r, i).parse().unwrap_or(0))
-                .unwrap_or(0)
-        };
-        Ok((n(0), n(1), n(2)))
+        let (mut due, mut held, mut referenced) = (0, 0, 0);
+        for r in &rows {
+            let n: u64 = col(r, 2).parse().unwrap_or(0);
+            match (col(r, 0).as_str(), col(r, 1).as_str()) {
+                ("1", _) => held += n,
+                (_, "1") => referenced += n,
+                _ => due += n,
+            }
+        }
+        Ok((due, held, referenced))
     }
 
     /// Purges (or archives) every deleted row whose retention ran out, in
@@ -361,25 +365,23 @@ impl Engine {
     ) -> Result<Option<(u64, Vec<String>)>> {
         let d = self.dialect();
         let w = &work[i];
+        let pick = purge::Pick {
+            take: purge::Take::Expired,
+            after: after.is_some(),
+            limit: opts.batch_size,
+        };
         let stmt = match w.source {
-            Source::Marked => purge::marked_batch(
-                d,
-                &self.policy,
-                &self.schema,
-                w.e,
-                purge::Take::Expired,
-                w.then.into(),
-                after.is_some(),
-            ),
+            Source::Marked => {
+                purge::marked_batch(d, &self.policy, &self.schema, w.e, pick, w.then.into())
+            }
             Source::Stored(kind) => purge::stored_batch(
                 d,
                 &self.policy,
                 &self.schema,
                 w.e,
                 kind,
-                purge::Take::Expired,
+                pick,
                 w.then.into(),
-                after.is_some(),
             ),
         };
         let (_, now) = now_text();
@@ -387,7 +389,7 @@ impl Engine {
             deletion_id: run_id.to_string(),
             now: now.clone(),
             key: after.map(<[String]>::to_vec).unwrap_or_default(),
-            values: vec![w.cutoff.clone(), opts.batch_size.to_string()],
+            values: vec![w.cutoff.clone()],
         };
         let mut batch = self.open_batch(w.e, &stmt, &b).await?;
         let Some(last) = batch.last.take() else {

@@ -280,36 +280,30 @@ impl Engine {
         after: Option<&[String]>,
     ) -> Result<Option<(u64, Vec<String>)>> {
         let d = self.dialect();
+        let pick = purge::Pick {
+            take: Take::All,
+            after: after.is_some(),
+            limit: opts.batch_size,
+        };
         let stmt = match step {
-            Step::Marked(to) => purge::marked_batch(
-                d,
-                &self.policy,
-                &self.schema,
-                e,
-                Take::All,
-                to,
-                after.is_some(),
-            ),
-            Step::Stored(kind, to) => purge::stored_batch(
-                d,
-                &self.policy,
-                &self.schema,
-                e,
-                kind,
-                Take::All,
-                to,
-                after.is_some(),
-            ),
-            Step::Unstore => {
-                lethe_sql::strategy::unstore_batch(d, &self.schema, e, after.is_some())
+            Step::Marked(to) => purge::marked_batch(d, &self.policy, &self.schema, e, pick, to),
+            Step::Stored(kind, to) => {
+                purge::stored_batch(d, &self.policy, &self.schema, e, kind, pick, to)
             }
+            Step::Unstore => lethe_sql::strategy::unstore_batch(
+                d,
+                &self.schema,
+                e,
+                after.is_some(),
+                opts.batch_size,
+            ),
         };
         let (_, now) = now_text();
         let b = Bindings {
             deletion_id: run_id.to_string(),
             now: now.clone(),
             key: after.map(<[String]>::to_vec).unwrap_or_default(),
-            values: vec![String::new(), opts.batch_size.to_string()],
+            values: vec![String::new()],
         };
         let mut batch = self.open_batch(e, &stmt, &b).await?;
         let Some(last) = batch.last.take() else {

@@ -317,6 +317,84 @@ on_both!(
     purge_removes_what_expired_and_keeps_what_is_held
 );
 
+/// Rows marked deleted outside Lethe (no deletion id) expire too, and a
+/// hold on such a row's key keeps it: there is no deletion to hold it by.
+async fn holds_keep_rows_marked_outside_lethe(b: Backend) {
+    let Some((db, engine)) = shop_with(b, &retention_policy()).await else {
+        return;
+    };
+    let old = match b {
+        Backend::Postgres => "'2020-01-01T00:00:00Z'",
+        Backend::Sqlite => "'2020-01-01T00:00:00.000000Z'",
+    };
+    let mut tx = engine.db().begin_write().await.unwrap();
+    tx.exec(
+        &format!("UPDATE reviews SET deleted_at = {old} WHERE id IN (3000, 3001)"),
+        &[],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    engine
+        .hold("reviews", "3001", "complaint under review", None)
+        .await
+        .unwrap();
+    let only_reviews = PurgeOptions {
+        entity: Some("reviews".into()),
+        ..Default::default()
+    };
+    let dry = engine
+        .purge(
+            &PurgeOptions {
+                dry_run: true,
+                ..only_reviews.clone()
+            },
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+    let t = task(&dry, "reviews", "table");
+    assert_eq!((t.due, t.held), (1, 1), "{:?}", dry.tasks);
+
+    let r = engine.purge(&only_reviews, &mut |_| {}).await.unwrap();
+    assert_eq!(r.done(), 1, "{:?}", r.tasks);
+    assert_eq!(r.held(), 1);
+    // 3000 went to the archive store; the held 3001 is still in its table.
+    assert_eq!(
+        all_ids(&engine, "reviews", "id").await,
+        ["3001", "3002", "3003"]
+    );
+    let archived = q(
+        &engine,
+        &format!(
+            "SELECT entity, kind FROM {} WHERE entity = 'reviews'",
+            own(b, "archive")
+        ),
+    )
+    .await;
+    assert_eq!(archived, [["reviews", "archive"]]);
+    // Released, it goes on the next run.
+    engine
+        .release_hold(
+            &HoldRef::Row {
+                entity: "reviews".into(),
+                key: "3001".into(),
+            },
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    let r2 = engine.purge(&only_reviews, &mut |_| {}).await.unwrap();
+    assert_eq!((r2.done(), r2.held()), (1, 0), "{:?}", r2.tasks);
+    assert_eq!(all_ids(&engine, "reviews", "id").await, ["3002", "3003"]);
+    db.cleanup().await;
+}
+on_both!(
+    holds_on_rows_marked_outside_lethe,
+    holds_keep_rows_marked_outside_lethe
+);
+
 async fn referenced_rows_wait_and_trees_go_leaves_first(b: Backend) {
     // Orders keep their user (keep), categories form a tree.
     let policy = retention_policy()
