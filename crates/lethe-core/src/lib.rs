@@ -7,6 +7,7 @@
 pub mod archive;
 pub mod check;
 pub mod duration;
+pub mod erasure;
 pub mod error;
 pub mod graph;
 pub mod ident;
@@ -23,6 +24,7 @@ pub mod template;
 
 pub use archive::{Drift, Fingerprint, drift};
 pub use check::{Finding, Level, check_policy};
+pub use erasure::Erase;
 pub use error::{CoreError, PolicyError};
 pub use init::policy_from_schema;
 pub use key::KeyValue;

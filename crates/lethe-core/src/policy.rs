@@ -125,6 +125,9 @@ pub struct Entity {
     /// Columns holding the id of the data subject a row belongs to, for
     /// tables that hold it without a relation (`subject_columns`).
     pub subject_columns: Vec<String>,
+    /// What erasure does to a subject's rows (`erase`, `legal_basis`);
+    /// `None` when the policy does not say (see [`Policy::erase_of`]).
+    pub erase: Option<crate::erasure::Erase>,
     /// Whether rows of the table can carry Lethe's marker columns. Always
     /// for soft entities; for archive and hard entities when the table still
     /// has both columns (an entity moved from soft: its rows still marked

@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 use toml::Spanned;
 
+use crate::erasure;
 use crate::error::PolicyError;
 use crate::graph;
 use crate::ident;
@@ -74,6 +75,8 @@ struct RawEntity {
     retention: Option<Spanned<String>>,
     then: Option<Spanned<String>>,
     subject_columns: Option<Spanned<Vec<String>>>,
+    erase: Option<Spanned<String>>,
+    legal_basis: Option<Spanned<String>>,
 }
 
 #[derive(Deserialize)]
@@ -261,6 +264,13 @@ pub fn parse_policy(source: &str, file: &str) -> Result<Policy, PolicyError> {
             Some(cols) => column_list(&lines, cols, &format!("{key_path}.subject_columns"))?,
             None => Vec::new(),
         };
+        let erase = erasure::parse_entity(
+            &lines,
+            &key_path,
+            e.erase.as_ref(),
+            e.legal_basis.as_ref(),
+            !pii.is_empty(),
+        )?;
         let delivery = parse_delivery(
             &lines,
             &key_path,
@@ -287,6 +297,7 @@ pub fn parse_policy(source: &str, file: &str) -> Result<Policy, PolicyError> {
                 deletion_id,
                 retention,
                 subject_columns,
+                erase,
                 marked: strategy == Strategy::Soft,
                 line,
             },
@@ -469,6 +480,7 @@ pub fn parse_policy(source: &str, file: &str) -> Result<Policy, PolicyError> {
             ),
         ));
     }
+    erasure::check(&policy)?;
     Ok(policy)
 }
 

@@ -781,6 +781,147 @@ search = { sink = "search", index = "products", feilds = ["name"] }  #<
         message: &["feilds"],
         key: "*",
     },
+    Case {
+        name: "unknown erase action",
+        text: r#"
+[entities.users]
+key = ["id"]
+erase = "forget"  #<
+
+[erasure]
+subject = "users"
+"#,
+        message: &[
+            "unknown erase action \"forget\"",
+            "delete, anonymize or keep",
+        ],
+        key: "entities.users.erase",
+    },
+    Case {
+        name: "keep without a legal basis",
+        text: r#"
+[entities.users]
+key = ["id"]
+
+[entities.invoices]
+key = ["id"]
+subject_columns = ["user_id"]
+erase = "keep"  #<
+
+[erasure]
+subject = "users"
+"#,
+        message: &["erase = \"keep\" needs legal_basis"],
+        key: "entities.invoices.legal_basis",
+    },
+    Case {
+        name: "keep with a blank legal basis",
+        text: r#"
+[entities.users]
+key = ["id"]
+
+[entities.invoices]
+key = ["id"]
+subject_columns = ["user_id"]
+erase = "keep"
+legal_basis = "   "  #<
+
+[erasure]
+subject = "users"
+"#,
+        message: &["needs legal_basis"],
+        key: "entities.invoices.legal_basis",
+    },
+    Case {
+        name: "legal basis on a deleted entity",
+        text: r#"
+[entities.users]
+key = ["id"]
+
+[entities.invoices]
+key = ["id"]
+subject_columns = ["user_id"]
+erase = "delete"
+legal_basis = "tax law"  #<
+
+[erasure]
+subject = "users"
+"#,
+        message: &[
+            "legal_basis goes with erase = \"keep\"",
+            "erase = \"delete\"",
+        ],
+        key: "entities.invoices.legal_basis",
+    },
+    Case {
+        name: "legal basis without erase",
+        text: r#"
+[entities.users]
+key = ["id"]
+legal_basis = "tax law"  #<
+
+[erasure]
+subject = "users"
+"#,
+        message: &["legal_basis goes with erase = \"keep\""],
+        key: "entities.users.legal_basis",
+    },
+    Case {
+        name: "anonymize without pii rules",
+        text: r#"
+[entities.users]
+key = ["id"]
+erase = "anonymize"  #<
+
+[erasure]
+subject = "users"
+"#,
+        message: &["needs pii rules"],
+        key: "entities.users.erase",
+    },
+    Case {
+        name: "erase without a subject",
+        text: r#"
+[entities.users]  #<
+key = ["id"]
+erase = "delete"
+"#,
+        message: &["erase needs the subject entity", "[erasure] subject"],
+        key: "entities.users.erase",
+    },
+    Case {
+        name: "erase on an entity that does not lead to the subject",
+        text: r#"
+[entities.users]
+key = ["id"]
+
+[entities.products]  #<
+key = ["id"]
+erase = "delete"
+
+[erasure]
+subject = "users"
+"#,
+        message: &[
+            "rows of \"products\" do not belong to the subject \"users\"",
+            "subject_columns",
+        ],
+        key: "entities.products.erase",
+    },
+    Case {
+        name: "anonymize that would change the key",
+        text: r#"
+[entities.users]  #<
+key = ["email"]
+erase = "anonymize"
+pii = { email = "fake", name = "redact" }
+
+[erasure]
+subject = "users"
+"#,
+        message: &["cannot change their key column \"email\""],
+        key: "entities.users.erase",
+    },
 ];
 
 fn check_case(c: &Case) -> Result<(), String> {
@@ -1240,4 +1381,70 @@ schedule = "30 3 * * *"
     assert_eq!(p.jobs["cold"].schedule.text, "30 3 * * *");
     // Only soft tables are marked until the store has seen the schema.
     assert!(p.entities["users"].marked && !p.entities["orders"].marked);
+}
+
+#[test]
+fn erase_settings_and_their_defaults() {
+    use lethe_core::Erase;
+    let p = parse_policy(
+        r#"
+[entities.users]
+key = ["id"]
+erase = "anonymize"
+pii = { email = "fake", name = "redact", phone = "null" }
+
+[entities.orders]
+key = ["id"]
+erase = "keep"
+legal_basis = "  invoices: 10 years (tax law)  "
+
+[entities.reviews]
+key = ["id"]
+
+[entities.events]
+key = ["id"]
+subject_columns = ["user_id"]
+erase = "delete"
+
+[entities.products]
+key = ["id"]
+
+[[relations]]
+child = "orders"
+columns = ["user_id"]
+parent = "users"
+on_delete = "restrict"
+
+[[relations]]
+child = "reviews"
+columns = ["order_id"]
+parent = "orders"
+on_delete = "cascade"
+
+[[relations]]
+child = "reviews"
+columns = ["product_id"]
+parent = "products"
+on_delete = "cascade"
+
+[erasure]
+subject = "users"
+"#,
+        FILE,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(p.erase_of("users"), Some(Erase::Anonymize));
+    assert_eq!(
+        p.erase_of("orders"),
+        Some(Erase::Keep {
+            legal_basis: "invoices: 10 years (tax law)".into()
+        })
+    );
+    // Not said, but the rows lead to the subject (two relations up): deleted.
+    assert_eq!(p.entities["reviews"].erase, None);
+    assert_eq!(p.erase_of("reviews"), Some(Erase::Delete));
+    assert_eq!(p.erase_of("events"), Some(Erase::Delete));
+    // Products belong to no subject; erasure leaves them alone.
+    assert_eq!(p.erase_of("products"), None);
+    assert_eq!(p.erase_of("nope"), None);
 }
