@@ -40,12 +40,17 @@ fn retention_policy() -> String {
         )
 }
 
-/// Moves a deletion's time back to 2020: its rows, marked or stored.
-async fn backdate(engine: &Engine, b: Backend, deletion: &str) {
-    let old = match b {
+/// A time in 2020 as a SQL literal, in the format Lethe writes.
+fn long_ago(b: Backend) -> &'static str {
+    match b {
         Backend::Postgres => "'2020-01-01T00:00:00Z'",
         Backend::Sqlite => "'2020-01-01T00:00:00.000000Z'",
-    };
+    }
+}
+
+/// Moves a deletion's time back to 2020: its rows, marked or stored.
+async fn backdate(engine: &Engine, b: Backend, deletion: &str) {
+    let old = long_ago(b);
     let mut tx = engine.db().begin_write().await.unwrap();
     for e in engine.policy().entities.values().filter(|e| e.is_soft()) {
         tx.exec(
@@ -323,10 +328,7 @@ async fn holds_keep_rows_marked_outside_lethe(b: Backend) {
     let Some((db, engine)) = shop_with(b, &retention_policy()).await else {
         return;
     };
-    let old = match b {
-        Backend::Postgres => "'2020-01-01T00:00:00Z'",
-        Backend::Sqlite => "'2020-01-01T00:00:00.000000Z'",
-    };
+    let old = long_ago(b);
     let mut tx = engine.db().begin_write().await.unwrap();
     tx.exec(
         &format!("UPDATE reviews SET deleted_at = {old} WHERE id IN (3000, 3001)"),
