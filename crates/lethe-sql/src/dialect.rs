@@ -153,6 +153,23 @@ impl Dialect {
         }
     }
 
+    /// Whether `max()` takes values of `column_type`: any value on SQLite;
+    /// on PostgreSQL numbers and text (there is no `max(uuid)`, for one).
+    pub fn has_max(self, column_type: &str) -> bool {
+        match self {
+            Dialect::Sqlite => true,
+            Dialect::Postgres => {
+                !column_type.is_empty()
+                    && matches!(
+                        lethe_core::ColumnKind::from_type(column_type),
+                        lethe_core::ColumnKind::Integer
+                            | lethe_core::ColumnKind::Float
+                            | lethe_core::ColumnKind::Text
+                    )
+            }
+        }
+    }
+
     /// The text of `expr` when it is a deletion id Lethe wrote (a UUID),
     /// typed as one; NULL for anything else an adopted text marker may
     /// hold. `column_type` is the marker column's type: a `uuid` column

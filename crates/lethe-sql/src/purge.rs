@@ -321,7 +321,9 @@ pub fn marked_batch(
     let keys = d.list("t", &e.key);
     let order = keys.clone();
     let last_of = |from: &str, alias: &str| {
-        if let [k] = e.key.as_slice() {
+        if let [k] = e.key.as_slice()
+            && d.has_max(schema.column_type(&e.table, k))
+        {
             // One key column: its largest value, without a sort.
             return format!(
                 "SELECT 'last', {}, {} FROM {from} HAVING count(*) > 0",

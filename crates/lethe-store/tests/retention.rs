@@ -397,6 +397,92 @@ on_both!(
     holds_keep_rows_marked_outside_lethe
 );
 
+/// Keys of types without a `max()` on PostgreSQL (uuid) page through a
+/// purge like integer keys, both to removal and to the archive store.
+async fn purge_pages_through_uuid_keys(b: Backend) {
+    let Some(db) = TestDb::new(b).await else {
+        return;
+    };
+    let uuid = match b {
+        Backend::Postgres => "uuid",
+        Backend::Sqlite => "TEXT",
+    };
+    let ids = [
+        "0b6f1a9e-3f0c-4a57-9d39-2d2b8a1f0001",
+        "5d0c7e42-8b1a-4c7e-a3f4-6a0e9c2f0002",
+        "c3a9e1f0-1d2b-4e8f-9a6c-7b5d4e3f0003",
+    ];
+    let rows = ids
+        .iter()
+        .map(|i| format!("('{i}', 'x')"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    db.exec(&format!(
+        "CREATE TABLE tokens (id {uuid} PRIMARY KEY, label TEXT NOT NULL);
+         CREATE TABLE sessions (id {uuid} PRIMARY KEY, label TEXT NOT NULL);
+         INSERT INTO tokens VALUES {rows};
+         INSERT INTO sessions VALUES {rows}"
+    ))
+    .await;
+    let text = r#"
+        [entities.tokens]
+        key = ["id"]
+        retention = "30d"
+        [entities.sessions]
+        key = ["id"]
+        retention = "30d"
+        then = "archive"
+    "#;
+    let mut engine = lethe_store::Engine::connect(policy(text), &db.url)
+        .await
+        .unwrap();
+    engine.migrate(false).await.unwrap();
+    for entity in ["tokens", "sessions"] {
+        for id in ids {
+            let d = engine
+                .delete(&DeleteRequest::new(entity, id))
+                .await
+                .unwrap();
+            backdate(&engine, b, &d.deletion_id).await;
+        }
+    }
+    // One row per batch: every batch continues after the previous uuid.
+    let r = engine
+        .purge(
+            &PurgeOptions {
+                batch_size: 1,
+                ..Default::default()
+            },
+            &mut |_| {},
+        )
+        .await
+        .unwrap();
+    assert_eq!(task(&r, "tokens", "table").done, 3, "{:?}", r.tasks);
+    assert_eq!(task(&r, "sessions", "table").done, 3, "{:?}", r.tasks);
+    assert_eq!(all_ids(&engine, "tokens", "id").await, Vec::<String>::new());
+    assert_eq!(
+        all_ids(&engine, "sessions", "id").await,
+        Vec::<String>::new()
+    );
+    let stored = q(
+        &engine,
+        &format!(
+            "SELECT CAST(key AS TEXT) FROM {} WHERE entity = 'sessions' AND kind = 'archive' ORDER BY id",
+            own(b, "archive")
+        ),
+    )
+    .await;
+    assert_eq!(stored.len(), 3, "{stored:?}");
+    for id in ids {
+        assert!(
+            stored.iter().any(|k| k[0].contains(id)),
+            "{id} in {stored:?}"
+        );
+    }
+    db.cleanup().await;
+}
+on_both!(purge_with_uuid_keys, purge_pages_through_uuid_keys);
+
 async fn referenced_rows_wait_and_trees_go_leaves_first(b: Backend) {
     // Orders keep their user (keep), categories form a tree.
     let policy = retention_policy()
