@@ -424,10 +424,16 @@ async fn purge_pages_through_uuid_keys(b: Backend) {
          INSERT INTO sessions VALUES {rows}"
     ))
     .await;
+    // The cache key reads a column beyond the key: the purge's outbox
+    // records must carry it (the removed row is gone afterwards).
     let text = r#"
+        [sinks.cache]
+        kind = "redis"
+        url = "redis://127.0.0.1:6379/"
         [entities.tokens]
         key = ["id"]
         retention = "30d"
+        cache_keys = ["token:{label}"]
         [entities.sessions]
         key = ["id"]
         retention = "30d"
@@ -464,6 +470,17 @@ async fn purge_pages_through_uuid_keys(b: Backend) {
         all_ids(&engine, "sessions", "id").await,
         Vec::<String>::new()
     );
+    let outbox = engine.outbox(r.purge_id.as_deref().unwrap()).await.unwrap();
+    let purged: Vec<_> = outbox
+        .iter()
+        .filter(|o| o.entity == "tokens")
+        .flat_map(|o| o.key_objects().into_iter().zip(o.captured_objects()))
+        .collect();
+    assert_eq!(purged.len(), 3, "{outbox:?}");
+    for (key, captured) in &purged {
+        assert!(ids.iter().any(|i| key["id"] == json!(i)), "{key}");
+        assert_eq!(captured, &json!({"label": "x"}), "{key}");
+    }
     let stored = q(
         &engine,
         &format!(
