@@ -67,6 +67,28 @@ impl Runs {
 }
 
 impl Figure {
+    /// A figure of repeated timings: the median of each side, in
+    /// milliseconds, with every run kept.
+    pub fn median_millis(
+        dialect: &'static str,
+        workload: &'static str,
+        measure: String,
+        lethe: &[f64],
+        baseline: &[f64],
+        target: Target,
+    ) -> Figure {
+        Figure {
+            dialect,
+            workload,
+            measure,
+            unit: Unit::Millis,
+            lethe: median(lethe),
+            baseline: Some(median(baseline)),
+            target,
+            runs: Runs::new(lethe, baseline),
+        }
+    }
+
     /// How many times the baseline's cost Lethe's is: above 1 means Lethe is
     /// slower (or bigger), whatever the unit.
     pub fn ratio(&self) -> Option<f64> {

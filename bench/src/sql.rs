@@ -76,6 +76,38 @@ pub enum Pool {
     Sqlite(SqlitePool),
 }
 
+/// A statement with its parameters bound (as text, like Lethe binds them).
+fn query<DB: sqlx::Database>(s: &Stmt) -> sqlx::query::Query<'_, DB, DB::Arguments>
+where
+    for<'q> &'q str: sqlx::Encode<'q, DB> + sqlx::Type<DB>,
+{
+    let mut q = sqlx::query(AssertSqlSafe(s.sql.clone()));
+    for v in &s.params {
+        q = q.bind(v.as_str());
+    }
+    q
+}
+
+/// Runs `$body` with `$tx` a write transaction of whichever database the
+/// pool holds (the body is the same code, typed once per driver), then
+/// commits. SQLite takes the write lock up front, as Lethe does.
+macro_rules! in_write_tx {
+    ($pool:expr, $tx:ident, $body:expr) => {
+        match $pool {
+            Pool::Postgres(p) => {
+                let mut $tx = p.begin().await?;
+                $body;
+                $tx.commit().await?;
+            }
+            Pool::Sqlite(p) => {
+                let mut $tx = p.begin_with("BEGIN IMMEDIATE").await?;
+                $body;
+                $tx.commit().await?;
+            }
+        }
+    };
+}
+
 impl Pool {
     /// Connects to `url`; a SQLite file is created when missing.
     pub async fn connect(url: &str) -> Result<Pool> {
@@ -126,30 +158,13 @@ impl Pool {
     /// changed.
     pub async fn transaction(&self, stmts: &[Stmt]) -> Result<Vec<u64>> {
         let mut changed = Vec::with_capacity(stmts.len());
-        match self {
-            Pool::Postgres(p) => {
-                let mut tx = p.begin().await?;
-                for s in stmts {
-                    let mut q = sqlx::query(AssertSqlSafe(s.sql.clone()));
-                    for v in &s.params {
-                        q = q.bind(v.as_str());
-                    }
-                    changed.push(q.execute(&mut *tx).await?.rows_affected());
-                }
-                tx.commit().await?;
+        in_write_tx!(
+            self,
+            tx,
+            for s in stmts {
+                changed.push(query(s).execute(&mut *tx).await?.rows_affected());
             }
-            Pool::Sqlite(p) => {
-                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                for s in stmts {
-                    let mut q = sqlx::query(AssertSqlSafe(s.sql.clone()));
-                    for v in &s.params {
-                        q = q.bind(v.as_str());
-                    }
-                    changed.push(q.execute(&mut *tx).await?.rows_affected());
-                }
-                tx.commit().await?;
-            }
-        }
+        );
         Ok(changed)
     }
 
@@ -157,62 +172,27 @@ impl Pool {
     /// (its columns read as integers).
     pub async fn transaction_rows(&self, stmts: &[Stmt]) -> Result<Vec<IntRows>> {
         let mut out = Vec::with_capacity(stmts.len());
-        match self {
-            Pool::Postgres(p) => {
-                let mut tx = p.begin().await?;
-                for s in stmts {
-                    let mut q = sqlx::query(AssertSqlSafe(s.sql.clone()));
-                    for v in &s.params {
-                        q = q.bind(v.as_str());
-                    }
-                    let rows = q.fetch_all(&mut *tx).await?;
-                    out.push(
-                        rows.iter()
-                            .map(|r| (0..r.len()).map(|i| r.try_get(i)).collect())
-                            .collect::<std::result::Result<_, _>>()?,
-                    );
-                }
-                tx.commit().await?;
+        in_write_tx!(
+            self,
+            tx,
+            for s in stmts {
+                let rows = query(s).fetch_all(&mut *tx).await?;
+                out.push(
+                    rows.iter()
+                        .map(|r| (0..r.len()).map(|i| r.try_get(i)).collect())
+                        .collect::<std::result::Result<_, _>>()?,
+                );
             }
-            Pool::Sqlite(p) => {
-                let mut tx = p.begin_with("BEGIN IMMEDIATE").await?;
-                for s in stmts {
-                    let mut q = sqlx::query(AssertSqlSafe(s.sql.clone()));
-                    for v in &s.params {
-                        q = q.bind(v.as_str());
-                    }
-                    let rows = q.fetch_all(&mut *tx).await?;
-                    out.push(
-                        rows.iter()
-                            .map(|r| (0..r.len()).map(|i| r.try_get(i)).collect())
-                            .collect::<std::result::Result<_, _>>()?,
-                    );
-                }
-                tx.commit().await?;
-            }
-        }
+        );
         Ok(out)
     }
 
     /// Runs one query outside a transaction; returns how many rows it
     /// returned (a point read).
     pub async fn fetch_count(&self, stmt: &Stmt) -> Result<usize> {
-        let sql = AssertSqlSafe(stmt.sql.clone());
         Ok(match self {
-            Pool::Postgres(p) => {
-                let mut q = sqlx::query(sql);
-                for v in &stmt.params {
-                    q = q.bind(v.as_str());
-                }
-                q.fetch_all(p).await?.len()
-            }
-            Pool::Sqlite(p) => {
-                let mut q = sqlx::query(sql);
-                for v in &stmt.params {
-                    q = q.bind(v.as_str());
-                }
-                q.fetch_all(p).await?.len()
-            }
+            Pool::Postgres(p) => query(stmt).fetch_all(p).await?.len(),
+            Pool::Sqlite(p) => query(stmt).fetch_all(p).await?.len(),
         })
     }
 

@@ -12,7 +12,7 @@ use lethe_store::DeleteRequest;
 use super::{Settings, expect_rows, prepare_with, progress};
 use crate::Result;
 use crate::fixtures::Chain;
-use crate::report::{Figure, Runs, Target, Unit, median};
+use crate::report::{Figure, Target};
 use crate::sql::{Dialect, Pool, Stmt};
 
 pub const NAME: &str = "archive";
@@ -94,15 +94,15 @@ pub async fn run(s: &Settings, d: Dialect, url: &str) -> Result<Vec<Figure>> {
     engine.db().close().await;
     pool.close().await;
 
-    let figure = |measure: &str, lethe: &[f64], baseline: &[f64]| Figure {
-        dialect: d.name(),
-        workload: NAME,
-        measure: format!("{measure} {total} rows (median of {})", s.repetitions),
-        unit: Unit::Millis,
-        lethe: median(lethe),
-        baseline: Some(median(baseline)),
-        target: Target::MaxRatio(TARGET),
-        runs: Runs::new(lethe, baseline),
+    let figure = |measure: &str, lethe: &[f64], baseline: &[f64]| {
+        Figure::median_millis(
+            d.name(),
+            NAME,
+            format!("{measure} {total} rows (median of {})", s.repetitions),
+            lethe,
+            baseline,
+            Target::MaxRatio(TARGET),
+        )
     };
     Ok(vec![
         figure("archive delete", &times[0], &times[2]),

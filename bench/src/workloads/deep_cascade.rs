@@ -9,7 +9,7 @@ use lethe_store::DeleteRequest;
 use super::{Settings, expect_rows, prepare, progress};
 use crate::Result;
 use crate::fixtures::{Chain, now_text};
-use crate::report::{Figure, Runs, Target, Unit, median};
+use crate::report::{Figure, Target};
 use crate::sql::Dialect;
 
 pub const NAME: &str = "deep";
@@ -75,15 +75,15 @@ pub async fn run(s: &Settings, d: Dialect, url: &str) -> Result<Vec<Figure>> {
     engine.db().close().await;
     pool.close().await;
 
-    let figure = |measure: &str, lethe: &[f64], baseline: &[f64]| Figure {
-        dialect: d.name(),
-        workload: NAME,
-        measure: format!("{measure} {total} rows (median of {})", s.repetitions),
-        unit: Unit::Millis,
-        lethe: median(lethe),
-        baseline: Some(median(baseline)),
-        target: Target::MaxRatio(TARGET),
-        runs: Runs::new(lethe, baseline),
+    let figure = |measure: &str, lethe: &[f64], baseline: &[f64]| {
+        Figure::median_millis(
+            d.name(),
+            NAME,
+            format!("{measure} {total} rows (median of {})", s.repetitions),
+            lethe,
+            baseline,
+            Target::MaxRatio(TARGET),
+        )
     };
     Ok(vec![
         figure("delete", &times[0], &times[2]),

@@ -148,17 +148,11 @@ fn held(
     let Some(e) = marked else {
         return format!("({any} AND {by_deletion})");
     };
-    let keys: Vec<String> = e
-        .key
-        .iter()
-        .map(|k| d.cast_value(&d.json_text("h.key", k), schema.column_type(&e.table, k)))
-        .collect();
     format!(
-        "({any} AND ({by_deletion} OR {} IN (SELECT {} FROM {} h WHERE h.entity = {} AND h.released_at IS NULL)))",
-        d.tuple("t", &e.key),
-        keys.join(", "),
+        "({any} AND ({by_deletion} OR EXISTS (SELECT 1 FROM {} h WHERE h.entity = {} AND h.released_at IS NULL AND {})))",
         d.own("holds"),
-        d.lit(&e.name)
+        d.lit(&e.name),
+        d.key_matches_json(schema, e, "t", "h.key")
     )
 }
 

@@ -82,6 +82,33 @@ fn task<'a>(r: &'a PurgeReport, entity: &str, source: &str) -> &'a lethe_store::
         .unwrap_or_else(|| panic!("no task {entity}/{source} in {:?}", r.tasks))
 }
 
+/// What a purge run left besides the rows: its outbox events as `(event,
+/// entity, key)` and its audit entries as `[action, entry]`.
+async fn trail(
+    engine: &Engine,
+    b: Backend,
+    purge_id: &str,
+) -> (Vec<(String, String, serde_json::Value)>, Vec<Vec<String>>) {
+    let outbox = engine.outbox(purge_id).await.unwrap();
+    let events = outbox
+        .iter()
+        .flat_map(|o| {
+            o.key_objects()
+                .into_iter()
+                .map(move |k| (o.event.clone(), o.entity.clone(), k))
+        })
+        .collect();
+    let audit = q(
+        engine,
+        &format!(
+            "SELECT action, entry FROM {} WHERE CAST(deletion_id AS TEXT) = '{purge_id}' ORDER BY seq",
+            own(b, "audit")
+        ),
+    )
+    .await;
+    (events, audit)
+}
+
 async fn count(engine: &Engine, sql: &str) -> u64 {
     one(engine, sql).await.parse().unwrap()
 }
@@ -220,15 +247,7 @@ async fn purge_removes_what_expired_and_keeps_what_is_held(b: Backend) {
     let rec = engine.deletion(&pid).await.unwrap();
     assert_eq!(rec.kind, "purge");
     assert_eq!(rec.total_rows(), 4);
-    let outbox = engine.outbox(&pid).await.unwrap();
-    let events: Vec<(String, String, serde_json::Value)> = outbox
-        .iter()
-        .flat_map(|o| {
-            o.key_objects()
-                .into_iter()
-                .map(move |k| (o.event.clone(), o.entity.clone(), k))
-        })
-        .collect();
+    let (events, audit) = trail(&engine, b, &pid).await;
     assert!(
         events.contains(&("purged".into(), "users".into(), json!({"id": 3}))),
         "{events:?}"
@@ -242,14 +261,6 @@ async fn purge_removes_what_expired_and_keeps_what_is_held(b: Backend) {
         2,
         "snapshots that become archived rows send nothing: {events:?}"
     );
-    let audit = q(
-        &engine,
-        &format!(
-            "SELECT action, entry FROM {} WHERE CAST(deletion_id AS TEXT) = '{pid}' ORDER BY seq",
-            own(b, "audit")
-        ),
-    )
-    .await;
     assert_eq!(audit.len(), 4);
     assert!(audit.iter().all(|a| a[1].contains("retention-bot")));
     let err = engine.restore(&pid, None).await.unwrap_err();
@@ -375,6 +386,14 @@ async fn holds_keep_rows_marked_outside_lethe(b: Backend) {
     )
     .await;
     assert_eq!(archived, [["reviews", "archive"]]);
+    // Announced and audited: the moved row only.
+    let (events, audit) = trail(&engine, b, r.purge_id.as_deref().unwrap()).await;
+    assert_eq!(
+        events,
+        [("archived".into(), "reviews".into(), json!({"id": 3000}))]
+    );
+    assert_eq!(audit.len(), 1, "{audit:?}");
+    assert!(audit[0][1].contains("reviews"), "{audit:?}");
     // Released, it goes on the next run.
     engine
         .release_hold(
@@ -470,7 +489,30 @@ async fn purge_pages_through_uuid_keys(b: Backend) {
         all_ids(&engine, "sessions", "id").await,
         Vec::<String>::new()
     );
-    let outbox = engine.outbox(r.purge_id.as_deref().unwrap()).await.unwrap();
+    let pid = r.purge_id.clone().unwrap();
+    let (events, audit) = trail(&engine, b, &pid).await;
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.0 == "purged" && e.1 == "tokens")
+            .count(),
+        3,
+        "{events:?}"
+    );
+    assert_eq!(
+        events
+            .iter()
+            .filter(|e| e.0 == "archived" && e.1 == "sessions")
+            .count(),
+        3,
+        "{events:?}"
+    );
+    assert_eq!(
+        audit.len() as u64,
+        r.batches,
+        "one audit entry per batch: {audit:?}"
+    );
+    let outbox = engine.outbox(&pid).await.unwrap();
     let purged: Vec<_> = outbox
         .iter()
         .filter(|o| o.entity == "tokens")
