@@ -632,6 +632,57 @@ impl Dialect {
         }
     }
 
+    /// HMAC-SHA256 of text `expr`, as 64 hex digits, keyed by the pads bound
+    /// as `Value(0)` (key XOR ipad) and `Value(1)` (key XOR opad), hex.
+    /// PostgreSQL builds it from its built-in `sha256()` (no extension
+    /// needed); SQLite calls `lethe_hmac`, which the store registers on
+    /// every connection it opens.
+    pub fn hmac(self, b: &mut Binder, expr: &str) -> String {
+        let ipad = b.bind(Param::Value(0));
+        let opad = b.bind(Param::Value(1));
+        match self {
+            Dialect::Postgres => format!(
+                "encode(sha256(decode({opad}, 'hex') || sha256(decode({ipad}, 'hex') || convert_to({expr}, 'UTF8'))), 'hex')"
+            ),
+            Dialect::Sqlite => format!("lethe_hmac({ipad}, {opad}, {expr})"),
+        }
+    }
+
+    /// `expr` without leading and trailing characters from `chars`.
+    pub fn trim_chars(self, expr: &str, chars: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("btrim({expr}, {})", self.lit(chars)),
+            Dialect::Sqlite => format!("trim({expr}, {})", self.lit(chars)),
+        }
+    }
+
+    /// JSON object `expr` with fields `(name, value expression)` replaced.
+    pub fn json_set_fields(self, expr: &str, pairs: &[(String, String)]) -> String {
+        match self {
+            Dialect::Postgres => format!("({expr} || {})", self.json_object(pairs)),
+            Dialect::Sqlite => {
+                let args: Vec<String> = pairs
+                    .iter()
+                    .map(|(k, v)| format!("{}, {v}", self.lit(&format!("$.\"{k}\""))))
+                    .collect();
+                format!("json_set({expr}, {})", args.join(", "))
+            }
+        }
+    }
+
+    /// A FROM item (alias `j`, column `v`): every string and number inside
+    /// the JSON document `expr`, at any depth, as text.
+    pub fn json_string_atoms(self, expr: &str) -> String {
+        match self {
+            Dialect::Postgres => format!(
+                "(SELECT q #>> '{{}}' AS v FROM jsonb_path_query(CAST({expr} AS jsonb), 'strict $.**') q WHERE jsonb_typeof(q) IN ('string', 'number')) j"
+            ),
+            Dialect::Sqlite => format!(
+                "(SELECT value AS v FROM json_tree({expr}) WHERE type IN ('text', 'integer', 'real')) j"
+            ),
+        }
+    }
+
     /// A temporary table that holds keys for one entity during a staged delete.
     pub fn temp_keys(self, entity: &str) -> String {
         format!("temp.{}", self.ident(&format!("lethe_k_{entity}")))

@@ -9,6 +9,8 @@ pub mod cold;
 pub mod delete;
 pub mod deliveries;
 pub mod dialect;
+pub mod erasure;
+pub mod erasures;
 pub mod holds;
 pub mod jobs;
 pub mod migrate;

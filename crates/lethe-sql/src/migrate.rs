@@ -19,7 +19,9 @@ pub const INTERNAL_V2: &str = "lethe:internal:v2";
 pub const INTERNAL_V3: &str = "lethe:internal:v3";
 /// Every version of Lethe's own tables, in the order they are applied. A new
 /// change to them is a new version here, never an edit of an applied one.
-pub const INTERNAL_VERSIONS: &[&str] = &[INTERNAL_VERSION, INTERNAL_V2, INTERNAL_V3];
+/// v4: erasure (requests, their steps, the ledger).
+pub const INTERNAL_V4: &str = "lethe:internal:v4";
+pub const INTERNAL_VERSIONS: &[&str] = &[INTERNAL_VERSION, INTERNAL_V2, INTERNAL_V3, INTERNAL_V4];
 /// The hash an empty audit chain starts from.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -313,7 +315,51 @@ fn internal_steps(d: Dialect, installed: &[String]) -> Vec<MigrationStep> {
             foreign_keys_off: false,
         });
     }
+    if !has(INTERNAL_V4) {
+        steps.push(MigrationStep {
+            id: INTERNAL_V4.to_string(),
+            description: "add erasure: erasure requests, their steps, and the erasure ledger"
+                .into(),
+            statements: internal_v4_statements(d),
+            blocked: None,
+            foreign_keys_off: false,
+        });
+    }
     steps
+}
+
+/// v4. An erasure request names its subject only by keyed hash (`subject`:
+/// HMAC of the subject's key; `data_key`: the cold-storage subject id);
+/// `pii_hashes` are keyed hashes of the values it removed, for
+/// verification. The ledger outlives restores from backup: each entry is
+/// what `lethe erasures reapply` runs again.
+fn internal_v4_statements(d: Dialect) -> Vec<String> {
+    let t = |n: &str| d.own(n);
+    let (uuid, ts) = (d.uuid_type(), d.timestamp_type());
+    let id = match d {
+        Dialect::Postgres => "seq BIGSERIAL PRIMARY KEY",
+        Dialect::Sqlite => "seq INTEGER PRIMARY KEY AUTOINCREMENT",
+    };
+    vec![
+        format!(
+            "CREATE TABLE {} (id {uuid} PRIMARY KEY, request_id TEXT NOT NULL UNIQUE, entity TEXT NOT NULL, subject TEXT NOT NULL, data_key TEXT NOT NULL, \
+             actor TEXT, reason TEXT, state TEXT NOT NULL CHECK (state IN ('pending', 'in_progress', 'completed', 'failed')), \
+             created_at {ts} NOT NULL, updated_at {ts} NOT NULL, completed_at {ts}, error TEXT, deletion_id {uuid}, \
+             pii_hashes TEXT NOT NULL DEFAULT '[]', summary TEXT NOT NULL DEFAULT '{{}}', verification TEXT, certificate TEXT, certificate_hash TEXT)",
+            t("erasures")
+        ),
+        format!(
+            "CREATE TABLE {} (erasure_id {uuid} NOT NULL, seq INTEGER NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL, \
+             state TEXT NOT NULL CHECK (state IN ('pending', 'done', 'waiting', 'confirmed', 'failed')), detail TEXT NOT NULL DEFAULT '{{}}', \
+             updated_at {ts} NOT NULL, PRIMARY KEY (erasure_id, name))",
+            t("erasure_steps")
+        ),
+        format!(
+            "CREATE TABLE {} ({id}, erasure_id {uuid} NOT NULL UNIQUE, entity TEXT NOT NULL, subject TEXT NOT NULL, data_key TEXT NOT NULL, \
+             actions TEXT NOT NULL, erased_at {ts} NOT NULL)",
+            t("erasure_ledger")
+        ),
+    ]
 }
 
 /// v3. The archive store holds every row that left its table: `snapshot`

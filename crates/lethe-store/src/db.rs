@@ -59,6 +59,18 @@ pub struct ConnectOptions {
     pub max_connections: Option<u32>,
 }
 
+/// Adds Lethe's SQL functions to a new SQLite connection (`lethe_hmac`).
+async fn register_functions(conn: &mut sqlx::SqliteConnection) -> sqlx::Result<()> {
+    let mut handle = conn.lock_handle().await?;
+    let rc = crate::hmac::register_sqlite(handle.as_raw_handle().as_ptr());
+    if rc != libsqlite3_sys::SQLITE_OK {
+        return Err(sqlx::Error::Protocol(format!(
+            "could not register lethe_hmac on a SQLite connection (code {rc})"
+        )));
+    }
+    Ok(())
+}
+
 impl Db {
     pub async fn connect(url: &str, opts: ConnectOptions) -> Result<Db> {
         match Dialect::from_url(url) {
@@ -92,6 +104,7 @@ impl Db {
                     .foreign_keys(true);
                 let pool = SqlitePoolOptions::new()
                     .max_connections(opts.max_connections.unwrap_or(4))
+                    .after_connect(|conn, _| Box::pin(register_functions(conn)))
                     .connect_with(o)
                     .await
                     .map_err(|e| StoreError::Connect(format!("{e} ({url})")))?;
@@ -117,6 +130,7 @@ impl Db {
                     .pragma("legacy_alter_table", "ON");
                 let pool = SqlitePoolOptions::new()
                     .max_connections(1)
+                    .after_connect(|conn, _| Box::pin(register_functions(conn)))
                     .connect_with(o)
                     .await
                     .map_err(|e| StoreError::Connect(e.to_string()))?;

@@ -732,6 +732,12 @@ impl Engine {
                 rec.id
             )));
         }
+        if rec.kind == "erase" {
+            return Err(StoreError::Invalid(format!(
+                "{} is an erasure: the subject's rows are gone for good (GDPR Art. 17) and cannot be restored",
+                rec.id
+            )));
+        }
         if rec.kind == "migrate" {
             return Err(StoreError::Invalid(format!(
                 "{} is a strategy migration, not a deletion: the rows it moved keep their own deletions (restore those), or move them back with `lethe migrate-strategy`",

@@ -1,0 +1,697 @@
+//! The SQL of an erasure (GDPR Art. 17): the subject's rows in every
+//! entity of an [`ErasurePlan`], found in their tables (active and marked
+//! deleted alike) and in Lethe's archive store (archived rows and hard-delete
+//! snapshots), then deleted or anonymized there.
+//!
+//! **Scope tables.** The rows of each entity that belong to the subject are
+//! collected once, parents first, into two temporary tables: `t` (keys of
+//! rows in the entity's table) and `s` (ids and keys of its stored rows).
+//! A row belongs to the subject when its own key is the subject's, its
+//! `subject_columns` hold the subject's key, or the columns of *any* of its
+//! relations name a parent row in the parent's scope (table or archive
+//! store). Parents first, one join per relation: every chain of relations is
+//! followed, whatever its length, without one statement growing with the
+//! number of chains.
+//!
+//! **Params.** `Key(i)`: the subject's key values; `DeletionId`, `Now`: the
+//! erasure's record; `Value(0)`/`Value(1)`: the inner and outer HMAC pads of
+//! the database's hash key (hex); `Value(2)`: keyed hashes as a JSON array
+//! (verification).
+
+use lethe_core::erasure::Erase;
+use lethe_core::erasure_plan::{ErasurePlan, ErasureStep};
+use lethe_core::graph::SubjectPath;
+use lethe_core::{ColumnKind, Entity, OnDelete, PiiRule, Policy, Schema};
+
+use crate::dialect::{Binder, Dialect, Param, Stmt};
+use crate::outbox;
+
+/// The outbox event of erased rows (`lethe.erased` for event sinks; caches
+/// drop their keys and search indexes their documents).
+pub const EVENT: &str = "erased";
+
+/// What a redacted value becomes.
+pub const REDACTED: &str = "[redacted]";
+
+/// The scope tables of the `i`-th entity of the plan.
+fn scope_tables(d: Dialect, i: usize) -> (String, String) {
+    let name = |k: &str| match d {
+        Dialect::Postgres => format!("pg_temp.lethe_erase_{k}{i}"),
+        Dialect::Sqlite => format!("temp.lethe_erase_{k}{i}"),
+    };
+    (name("t"), name("s"))
+}
+
+/// `(e1, e2)` or `e1`.
+fn row_value(exprs: &[String]) -> String {
+    if exprs.len() == 1 {
+        exprs[0].clone()
+    } else {
+        format!("({})", exprs.join(", "))
+    }
+}
+
+/// The SQL of one erasure, for one plan and schema. Keep it per policy and
+/// schema: only the bound values change between subjects.
+#[derive(Debug, Clone)]
+pub struct ErasureSql {
+    /// Builds the scope tables, parents first. Run first, in the erasure's
+    /// transaction.
+    pub scope: Vec<Stmt>,
+    /// `(entity, place, rows)` per entity: `active` and `deleted` rows in
+    /// its table, `stored` rows in the archive store.
+    pub counts: Stmt,
+    /// `(entity, place, key as JSON)` of every row in scope, for a dry run.
+    pub rows: Stmt,
+    /// The keyed hashes (`Value(0/1)` pads) of the PII values of the rows
+    /// erasure deletes or anonymizes: `(hash)`, distinct. Run before
+    /// [`ErasureSql::changes`]; verification looks for them afterwards.
+    pub pii_hashes: Stmt,
+    /// The changes, children first: outbox records, set-null references,
+    /// deletes and anonymizing updates in tables and the archive store.
+    /// Each reports nothing; run them in order.
+    pub changes: Vec<Stmt>,
+    /// Removes the scope tables (SQLite keeps temporary tables for the
+    /// connection; PostgreSQL drops them at commit).
+    pub cleanup: Vec<String>,
+    /// After [`ErasureSql::scope`] on an erased database: `(entity, place,
+    /// rows)` of what erasure should have removed or changed and did not —
+    /// rows of deleted entities anywhere, and anonymized rows whose PII
+    /// columns still hash to an original value (`Value(2)`).
+    pub residue: Stmt,
+    /// `(place, rows)`: values anywhere in the managed tables' text
+    /// columns, Lethe's archive store, outbox and nullified values whose
+    /// keyed hash is one of `Value(2)`; the subject's rows of kept
+    /// entities are left out (they are kept on purpose).
+    pub scan: Vec<Stmt>,
+}
+
+/// How the scope finds the subject.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SubjectBy {
+    /// By its key values (`Key(i)`): an index lookup.
+    Key,
+    /// By the keyed hash of its key's text ([`subject_hash`], bound as
+    /// `Value(3)`), for requests and ledger entries that keep no key: a
+    /// scan of the subject's table (and of `subject_columns`).
+    Hash,
+}
+
+/// `(hash)`: the keyed hash of the subject's key (`Key(i)` values, in the
+/// database's own text form of the key's type), as [`SubjectBy::Hash`]
+/// compares it.
+pub fn subject_hash(d: Dialect, schema: &Schema, subject: &Entity) -> Stmt {
+    let mut b = Binder::new(d);
+    let parts: Vec<String> = subject
+        .key
+        .iter()
+        .enumerate()
+        .map(|(i, k)| {
+            let p = b.bind(Param::Key(i));
+            d.text(&d.cast_value(
+                &d.cast(&p, schema.column_type(&subject.table, k)),
+                schema.column_type(&subject.table, k),
+            ))
+        })
+        .collect();
+    let text = if parts.len() == 1 {
+        parts[0].clone()
+    } else {
+        format!("({})", parts.join(" || '-' || "))
+    };
+    let h = d.hmac(&mut b, &text);
+    b.finish(format!("SELECT {h}"))
+}
+
+/// Renders the SQL of `plan`. The plan's steps are children first.
+pub fn render_erasure(
+    d: Dialect,
+    policy: &Policy,
+    schema: &Schema,
+    plan: &ErasurePlan,
+    by: SubjectBy,
+) -> ErasureSql {
+    // Counts come back as text, like every value Lethe reads.
+    let cnt = d.text("count(*)");
+    let index = |name: &str| plan.steps.iter().position(|s| s.entity == name);
+    let entity = |s: &ErasureStep| &policy.entities[&s.entity];
+    let mut scope = Vec::new();
+    let mut cleanup = Vec::new();
+    let mut built: Vec<usize> = Vec::new();
+    for (i, step) in plan.steps.iter().enumerate().rev() {
+        let e = entity(step);
+        let (t, s) = scope_tables(d, i);
+        // Each relation once (several chains share a first hop), and only
+        // to parents already collected (a cycle of relations is followed in
+        // the order the plan gives).
+        let mut hops: Vec<(&lethe_core::Relation, usize)> = Vec::new();
+        let mut own = false;
+        let mut columns: Option<&Vec<String>> = None;
+        for p in &step.paths {
+            match p {
+                SubjectPath::Own => own = true,
+                SubjectPath::Columns(c) => columns = Some(c),
+                SubjectPath::Relations(rels) => {
+                    let r = &rels[0];
+                    if let Some(j) = index(&r.parent).filter(|j| built.contains(j))
+                        && !hops
+                            .iter()
+                            .any(|(h, _)| h.line == r.line && h.child == r.child)
+                    {
+                        hops.push((r, j));
+                    }
+                }
+            }
+        }
+        let subject = &policy.entities[&plan.subject];
+        let cond = |b: &mut Binder, field: &dyn Fn(&str) -> String| -> String {
+            let mut any = Vec::new();
+            let key_eq = |b: &mut Binder, cols: &[String]| -> String {
+                if by == SubjectBy::Hash {
+                    let h = b.bind(Param::Value(3));
+                    let text = key_text(d, cols, field);
+                    return format!("{} = {h}", d.hmac(b, &text));
+                }
+                cols.iter()
+                    .zip(&subject.key)
+                    .enumerate()
+                    .map(|(k, (c, sk))| {
+                        let p = b.bind(Param::Key(k));
+                        format!(
+                            "{} = {}",
+                            field(c),
+                            d.cast_value(&p, schema.column_type(&subject.table, sk))
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" AND ")
+            };
+            if own {
+                any.push(format!("({})", key_eq(b, &e.key)));
+            }
+            if let Some(c) = columns {
+                any.push(format!("({})", key_eq(b, c)));
+            }
+            for (r, j) in &hops {
+                let parent = &policy.entities[&r.parent];
+                let (pt, ps) = scope_tables(d, *j);
+                let fields: Vec<String> = r.columns.iter().map(|c| field(c)).collect();
+                any.push(format!(
+                    "{} IN (SELECT {k} FROM {pt} z UNION ALL SELECT {k} FROM {ps} z)",
+                    row_value(&fields),
+                    k = d.list("z", &parent.key),
+                ));
+            }
+            if any.is_empty() {
+                "FALSE".to_string()
+            } else {
+                any.join(" OR ")
+            }
+        };
+        let mut b = Binder::new(d);
+        let w = cond(&mut b, &|c: &str| format!("x.{}", d.ident(c)));
+        let create_t = format!(
+            "SELECT DISTINCT {} FROM {} x WHERE {w}",
+            d.list("x", &e.key),
+            d.table(&e.table)
+        );
+        scope.extend(temp_table(d, &t, create_t, &mut b));
+        let mut b = Binder::new(d);
+        let stored_field =
+            |c: &str| d.cast_value(&d.json_text("a.row", c), schema.column_type(&e.table, c));
+        let w = cond(&mut b, &stored_field);
+        let keys: Vec<String> = e
+            .key
+            .iter()
+            .map(|k| {
+                format!(
+                    "{} AS {}",
+                    d.cast_value(&d.json_text("a.key", k), schema.column_type(&e.table, k)),
+                    d.ident(k)
+                )
+            })
+            .collect();
+        let create_s = format!(
+            "SELECT a.id AS lethe_sid, {} FROM {} a WHERE a.entity = {} AND ({w})",
+            keys.join(", "),
+            d.own("archive"),
+            d.lit(&e.name)
+        );
+        scope.extend(temp_table(d, &s, create_s, &mut b));
+        if d == Dialect::Sqlite {
+            cleanup.push(format!("DROP TABLE IF EXISTS {t}"));
+            cleanup.push(format!("DROP TABLE IF EXISTS {s}"));
+        }
+        built.push(i);
+    }
+
+    let in_t = |i: usize, alias: &str| {
+        let e = entity(&plan.steps[i]);
+        let (t, _) = scope_tables(d, i);
+        format!(
+            "{} IN (SELECT {} FROM {t} z)",
+            d.tuple(alias, &e.key),
+            d.list("z", &e.key)
+        )
+    };
+    let in_s = |i: usize, alias: &str| {
+        let (_, s) = scope_tables(d, i);
+        format!("{alias}.id IN (SELECT z.lethe_sid FROM {s} z)")
+    };
+
+    // Counts and rows, for reports and dry runs.
+    let mut counts = Vec::new();
+    let mut rows = Vec::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let e = entity(step);
+        let name = d.lit(&e.name);
+        let table = d.table(&e.table);
+        let deleted = if e.has_markers() {
+            format!("x.{} IS NOT NULL", d.ident(&e.deleted_at))
+        } else {
+            "FALSE".to_string()
+        };
+        let place = format!("CASE WHEN {deleted} THEN 'deleted' ELSE 'active' END");
+        counts.push(format!(
+            "SELECT {name}, {place}, {cnt} FROM {table} x WHERE {} GROUP BY {place}",
+            in_t(i, "x")
+        ));
+        counts.push(format!(
+            "SELECT {name}, 'stored', {cnt} FROM {} a WHERE {}",
+            d.own("archive"),
+            in_s(i, "a")
+        ));
+        rows.push(format!(
+            "SELECT {name}, {place}, {} FROM {table} x WHERE {}",
+            d.text(&d.json_of_columns("x", &e.key)),
+            in_t(i, "x")
+        ));
+        rows.push(format!(
+            "SELECT {name}, 'stored', {} FROM {} a WHERE {}",
+            d.text("a.key"),
+            d.own("archive"),
+            in_s(i, "a")
+        ));
+    }
+    let counts = Stmt {
+        sql: counts.join("\nUNION ALL "),
+        params: Vec::new(),
+    };
+    let rows = Stmt {
+        sql: rows.join("\nUNION ALL "),
+        params: Vec::new(),
+    };
+
+    // Keyed hashes of the PII values erasure removes.
+    let mut b = Binder::new(d);
+    let mut hashes = Vec::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let e = entity(step);
+        if matches!(step.action, Erase::Keep { .. }) {
+            continue;
+        }
+        for c in e.pii.keys() {
+            let v = format!("x.{}", d.ident(c));
+            hashes.push(format!(
+                "SELECT {} AS h FROM {} x WHERE {v} IS NOT NULL AND {}",
+                d.hmac(&mut b, &d.text(&v)),
+                d.table(&e.table),
+                in_t(i, "x")
+            ));
+            let v = d.json_text("a.row", c);
+            hashes.push(format!(
+                "SELECT {} AS h FROM {} a WHERE {v} IS NOT NULL AND {}",
+                d.hmac(&mut b, &v),
+                d.own("archive"),
+                in_s(i, "a")
+            ));
+        }
+    }
+    if hashes.is_empty() {
+        hashes.push("SELECT 'none' AS h WHERE FALSE".to_string());
+    }
+    let pii_hashes = b.finish(format!(
+        "SELECT DISTINCT y.h FROM ({}) y",
+        hashes.join("\nUNION ALL ")
+    ));
+
+    // The changes, children first.
+    let mut changes = Vec::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let e = entity(step);
+        let table = d.table(&e.table);
+        if matches!(step.action, Erase::Keep { .. }) {
+            continue;
+        }
+        // Caches and search indexes hold copies of the rows (and of their
+        // PII): every row erasure touches is sent as `erased`.
+        let mut b = Binder::new(d);
+        let from_table = outbox::select(
+            d,
+            &mut b,
+            e,
+            &format!("{table} x"),
+            &in_t(i, "x"),
+            EVENT,
+            outbox::Numbering::Window,
+        );
+        let stored = outbox::stored_rows(
+            d,
+            e,
+            &format!("{} s WHERE {}", d.own("archive"), in_s(i, "s")),
+            None,
+        );
+        let from_stored = outbox::select(
+            d,
+            &mut b,
+            e,
+            &stored,
+            "TRUE",
+            EVENT,
+            outbox::Numbering::Window,
+        );
+        changes.push(b.finish(format!(
+            "{} {from_table} UNION ALL {from_stored}",
+            outbox::insert_into(d)
+        )));
+        match step.action {
+            Erase::Delete => {
+                // Rows kept by erasure that point here through set_null
+                // relations lose the link before the row goes.
+                for r in policy
+                    .children_of(&e.name)
+                    .filter(|r| r.on_delete == OnDelete::SetNull)
+                {
+                    let child = &policy.entities[&r.child];
+                    let sets: Vec<String> = r
+                        .columns
+                        .iter()
+                        .map(|c| format!("{} = NULL", d.ident(c)))
+                        .collect();
+                    changes.push(Stmt {
+                        sql: format!(
+                            "UPDATE {} SET {} WHERE {} IN (SELECT {} FROM {} z)",
+                            d.table(&child.table),
+                            sets.join(", "),
+                            row_value(&r.columns.iter().map(|c| d.ident(c)).collect::<Vec<_>>()),
+                            d.list("z", &e.key),
+                            scope_tables(d, i).0
+                        ),
+                        params: Vec::new(),
+                    });
+                }
+                changes.push(Stmt {
+                    sql: format!("DELETE FROM {table} WHERE {}", in_t(i, &table)),
+                    params: Vec::new(),
+                });
+                changes.push(Stmt {
+                    sql: format!(
+                        "DELETE FROM {} WHERE {}",
+                        d.own("archive"),
+                        in_s(i, &d.own("archive"))
+                    ),
+                    params: Vec::new(),
+                });
+            }
+            Erase::Anonymize => {
+                let mut b = Binder::new(d);
+                let sets: Vec<String> = e
+                    .pii
+                    .iter()
+                    .map(|(c, rule)| {
+                        let v = format!("{table}.{}", d.ident(c));
+                        let key = key_text(d, &e.key, &|k| format!("{table}.{}", d.ident(k)));
+                        format!(
+                            "{} = {}",
+                            d.ident(c),
+                            anonymized(d, &mut b, schema, e, c, *rule, &v, &key)
+                        )
+                    })
+                    .collect();
+                changes.push(b.finish(format!(
+                    "UPDATE {table} SET {} WHERE {}",
+                    sets.join(", "),
+                    in_t(i, &table)
+                )));
+                let mut b = Binder::new(d);
+                let archive = d.own("archive");
+                let pairs: Vec<(String, String)> = e
+                    .pii
+                    .iter()
+                    .map(|(c, rule)| {
+                        let v = d.json_text(&format!("{archive}.row"), c);
+                        let key =
+                            key_text(d, &e.key, &|k| d.json_text(&format!("{archive}.key"), k));
+                        (
+                            c.clone(),
+                            anonymized(d, &mut b, schema, e, c, *rule, &v, &key),
+                        )
+                    })
+                    .collect();
+                changes.push(b.finish(format!(
+                    "UPDATE {archive} SET row = {} WHERE {}",
+                    d.json_set_fields(&format!("{archive}.row"), &pairs),
+                    in_s(i, &archive)
+                )));
+            }
+            Erase::Keep { .. } => {}
+        }
+    }
+
+    // Residue: what should be gone or changed and is not.
+    let mut b = Binder::new(d);
+    let mut residue = Vec::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let e = entity(step);
+        let name = d.lit(&e.name);
+        let table = d.table(&e.table);
+        match step.action {
+            Erase::Delete => {
+                residue.push(format!(
+                    "SELECT {name}, 'table', {cnt} FROM {table} x WHERE {}",
+                    in_t(i, "x")
+                ));
+                residue.push(format!(
+                    "SELECT {name}, 'archive store', {cnt} FROM {} a WHERE {}",
+                    d.own("archive"),
+                    in_s(i, "a")
+                ));
+            }
+            Erase::Anonymize => {
+                let hashes = b.bind(Param::Value(2));
+                let list = d.json_text_elements(&hashes);
+                let any_t: Vec<String> = e
+                    .pii
+                    .keys()
+                    .map(|c| {
+                        format!(
+                            "{} IN ({list})",
+                            d.hmac(&mut b, &d.text(&format!("x.{}", d.ident(c))))
+                        )
+                    })
+                    .collect();
+                let any_s: Vec<String> = e
+                    .pii
+                    .keys()
+                    .map(|c| format!("{} IN ({list})", d.hmac(&mut b, &d.json_text("a.row", c))))
+                    .collect();
+                residue.push(format!(
+                    "SELECT {name}, 'table', {cnt} FROM {table} x WHERE {} AND ({})",
+                    in_t(i, "x"),
+                    any_t.join(" OR ")
+                ));
+                residue.push(format!(
+                    "SELECT {name}, 'archive store', {cnt} FROM {} a WHERE {} AND ({})",
+                    d.own("archive"),
+                    in_s(i, "a"),
+                    any_s.join(" OR ")
+                ));
+            }
+            Erase::Keep { .. } => {}
+        }
+    }
+    if residue.is_empty() {
+        residue.push("SELECT 'none', 'none', 0 WHERE FALSE".to_string());
+    }
+    let residue = b.finish(residue.join("\nUNION ALL "));
+
+    // The raw scan: every text value Lethe can see.
+    let mut scan = Vec::new();
+    for e in policy.entities.values() {
+        let Some(t) = schema.table(&e.table) else {
+            continue;
+        };
+        let cols: Vec<&str> = t
+            .columns
+            .iter()
+            .filter(|c| matches!(c.kind(), ColumnKind::Text | ColumnKind::Other))
+            .map(|c| c.name.as_str())
+            .collect();
+        if cols.is_empty() {
+            continue;
+        }
+        let mut b = Binder::new(d);
+        let list = d.json_text_elements(&b.bind(Param::Value(2)));
+        let any: Vec<String> = cols
+            .iter()
+            .map(|c| {
+                format!(
+                    "{} IN ({list})",
+                    d.hmac(&mut b, &d.text(&format!("x.{}", d.ident(c))))
+                )
+            })
+            .collect();
+        // Kept rows are kept on purpose (their legal basis is recorded).
+        let kept = plan
+            .steps
+            .iter()
+            .position(|s| s.entity == e.name && matches!(s.action, Erase::Keep { .. }))
+            .map(|i| format!(" AND NOT {}", in_t(i, "x")))
+            .unwrap_or_default();
+        scan.push(b.finish(format!(
+            "SELECT {}, {cnt} FROM {} x WHERE ({}){kept}",
+            d.lit(&format!("table {}", e.table)),
+            d.table(&e.table),
+            any.join(" OR ")
+        )));
+    }
+    for (place, table, column) in [
+        ("archive store", "archive", "row"),
+        ("outbox", "outbox", "keys"),
+        ("nullified values", "nullified", "prev"),
+    ] {
+        let mut b = Binder::new(d);
+        let list = d.json_text_elements(&b.bind(Param::Value(2)));
+        let atoms = d.json_string_atoms(&format!("x.{column}"));
+        let hmac = d.hmac(&mut b, "j.v");
+        scan.push(b.finish(format!(
+            "SELECT {}, {cnt} FROM {} x WHERE EXISTS (SELECT 1 FROM {atoms} WHERE {hmac} IN ({list}))",
+            d.lit(place),
+            d.own(table),
+        )));
+    }
+
+    ErasureSql {
+        scope,
+        counts,
+        rows,
+        pii_hashes,
+        changes,
+        cleanup,
+        residue,
+        scan,
+    }
+}
+
+/// `CREATE TEMP TABLE name AS select`, dropped at commit on PostgreSQL;
+/// SQLite drops a leftover of an earlier run first.
+fn temp_table(d: Dialect, name: &str, select: String, b: &mut Binder) -> Vec<Stmt> {
+    let b = std::mem::replace(b, Binder::new(d));
+    match d {
+        Dialect::Postgres => vec![b.finish(format!(
+            "CREATE TEMP TABLE {} ON COMMIT DROP AS {select}",
+            name.trim_start_matches("pg_temp.")
+        ))],
+        Dialect::Sqlite => vec![
+            Stmt {
+                sql: format!("DROP TABLE IF EXISTS {name}"),
+                params: Vec::new(),
+            },
+            b.finish(format!(
+                "CREATE TEMP TABLE {} AS {select}",
+                name.trim_start_matches("temp.")
+            )),
+        ],
+    }
+}
+
+/// A row's key as text, composite values joined with `-`.
+fn key_text(d: Dialect, key: &[String], field: &dyn Fn(&str) -> String) -> String {
+    let parts: Vec<String> = key.iter().map(|k| d.text(&field(k))).collect();
+    if parts.len() == 1 {
+        parts[0].clone()
+    } else {
+        format!("({})", parts.join(" || '-' || "))
+    }
+}
+
+/// What PII rule `rule` makes of value `v` (an expression) of column `col`
+/// of a row whose key is the text `key`.
+#[allow(clippy::too_many_arguments)]
+fn anonymized(
+    d: Dialect,
+    b: &mut Binder,
+    schema: &Schema,
+    e: &Entity,
+    col: &str,
+    rule: PiiRule,
+    v: &str,
+    key: &str,
+) -> String {
+    let text = matches!(
+        ColumnKind::from_type(schema.column_type(&e.table, col)),
+        ColumnKind::Text | ColumnKind::Other
+    );
+    match rule {
+        PiiRule::Null => "NULL".to_string(),
+        PiiRule::Redact if text => d.lit(REDACTED),
+        PiiRule::Hash if text => format!(
+            "CASE WHEN {v} IS NULL THEN NULL ELSE {} END",
+            d.hmac(b, &d.text(v))
+        ),
+        // Unique per row (from its key) and shaped like the value it
+        // replaces, so NOT NULL, unique and format checks keep holding.
+        PiiRule::Fake if text => format!(
+            "CASE WHEN {v} IS NULL THEN NULL \
+             WHEN {tv} LIKE '%@%' THEN 'erased-' || {key} || '@example.invalid' \
+             WHEN {tv} <> '' AND {} = '' THEN '+000' || {key} \
+             ELSE 'erased-' || {key} END",
+            d.trim_chars(&d.text(v), "+0123456789 -()."),
+            tv = d.text(v)
+        ),
+        // Rules on non-text columns are refused before any SQL runs (see
+        // `unsupported_rules`); NULL is the only value every type takes.
+        _ => "NULL".to_string(),
+    }
+}
+
+/// PII rules erasure cannot apply to a column, as `(entity.column, why)`:
+/// `null` on a NOT NULL column, and `redact`, `hash` or `fake` on a column
+/// that does not hold text.
+pub fn unsupported_rules(
+    policy: &Policy,
+    schema: &Schema,
+    plan: &ErasurePlan,
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for step in plan.steps.iter().filter(|s| s.action == Erase::Anonymize) {
+        let e = &policy.entities[&step.entity];
+        for (c, rule) in &e.pii {
+            let Some(info) = schema.table(&e.table).and_then(|t| t.column(c)) else {
+                out.push((
+                    format!("{}.{c}", e.name),
+                    "no such column in the table".to_string(),
+                ));
+                continue;
+            };
+            let text = matches!(info.kind(), ColumnKind::Text | ColumnKind::Other);
+            if *rule == PiiRule::Null && info.not_null {
+                out.push((
+                    format!("{}.{c}", e.name),
+                    "pii rule \"null\" on a NOT NULL column: use \"redact\" or \"fake\""
+                        .to_string(),
+                ));
+            } else if *rule != PiiRule::Null && !text {
+                out.push((
+                    format!("{}.{c}", e.name),
+                    format!(
+                        "pii rule \"{}\" needs a text column, and {c} is {}: use \"null\"",
+                        rule.as_str(),
+                        info.data_type
+                    ),
+                ));
+            }
+        }
+    }
+    out
+}

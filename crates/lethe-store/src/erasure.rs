@@ -1,0 +1,1138 @@
+//! Erasure requests (GDPR Art. 17) on the database: create a request with
+//! its steps, run the table step (every table and the archive store in one
+//! transaction, with the cold-storage data key shredded, the deletion
+//! record, audit entry, outbox records and ledger entry), follow the sinks'
+//! deliveries, record manual confirmations, and scan for residue.
+//!
+//! What lies outside the database (exported files, caches, search indexes)
+//! is checked by `lethe-cold` and `lethe-relay`; `lethe-erasure` runs a
+//! request from start to end.
+//!
+//! A request never stores the subject's key: it names the subject by the
+//! keyed hash of its key (`subject`) and by its cold-storage subject id
+//! (`data_key`). A step that runs again after a failure finds the subject
+//! by that hash.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use lethe_core::erasure::Erase;
+use lethe_core::{ErasurePlan, KeyValue, SinkKind, plan_erasure};
+use lethe_sql::erasure::{ErasureSql, SubjectBy, render_erasure, subject_hash, unsupported_rules};
+use lethe_sql::{cold, erasures as q, queries};
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use crate::audit;
+use crate::db::{Bindings, Tx, col};
+use crate::engine::{Engine, now_text, transient};
+use crate::error::{Result, StoreError};
+use crate::hmac::pads_hex;
+
+/// A request to erase one data subject.
+#[derive(Debug, Clone, Default)]
+pub struct EraseRequest {
+    /// The subject entity (`[erasure] subject`).
+    pub entity: String,
+    /// The subject's key as a user writes it.
+    pub key: String,
+    /// The caller's id for the request (a ticket number); one is made when
+    /// missing. A second request with the same id returns the first.
+    pub request_id: Option<String>,
+    pub actor: Option<String>,
+    /// Why (e.g. "GDPR Art. 17 request of 2026-11-30"). Must not hold PII.
+    pub reason: Option<String>,
+}
+
+/// Rows of one entity in one place (`active`, `deleted` in its table,
+/// `stored` in the archive store).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PlaceCount {
+    pub entity: String,
+    pub place: String,
+    pub rows: u64,
+}
+
+/// What erasure does to one entity, and to how many rows.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct EntityErasure {
+    pub entity: String,
+    pub table: String,
+    pub action: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub legal_basis: Option<String>,
+    pub active: u64,
+    pub deleted: u64,
+    pub stored: u64,
+}
+
+/// One row a dry run found.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct PreviewRow {
+    pub entity: String,
+    pub place: String,
+    pub key: Value,
+}
+
+/// What an erasure would do. Changes nothing.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErasurePreview {
+    pub entity: String,
+    pub key: Value,
+    pub entities: Vec<EntityErasure>,
+    /// Every row the erasure would touch, by entity and place.
+    pub rows: Vec<PreviewRow>,
+    /// Sinks that would receive `lethe.erased` for the touched rows.
+    pub sinks: Vec<String>,
+    /// Whether exported files hold PII sealed with the subject's data key
+    /// (it would be destroyed).
+    pub data_key: bool,
+}
+
+/// One step of a request.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ErasureStepRecord {
+    pub seq: i64,
+    pub name: String,
+    /// `table`, `archive`, `cold`, `sink`, `third_party` or `verify`.
+    pub kind: String,
+    /// `pending`, `done`, `waiting`, `confirmed` or `failed`.
+    pub state: String,
+    pub detail: Value,
+    pub updated_at: String,
+}
+
+/// An erasure request as stored, with its steps.
+#[derive(Debug, Clone, Serialize)]
+pub struct ErasureRecord {
+    pub id: String,
+    pub request_id: String,
+    pub entity: String,
+    /// Keyed hash of the subject's key.
+    pub subject: String,
+    pub actor: Option<String>,
+    pub reason: Option<String>,
+    /// `pending`, `in_progress`, `completed` or `failed`.
+    pub state: String,
+    pub created_at: String,
+    pub updated_at: String,
+    pub completed_at: Option<String>,
+    pub error: Option<String>,
+    /// The deletion record of the table step.
+    pub deletion_id: Option<String>,
+    pub summary: Value,
+    pub verification: Option<Value>,
+    pub certificate: Option<Value>,
+    pub certificate_hash: Option<String>,
+    pub steps: Vec<ErasureStepRecord>,
+    #[serde(skip)]
+    pub data_key: String,
+    #[serde(skip)]
+    pub pii_hashes: Vec<String>,
+}
+
+impl ErasureRecord {
+    fn from_row(r: &[Option<String>]) -> ErasureRecord {
+        let opt = |i: usize| Some(col(r, i)).filter(|s| !s.is_empty());
+        let json =
+            |i: usize| -> Option<Value> { opt(i).and_then(|s| serde_json::from_str(&s).ok()) };
+        ErasureRecord {
+            id: col(r, 0),
+            request_id: col(r, 1),
+            entity: col(r, 2),
+            subject: col(r, 3),
+            data_key: col(r, 4),
+            actor: opt(5),
+            reason: opt(6),
+            state: col(r, 7),
+            created_at: col(r, 8),
+            updated_at: col(r, 9),
+            completed_at: opt(10),
+            error: opt(11),
+            deletion_id: opt(12),
+            pii_hashes: opt(13)
+                .and_then(|s| serde_json::from_str(&s).ok())
+                .unwrap_or_default(),
+            summary: json(14).unwrap_or(Value::Null),
+            verification: json(15),
+            certificate: json(16),
+            certificate_hash: opt(17),
+            steps: Vec::new(),
+        }
+    }
+
+    pub fn step(&self, name: &str) -> Option<&ErasureStepRecord> {
+        self.steps.iter().find(|s| s.name == name)
+    }
+
+    /// Steps not yet done or confirmed (the verification step aside).
+    pub fn open_steps(&self) -> Vec<&ErasureStepRecord> {
+        self.steps
+            .iter()
+            .filter(|s| s.kind != "verify" && !matches!(s.state.as_str(), "done" | "confirmed"))
+            .collect()
+    }
+}
+
+/// What the database scan of [`Engine::erasure_scan`] found.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Residue {
+    /// Where: `table users`, `archive store`, `outbox`, a file path, a sink.
+    pub place: String,
+    pub entity: Option<String>,
+    /// What was found: `subject rows`, `original values`, `data key`, ...
+    pub what: String,
+    pub rows: u64,
+}
+
+/// The database half of a verification.
+#[derive(Debug, Clone, Serialize, Default)]
+pub struct DbScan {
+    pub residue: Vec<Residue>,
+    /// Rows of kept entities still there, on purpose, with their basis.
+    pub kept: Vec<EntityErasure>,
+    /// Places scanned (tables, Lethe's own tables).
+    pub scanned: Vec<String>,
+}
+
+/// One ledger entry: what to erase again after a restore from backup.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+pub struct LedgerEntry {
+    pub seq: i64,
+    pub erasure_id: String,
+    pub entity: String,
+    /// Keyed hash of the subject's key.
+    pub subject: String,
+    /// The cold-storage subject id (its data key is destroyed again).
+    pub data_key: String,
+    pub actions: Value,
+    pub erased_at: String,
+}
+
+/// A request about to be stored.
+struct NewRequest<'a> {
+    request_id: &'a str,
+    entity: &'a str,
+    subject: &'a str,
+    data_key: &'a str,
+    actor: Option<&'a str>,
+    reason: Option<&'a str>,
+}
+
+/// Names of the fixed steps.
+pub const STEP_ARCHIVE: &str = "archive store";
+pub const STEP_COLD: &str = "cold storage keys";
+pub const STEP_VERIFY: &str = "verification";
+
+fn table_step(entity: &str) -> String {
+    format!("table:{entity}")
+}
+
+fn sink_step(sink: &str) -> String {
+    format!("sink:{sink}")
+}
+
+impl Engine {
+    fn erasure_plan(
+        &self,
+        entity: &str,
+    ) -> Result<(ErasurePlan, Arc<ErasureSql>, Arc<ErasureSql>)> {
+        let policy = self.policy();
+        let plan = plan_erasure(policy)?;
+        if plan.subject != entity {
+            if policy.entity(entity).is_none() {
+                return Err(lethe_core::plan::unknown_entity(policy, entity).into());
+            }
+            return Err(StoreError::Invalid(format!(
+                "erasure starts from the subject entity \"{}\" ([erasure] subject), not \"{entity}\": give the key of the person whose data goes",
+                plan.subject
+            )));
+        }
+        for s in &plan.steps {
+            let e = &policy.entities[&s.entity];
+            if self.schema().table(&e.table).is_none() {
+                return Err(lethe_core::CoreError::missing_table(&e.table, &e.name).into());
+            }
+        }
+        if let Some((at, why)) = unsupported_rules(policy, self.schema(), &plan).first() {
+            return Err(StoreError::Invalid(format!("cannot anonymize {at}: {why}")));
+        }
+        let d = self.dialect();
+        let by_key = Arc::new(render_erasure(
+            d,
+            policy,
+            self.schema(),
+            &plan,
+            SubjectBy::Key,
+        ));
+        let by_hash = Arc::new(render_erasure(
+            d,
+            policy,
+            self.schema(),
+            &plan,
+            SubjectBy::Hash,
+        ));
+        Ok((plan, by_key, by_hash))
+    }
+
+    /// Values for erasure statements: the subject's key (when known), the
+    /// HMAC pads, the hashes to look for and the subject's hash.
+    fn erasure_bindings(
+        &self,
+        key: Option<&KeyValue>,
+        hashes: &[String],
+        subject: &str,
+    ) -> Bindings {
+        let (ipad, opad) = pads_hex(&self.hash_key);
+        Bindings {
+            deletion_id: uuid::Uuid::now_v7().to_string(),
+            now: now_text().1,
+            key: key.map(|k| k.values.clone()).unwrap_or_default(),
+            values: vec![
+                ipad,
+                opad,
+                serde_json::to_string(hashes).unwrap_or_default(),
+                subject.to_string(),
+            ],
+        }
+    }
+
+    async fn scope(&self, tx: &mut Tx, sql: &ErasureSql, b: &Bindings) -> Result<()> {
+        for s in &sql.scope {
+            tx.exec_stmt(s, b).await?;
+        }
+        Ok(())
+    }
+
+    async fn cleanup(&self, tx: &mut Tx, sql: &ErasureSql) -> Result<()> {
+        for s in &sql.cleanup {
+            tx.exec(s, &[]).await?;
+        }
+        Ok(())
+    }
+
+    /// Per entity, its action and its rows in scope.
+    async fn erasure_counts(
+        &self,
+        tx: &mut Tx,
+        plan: &ErasurePlan,
+        sql: &ErasureSql,
+        b: &Bindings,
+    ) -> Result<Vec<EntityErasure>> {
+        let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
+        for r in tx.rows_stmt(&sql.counts, b).await? {
+            counts.insert((col(&r, 0), col(&r, 1)), col(&r, 2).parse().unwrap_or(0));
+        }
+        let get = |e: &str, p: &str| {
+            counts
+                .get(&(e.to_string(), p.to_string()))
+                .copied()
+                .unwrap_or(0)
+        };
+        Ok(plan
+            .steps
+            .iter()
+            .rev()
+            .map(|s| EntityErasure {
+                entity: s.entity.clone(),
+                table: self.policy().entities[&s.entity].table.clone(),
+                action: s.action.as_str().to_string(),
+                legal_basis: match &s.action {
+                    Erase::Keep { legal_basis } => Some(legal_basis.clone()),
+                    _ => None,
+                },
+                active: get(&s.entity, "active"),
+                deleted: get(&s.entity, "deleted"),
+                stored: get(&s.entity, "stored"),
+            })
+            .collect())
+    }
+
+    /// The sinks that receive the erased rows of `plan`.
+    fn erasure_sinks(&self, plan: &ErasurePlan) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (entity, sink) in self.policy().routes() {
+            let erased = plan
+                .step(&entity)
+                .is_some_and(|s| !matches!(s.action, Erase::Keep { .. }));
+            if erased && !out.iter().any(|(s, _)| *s == sink) {
+                let kind = match self.policy().sinks.get(&sink).map(|s| &s.kind) {
+                    Some(SinkKind::Webhook { .. }) => "third_party",
+                    _ => "sink",
+                };
+                out.push((sink, kind.to_string()));
+            }
+        }
+        out
+    }
+
+    /// The subject's data-key id in cold storage (as `lethe archive export`
+    /// names it).
+    fn data_key_of(&self, entity: &str, key: &KeyValue) -> String {
+        let typed = self.key_json(entity, key, false);
+        let values: Vec<Value> = self.policy().entities[entity]
+            .key
+            .iter()
+            .map(|k| typed.get(k).cloned().unwrap_or(Value::Null))
+            .collect();
+        self.subject_id(entity, &values)
+    }
+
+    /// What erasing `entity` `key` would touch: every row in every table
+    /// and in the archive store, the sinks and the data key. Changes
+    /// nothing (the transaction is rolled back).
+    pub async fn erasure_preview(&self, entity: &str, key: &str) -> Result<ErasurePreview> {
+        self.require_internal()?;
+        let (plan, sql, _) = self.erasure_plan(entity)?;
+        let key = self.key(entity, key)?;
+        let b = self.erasure_bindings(Some(&key), &[], "");
+        let mut tx = self.db.begin_write().await?;
+        self.scope(&mut tx, &sql, &b).await?;
+        let entities = self.erasure_counts(&mut tx, &plan, &sql, &b).await?;
+        let rows = tx
+            .rows_stmt(&sql.rows, &b)
+            .await?
+            .iter()
+            .map(|r| PreviewRow {
+                entity: col(r, 0),
+                place: col(r, 1),
+                key: serde_json::from_str(&col(r, 2)).unwrap_or(Value::Null),
+            })
+            .collect();
+        let data_key = self.data_key_of(entity, &key);
+        let keys = tx
+            .rows(
+                &cold::subject_keys(self.dialect()),
+                &[Some(
+                    serde_json::to_string(&[&data_key]).unwrap_or_default(),
+                )],
+            )
+            .await?;
+        self.cleanup(&mut tx, &sql).await?;
+        tx.rollback().await?;
+        Ok(ErasurePreview {
+            entity: entity.to_string(),
+            key: self.key_json(entity, &key, true),
+            entities,
+            rows,
+            sinks: self
+                .erasure_sinks(&plan)
+                .into_iter()
+                .map(|(s, _)| s)
+                .collect(),
+            data_key: keys.iter().any(|r| !col(r, 1).is_empty()),
+        })
+    }
+
+    /// Creates an erasure request with its steps, all pending; returns the
+    /// existing request when `request_id` was used before (for the same
+    /// subject; another subject is refused).
+    pub async fn erasure_create(&self, req: &EraseRequest) -> Result<(ErasureRecord, KeyValue)> {
+        self.require_internal()?;
+        let (plan, _, _) = self.erasure_plan(&req.entity)?;
+        let key = self.key(&req.entity, &req.key)?;
+        let d = self.dialect();
+        let subject_stmt = subject_hash(d, self.schema(), &self.policy().entities[&req.entity]);
+        let b = self.erasure_bindings(Some(&key), &[], "");
+        let hash_rows = self
+            .db
+            .rows(&subject_stmt.sql, &b.values(&subject_stmt))
+            .await?;
+        let subject = hash_rows.first().map(|r| col(r, 0)).unwrap_or_default();
+        let id = uuid::Uuid::now_v7().to_string();
+        let request_id = req
+            .request_id
+            .clone()
+            .unwrap_or_else(|| format!("erasure-{id}"));
+        if request_id.trim().is_empty() {
+            return Err(StoreError::Invalid("--request-id must not be empty".into()));
+        }
+        if let Some(existing) = self.erasure_find(&request_id).await? {
+            if existing.subject != subject || existing.entity != req.entity {
+                return Err(StoreError::Invalid(format!(
+                    "request id \"{request_id}\" is already used by erasure {} of another subject",
+                    existing.id
+                )));
+            }
+            return Ok((existing, key));
+        }
+        let data_key = self.data_key_of(&req.entity, &key);
+        let new = NewRequest {
+            request_id: &request_id,
+            entity: &req.entity,
+            subject: &subject,
+            data_key: &data_key,
+            actor: req.actor.as_deref(),
+            reason: req.reason.as_deref(),
+        };
+        self.insert_request(&id, &new, &plan).await?;
+        Ok((self.erasure(&id).await?, key))
+    }
+
+    /// Inserts a pending request and its steps, in plan order: each
+    /// table, the archive store, the data key, each sink, verification.
+    async fn insert_request(
+        &self,
+        id: &str,
+        new: &NewRequest<'_>,
+        plan: &ErasurePlan,
+    ) -> Result<()> {
+        let d = self.dialect();
+        let now = now_text().1;
+        let mut tx = self.db.begin_write().await?;
+        tx.exec(
+            &q::insert_request(d),
+            &[
+                Some(id.to_string()),
+                Some(new.request_id.to_string()),
+                Some(new.entity.to_string()),
+                Some(new.subject.to_string()),
+                Some(new.data_key.to_string()),
+                new.actor.map(str::to_string),
+                new.reason.map(str::to_string),
+                Some(now.clone()),
+            ],
+        )
+        .await?;
+        let mut names: Vec<(String, String)> = plan
+            .steps
+            .iter()
+            .rev()
+            .map(|s| (table_step(&s.entity), "table".to_string()))
+            .collect();
+        names.push((STEP_ARCHIVE.into(), "archive".into()));
+        names.push((STEP_COLD.into(), "cold".into()));
+        names.extend(
+            self.erasure_sinks(plan)
+                .into_iter()
+                .map(|(s, k)| (sink_step(&s), k)),
+        );
+        names.push((STEP_VERIFY.into(), "verify".into()));
+        for (i, (name, kind)) in names.iter().enumerate() {
+            tx.exec(
+                &q::insert_step(d),
+                &[
+                    Some(id.to_string()),
+                    Some((i + 1).to_string()),
+                    Some(name.clone()),
+                    Some(kind.clone()),
+                    Some(now.clone()),
+                ],
+            )
+            .await?;
+        }
+        tx.commit().await
+    }
+
+    async fn erasure_find(&self, id: &str) -> Result<Option<ErasureRecord>> {
+        let d = self.dialect();
+        let rows = self
+            .db
+            .rows(&q::request(d), &[Some(id.to_string())])
+            .await?;
+        let Some(r) = rows.first() else {
+            return Ok(None);
+        };
+        let mut rec = ErasureRecord::from_row(r);
+        rec.steps = self
+            .db
+            .rows(&q::steps(d), &[Some(rec.id.clone())])
+            .await?
+            .iter()
+            .map(|r| ErasureStepRecord {
+                seq: col(r, 0).parse().unwrap_or(0),
+                name: col(r, 1),
+                kind: col(r, 2),
+                state: col(r, 3),
+                detail: serde_json::from_str(&col(r, 4)).unwrap_or(Value::Null),
+                updated_at: col(r, 5),
+            })
+            .collect();
+        Ok(Some(rec))
+    }
+
+    /// A request by its id or request id.
+    pub async fn erasure(&self, id: &str) -> Result<ErasureRecord> {
+        self.require_internal()?;
+        self.erasure_find(id).await?.ok_or_else(|| {
+            StoreError::Invalid(format!(
+                "no erasure request \"{id}\" (`lethe erasures list` shows them)"
+            ))
+        })
+    }
+
+    /// Requests, newest first, optionally in one state.
+    pub async fn erasures(&self, state: Option<&str>, limit: u32) -> Result<Vec<ErasureRecord>> {
+        self.require_internal()?;
+        let rows = self
+            .db
+            .rows(
+                &q::list_requests(self.dialect()),
+                &[
+                    Some(limit.to_string()),
+                    Some(state.unwrap_or("").to_string()),
+                ],
+            )
+            .await?;
+        Ok(rows.iter().map(|r| ErasureRecord::from_row(r)).collect())
+    }
+
+    async fn set_step(
+        &self,
+        tx: &mut Tx,
+        id: &str,
+        name: &str,
+        state: &str,
+        detail: &Value,
+    ) -> Result<()> {
+        tx.exec(
+            &q::set_step(self.dialect()),
+            &[
+                Some(id.to_string()),
+                Some(name.to_string()),
+                Some(state.to_string()),
+                Some(detail.to_string()),
+                Some(now_text().1),
+            ],
+        )
+        .await?;
+        Ok(())
+    }
+
+    /// Sets a request's state (`failed` with its error, `in_progress`).
+    pub async fn erasure_set_state(
+        &self,
+        id: &str,
+        state: &str,
+        error: Option<&str>,
+    ) -> Result<()> {
+        let mut tx = self.db.begin_write().await?;
+        tx.exec(
+            &q::set_state(self.dialect()),
+            &[
+                Some(id.to_string()),
+                Some(state.to_string()),
+                Some(now_text().1),
+                error.map(str::to_string),
+            ],
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Runs the table step of request `id`: in one transaction, every
+    /// subject row of every entity is deleted or anonymized (in its table,
+    /// active or deleted, and in the archive store), the data key is
+    /// destroyed, `erased` outbox records, the deletion record, the audit
+    /// entry and the ledger entry are written, and the steps are marked
+    /// done. With `key`, the subject is found by its key; without, by the
+    /// request's hash of it (a resumed request). Does nothing when the step
+    /// is done already.
+    pub async fn erasure_run_tables(
+        &self,
+        id: &str,
+        key: Option<&KeyValue>,
+    ) -> Result<ErasureRecord> {
+        let rec = self.erasure(id).await?;
+        if rec.deletion_id.is_some() {
+            return Ok(rec);
+        }
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            match self.run_tables_once(&rec, key).await {
+                Err(e) if transient(&e) && attempt < 5 => {
+                    tokio::time::sleep(std::time::Duration::from_millis(
+                        20 * u64::from(attempt as u32),
+                    ))
+                    .await;
+                }
+                Err(e) => {
+                    let msg = e.to_string();
+                    // Recorded for `lethe erasures show`; nothing changed.
+                    let _ = self.erasure_set_state(&rec.id, "failed", Some(&msg)).await;
+                    return Err(e);
+                }
+                Ok(()) => return self.erasure(&rec.id).await,
+            }
+        }
+    }
+
+    async fn run_tables_once(&self, rec: &ErasureRecord, key: Option<&KeyValue>) -> Result<()> {
+        let d = self.dialect();
+        let (plan, by_key, by_hash) = self.erasure_plan(&rec.entity)?;
+        let sql = if key.is_some() { by_key } else { by_hash };
+        let mut b = self.erasure_bindings(key, &[], &rec.subject);
+        let now = b.now.clone();
+        let deletion_id = b.deletion_id.clone();
+        let mut tx = self.db.begin_write().await?;
+        // The gate: one run at a time, and none after the step is done.
+        let claimed = tx
+            .exec(
+                &format!(
+                    "UPDATE {} SET updated_at = updated_at WHERE {} = $1 AND deletion_id IS NULL",
+                    d.own("erasures"),
+                    d.text("id")
+                ),
+                &[Some(rec.id.clone())],
+            )
+            .await?;
+        if claimed == 0 {
+            tx.rollback().await?;
+            return Ok(());
+        }
+        tx.exec(d.enable_bypass(), &[]).await?;
+        self.scope(&mut tx, &sql, &b).await?;
+        let entities = self.erasure_counts(&mut tx, &plan, &sql, &b).await?;
+        let hashes: Vec<String> = tx
+            .rows_stmt(&sql.pii_hashes, &b)
+            .await?
+            .iter()
+            .map(|r| col(r, 0))
+            .collect();
+        b.values[2] = serde_json::to_string(&hashes).unwrap_or_default();
+        for s in &sql.changes {
+            tx.exec_stmt(s, &b).await?;
+        }
+        tx.exec(
+            &cold::shred_subject_key(d),
+            &[Some(rec.data_key.clone()), Some(now.clone())],
+        )
+        .await?;
+        self.cleanup(&mut tx, &sql).await?;
+        if let Some(off) = d.disable_bypass() {
+            tx.exec(off, &[]).await?;
+        }
+        let actions: serde_json::Map<String, Value> = entities
+            .iter()
+            .map(|e| {
+                (
+                    e.entity.clone(),
+                    json!({"action": e.action, "legal_basis": e.legal_basis}),
+                )
+            })
+            .collect();
+        let counts: serde_json::Map<String, Value> = entities
+            .iter()
+            .map(|e| {
+                (
+                    e.entity.clone(),
+                    json!({"action": e.action, "active": e.active, "deleted": e.deleted, "stored": e.stored}),
+                )
+            })
+            .collect();
+        let stored: u64 = entities
+            .iter()
+            .filter(|e| e.action != "keep")
+            .map(|e| e.stored)
+            .sum();
+        let summary = json!({
+            "entities": entities,
+            "pii_values": hashes.len(),
+            "data_key": rec.data_key,
+        });
+        // Each entity's step, the archive store and the data key: done
+        // with the rows, in the same transaction.
+        for e in &entities {
+            self.set_step(
+                &mut tx,
+                &rec.id,
+                &table_step(&e.entity),
+                "done",
+                &serde_json::to_value(e).unwrap_or_default(),
+            )
+            .await?;
+        }
+        self.set_step(
+            &mut tx,
+            &rec.id,
+            STEP_ARCHIVE,
+            "done",
+            &json!({"rows": stored}),
+        )
+        .await?;
+        self.set_step(
+            &mut tx,
+            &rec.id,
+            STEP_COLD,
+            "done",
+            &json!({"data_key": rec.data_key, "shredded": true}),
+        )
+        .await?;
+        tx.exec(
+            &q::record_tables(d),
+            &[
+                Some(rec.id.clone()),
+                Some(deletion_id.clone()),
+                Some(serde_json::to_string(&hashes).unwrap_or_default()),
+                Some(summary.to_string()),
+                Some(now.clone()),
+            ],
+        )
+        .await?;
+        // A reapplied entry keeps its original id: the ledger of a restored
+        // database gets the entry it lost, once.
+        let ledger_id = rec
+            .request_id
+            .strip_prefix("reapply:")
+            .unwrap_or(&rec.id)
+            .to_string();
+        tx.exec(
+            &q::insert_ledger(d),
+            &[
+                Some(ledger_id),
+                Some(rec.entity.clone()),
+                Some(rec.subject.clone()),
+                Some(rec.data_key.clone()),
+                Some(Value::Object(actions.clone()).to_string()),
+                Some(now.clone()),
+            ],
+        )
+        .await?;
+        let root_key = json!({"subject": rec.subject});
+        let record_summary = json!({
+            "entities": entities.iter().filter(|e| e.action != "keep").map(|e| json!({
+                "entity": e.entity, "strategy": e.action, "rows": e.active + e.deleted + e.stored,
+            })).collect::<Vec<_>>(),
+            "nullified": [],
+        });
+        let context = json!({"erasure_id": rec.id, "request_id": rec.request_id});
+        audit::append(
+            &mut tx,
+            d,
+            &now,
+            "erase",
+            Some(&deletion_id),
+            json!({
+                "actor": rec.actor,
+                "reason": rec.reason,
+                "context": context,
+                "entity": rec.entity,
+                "key": root_key,
+                "counts": counts,
+                "actions": actions,
+                "pii_values": hashes.len(),
+            }),
+            (
+                &queries::insert_deletion(d),
+                vec![
+                    Some(deletion_id.clone()),
+                    Some("erase".into()),
+                    Some(now.clone()),
+                    rec.actor.clone(),
+                    rec.reason.clone(),
+                    Some(context.to_string()),
+                    Some(rec.entity.clone()),
+                    Some(root_key.to_string()),
+                    Some(record_summary.to_string()),
+                ],
+            ),
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Brings the sink steps of a request up to date with the deliveries
+    /// of its `erased` records: every delivery delivered -> `done`; one
+    /// dead -> `failed`; otherwise `waiting`. Confirmed steps stay.
+    pub async fn erasure_sync_sinks(&self, id: &str) -> Result<ErasureRecord> {
+        let rec = self.erasure(id).await?;
+        let Some(deletion_id) = rec.deletion_id.clone() else {
+            return Ok(rec);
+        };
+        let rows = self
+            .db
+            .rows(&q::delivery_states(self.dialect()), &[Some(deletion_id)])
+            .await?;
+        let undispatched: u64 = rows
+            .iter()
+            .filter(|r| col(r, 1) == "undispatched")
+            .map(|r| col(r, 2).parse::<u64>().unwrap_or(0))
+            .sum();
+        let mut tx = self.db.begin_write().await?;
+        for s in rec
+            .steps
+            .iter()
+            .filter(|s| matches!(s.kind.as_str(), "sink" | "third_party"))
+        {
+            if s.state == "confirmed" {
+                continue;
+            }
+            let sink = s.name.trim_start_matches("sink:");
+            let mut by: BTreeMap<String, u64> = BTreeMap::new();
+            for r in rows.iter().filter(|r| col(r, 0) == sink) {
+                *by.entry(col(r, 1)).or_default() += col(r, 2).parse::<u64>().unwrap_or(0);
+            }
+            let open = by
+                .iter()
+                .filter(|(k, _)| *k != "delivered")
+                .map(|(_, n)| n)
+                .sum::<u64>();
+            let state = if by.get("dead").copied().unwrap_or(0) > 0 {
+                "failed"
+            } else if open == 0 && undispatched == 0 {
+                "done"
+            } else {
+                "waiting"
+            };
+            let detail = json!({"deliveries": by, "undispatched": undispatched});
+            if s.state != state || s.detail != detail {
+                self.set_step(&mut tx, &rec.id, &s.name, state, &detail)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        self.erasure(id).await
+    }
+
+    /// Records that an operator confirmed a step by hand (a third party
+    /// that answered by e-mail): the step counts as done.
+    pub async fn erasure_confirm(
+        &self,
+        id: &str,
+        step: &str,
+        reason: &str,
+        actor: Option<&str>,
+    ) -> Result<ErasureRecord> {
+        let rec = self.erasure(id).await?;
+        if reason.trim().is_empty() {
+            return Err(StoreError::Invalid(
+                "a manual confirmation needs --reason: who confirmed, how and when".into(),
+            ));
+        }
+        let name = if rec.step(step).is_some() {
+            step.to_string()
+        } else {
+            sink_step(step)
+        };
+        let Some(s) = rec.step(&name) else {
+            return Err(StoreError::Invalid(format!(
+                "erasure {} has no step \"{step}\"; its steps: {}",
+                rec.id,
+                rec.steps
+                    .iter()
+                    .map(|s| s.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )));
+        };
+        if !matches!(s.kind.as_str(), "sink" | "third_party") {
+            return Err(StoreError::Invalid(format!(
+                "only sink and third-party steps are confirmed by hand; \"{name}\" is a {} step, which Lethe runs itself",
+                s.kind
+            )));
+        }
+        let now = now_text().1;
+        let detail =
+            json!({"confirmed_by": actor, "reason": reason, "at": now, "before": s.detail});
+        let mut tx = self.db.begin_write().await?;
+        self.set_step(&mut tx, &rec.id, &name, "confirmed", &detail)
+            .await?;
+        audit::append_alone(
+            &mut tx,
+            self.dialect(),
+            &now,
+            "erasure_confirm",
+            json!({"erasure_id": rec.id, "request_id": rec.request_id, "step": name, "actor": actor, "reason": reason}),
+        )
+        .await?;
+        tx.commit().await?;
+        self.erasure(id).await
+    }
+
+    /// Scans the database for what erasure `id` should have removed: the
+    /// subject's rows of deleted entities (tables, deleted rows included,
+    /// and the archive store), anonymized rows still holding an original
+    /// value, any original value in any text column of any managed table
+    /// and in Lethe's archive store, outbox and nullified values, and a
+    /// data key not destroyed. Changes nothing.
+    pub async fn erasure_scan(&self, id: &str) -> Result<DbScan> {
+        let rec = self.erasure(id).await?;
+        let (plan, _, sql) = self.erasure_plan(&rec.entity)?;
+        let b = self.erasure_bindings(None, &rec.pii_hashes, &rec.subject);
+        let mut tx = self.db.begin_write().await?;
+        self.scope(&mut tx, &sql, &b).await?;
+        let mut out = DbScan::default();
+        for r in tx.rows_stmt(&sql.residue, &b).await? {
+            let rows: u64 = col(&r, 2).parse().unwrap_or(0);
+            if rows > 0 {
+                let entity = col(&r, 0);
+                let table = &self.policy().entities[&entity].table;
+                out.residue.push(Residue {
+                    place: if col(&r, 1) == "table" {
+                        format!("table {table}")
+                    } else {
+                        col(&r, 1)
+                    },
+                    entity: Some(entity),
+                    what: "subject rows".into(),
+                    rows,
+                });
+            }
+        }
+        for s in &sql.scan {
+            for r in tx.rows_stmt(s, &b).await? {
+                let rows: u64 = col(&r, 1).parse().unwrap_or(0);
+                out.scanned.push(col(&r, 0));
+                if rows > 0 {
+                    out.residue.push(Residue {
+                        place: col(&r, 0),
+                        entity: None,
+                        what: "original values".into(),
+                        rows,
+                    });
+                }
+            }
+        }
+        out.kept = self
+            .erasure_counts(&mut tx, &plan, &sql, &b)
+            .await?
+            .into_iter()
+            .filter(|e| e.action == "keep" && e.active + e.deleted + e.stored > 0)
+            .collect();
+        let keys = tx
+            .rows(
+                &cold::subject_keys(self.dialect()),
+                &[Some(
+                    serde_json::to_string(&[&rec.data_key]).unwrap_or_default(),
+                )],
+            )
+            .await?;
+        if keys.iter().any(|r| !col(r, 1).is_empty()) {
+            out.residue.push(Residue {
+                place: "subject keys".into(),
+                entity: None,
+                what: "data key not destroyed".into(),
+                rows: 1,
+            });
+        }
+        self.cleanup(&mut tx, &sql).await?;
+        tx.rollback().await?;
+        Ok(out)
+    }
+
+    /// Stores a verification report on the request and sets its step.
+    pub async fn erasure_record_verification(
+        &self,
+        id: &str,
+        report: &Value,
+        clean: bool,
+    ) -> Result<()> {
+        let rec = self.erasure(id).await?;
+        let now = now_text().1;
+        let mut tx = self.db.begin_write().await?;
+        tx.exec(
+            &q::record_verification(self.dialect()),
+            &[Some(rec.id.clone()), Some(report.to_string()), Some(now)],
+        )
+        .await?;
+        self.set_step(
+            &mut tx,
+            &rec.id,
+            STEP_VERIFY,
+            if clean { "done" } else { "failed" },
+            report,
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// Completes request `id` with its certificate; the certificate's hash
+    /// enters the audit chain in the same transaction. Refused unless every
+    /// step is done or confirmed and the verification was clean.
+    pub async fn erasure_complete(
+        &self,
+        id: &str,
+        certificate: &Value,
+    ) -> Result<(ErasureRecord, String)> {
+        let rec = self.erasure(id).await?;
+        if rec.state == "completed" {
+            let hash = rec.certificate_hash.clone().unwrap_or_default();
+            return Ok((rec, hash));
+        }
+        if let Some(s) = rec
+            .steps
+            .iter()
+            .find(|s| !matches!(s.state.as_str(), "done" | "confirmed"))
+        {
+            return Err(StoreError::Invalid(format!(
+                "erasure {} cannot complete: step \"{}\" is {}",
+                rec.id, s.name, s.state
+            )));
+        }
+        let text = audit::canonical(certificate);
+        let hash = audit::chain_hash("lethe-erasure-certificate", &text);
+        let now = now_text().1;
+        let mut tx = self.db.begin_write().await?;
+        tx.exec(
+            &q::complete(self.dialect()),
+            &[
+                Some(rec.id.clone()),
+                Some(text),
+                Some(hash.clone()),
+                Some(now.clone()),
+            ],
+        )
+        .await?;
+        audit::append_alone(
+            &mut tx,
+            self.dialect(),
+            &now,
+            "erasure_complete",
+            json!({"erasure_id": rec.id, "request_id": rec.request_id, "subject": rec.subject, "certificate_sha256": hash}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok((self.erasure(id).await?, hash))
+    }
+
+    /// The erasure ledger, oldest first.
+    pub async fn erasure_ledger(&self) -> Result<Vec<LedgerEntry>> {
+        self.require_internal()?;
+        let rows = self.db.rows(&q::ledger(self.dialect()), &[]).await?;
+        Ok(rows
+            .iter()
+            .map(|r| LedgerEntry {
+                seq: col(r, 0).parse().unwrap_or(0),
+                erasure_id: col(r, 1),
+                entity: col(r, 2),
+                subject: col(r, 3),
+                data_key: col(r, 4),
+                actions: serde_json::from_str(&col(r, 5)).unwrap_or(Value::Null),
+                erased_at: col(r, 6),
+            })
+            .collect())
+    }
+
+    /// Runs ledger entry `entry` again on this database (restored from a
+    /// backup older than the erasure): a request `reapply:<erasure id>` is
+    /// created here and its table step run, finding the subject by its
+    /// hash. Returns it; running an entry twice is harmless.
+    pub async fn erasure_reapply(
+        &self,
+        entry: &LedgerEntry,
+        actor: Option<&str>,
+    ) -> Result<ErasureRecord> {
+        self.require_internal()?;
+        let (plan, _, _) = self.erasure_plan(&entry.entity)?;
+        let request_id = format!("reapply:{}", entry.erasure_id);
+        let rec = match self.erasure_find(&request_id).await? {
+            Some(r) => r,
+            None => {
+                let id = uuid::Uuid::now_v7().to_string();
+                let reason = format!("reapply ledger entry {} of {}", entry.seq, entry.erased_at);
+                let new = NewRequest {
+                    request_id: &request_id,
+                    entity: &entry.entity,
+                    subject: &entry.subject,
+                    data_key: &entry.data_key,
+                    actor,
+                    reason: Some(&reason),
+                };
+                self.insert_request(&id, &new, &plan).await?;
+                self.erasure(&id).await?
+            }
+        };
+        self.erasure_run_tables(&rec.id, None).await
+    }
+}

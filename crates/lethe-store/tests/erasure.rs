@@ -1,0 +1,277 @@
+//! Erasure requests on SQLite and PostgreSQL: every row of the subject is
+//! found through every relation, in its table (active or deleted) and in
+//! the archive store, and deleted or anonymized there in one transaction
+//! with its deletion record, audit entry, outbox records and ledger entry;
+//! the scan finds nothing left; a second run changes nothing.
+
+mod common;
+
+use common::*;
+use lethe_store::erasure::EraseRequest;
+use lethe_store::{DeleteRequest, Engine, StoreError};
+
+/// The shop with users as subjects: users anonymized, orders kept for tax
+/// law, everything else of theirs deleted.
+pub fn erasure_policy() -> String {
+    SHOP_POLICY
+        .replace(
+            "pii = { email = \"hash\", name = \"redact\" }",
+            "pii = { email = \"fake\", name = \"redact\" }\nerase = \"anonymize\"",
+        )
+        .replace(
+            "[entities.orders]\nkey = [\"id\"]",
+            "[entities.orders]\nkey = [\"id\"]\nerase = \"keep\"\nlegal_basis = \"invoices: 10 years (tax law)\"",
+        )
+        + "\n[erasure]\nsubject = \"users\"\n"
+}
+
+fn req(key: &str) -> EraseRequest {
+    EraseRequest {
+        entity: "users".into(),
+        key: key.into(),
+        request_id: Some(format!("ticket-{key}")),
+        actor: Some("dpo".into()),
+        reason: Some("GDPR Art. 17 request".into()),
+    }
+}
+
+async fn count(engine: &Engine, sql: &str) -> i64 {
+    one(engine, sql).await.parse().unwrap_or(-1)
+}
+
+async fn erase_reaches_every_copy(b: Backend) {
+    let Some((db, engine)) = shop_with(b, &erasure_policy()).await else {
+        return;
+    };
+    // A soft-deleted review and a hard-deleted (snapshotted) cart line of
+    // user 1, before the request.
+    engine
+        .delete(&DeleteRequest::new("reviews", "3002"))
+        .await
+        .unwrap();
+    engine
+        .delete(&DeleteRequest::new("cart_items", "1001"))
+        .await
+        .unwrap();
+
+    let preview = engine.erasure_preview("users", "1").await.unwrap();
+    let get = |e: &str| {
+        preview
+            .entities
+            .iter()
+            .find(|x| x.entity == e)
+            .unwrap()
+            .clone()
+    };
+    assert_eq!((get("reviews").active, get("reviews").deleted), (1, 1));
+    assert_eq!((get("cart_items").active, get("cart_items").stored), (1, 1));
+    assert_eq!(get("orders").action, "keep");
+    assert_eq!(get("orders").active, 2);
+    assert_eq!(get("order_items").active, 3);
+    assert_eq!(get("users").action, "anonymize");
+    assert_eq!(
+        preview
+            .rows
+            .iter()
+            .filter(|r| r.entity == "reviews")
+            .count(),
+        2
+    );
+    // The preview changed nothing.
+    assert_eq!(
+        count(
+            &engine,
+            "SELECT CAST(count(*) AS TEXT) FROM reviews WHERE user_id = 1"
+        )
+        .await,
+        2
+    );
+
+    let (rec, key) = engine.erasure_create(&req("1")).await.unwrap();
+    assert_eq!(rec.state, "pending");
+    assert!(rec.steps.iter().all(|s| s.state == "pending"));
+    let rec = engine
+        .erasure_run_tables(&rec.id, Some(&key))
+        .await
+        .unwrap();
+    assert_eq!(rec.state, "in_progress");
+    for s in rec.steps.iter().filter(|s| s.kind != "verify") {
+        assert_eq!(s.state, "done", "{s:?}");
+    }
+
+    // Rows: user 1's copies gone, other users' rows untouched.
+    assert_eq!(
+        all_ids(&engine, "reviews", "id").await,
+        vec!["3001", "3003"]
+    );
+    assert_eq!(all_ids(&engine, "cart_items", "id").await, vec!["1002"]);
+    assert_eq!(
+        all_ids(&engine, "wishlist_items", "id").await,
+        vec!["2001", "2002"]
+    );
+    assert_eq!(
+        all_ids(&engine, "orders", "id").await,
+        vec!["100", "101", "102"]
+    );
+    assert_eq!(
+        q(
+            &engine,
+            "SELECT CAST(order_id AS TEXT) FROM order_items ORDER BY order_id"
+        )
+        .await,
+        vec![vec!["102".to_string()]]
+    );
+    assert_eq!(
+        q(&engine, "SELECT email, name FROM users WHERE id = 1").await,
+        vec![vec![
+            "erased-1@example.invalid".to_string(),
+            "[redacted]".to_string()
+        ]]
+    );
+    assert_eq!(
+        one(&engine, "SELECT email FROM users WHERE id = 2").await,
+        "bob@example.com"
+    );
+    let archive = own(b, "archive");
+    assert_eq!(
+        count(
+            &engine,
+            &format!("SELECT CAST(count(*) AS TEXT) FROM {archive} WHERE entity = 'cart_items'")
+        )
+        .await,
+        0
+    );
+
+    // Record, audit and outbox, together.
+    let deletion = rec.deletion_id.clone().unwrap();
+    let d = engine.deletion(&deletion).await.unwrap();
+    assert_eq!(d.kind, "erase");
+    let entry = one(
+        &engine,
+        &format!(
+            "SELECT entry FROM {} WHERE deletion_id = '{deletion}'",
+            own(b, "audit")
+        ),
+    )
+    .await;
+    assert!(entry.contains("\"action\":\"erase\""), "{entry}");
+    assert!(entry.contains("ticket-1"), "{entry}");
+    assert!(
+        !entry.contains("ann@example.com") && !entry.contains("Ann"),
+        "{entry}"
+    );
+    let outbox = engine.outbox(&deletion).await.unwrap();
+    let erased: Vec<(&str, u64)> = outbox.iter().map(|o| (o.entity.as_str(), o.rows)).collect();
+    assert!(outbox.iter().all(|o| o.event == "erased"));
+    for (entity, rows) in [
+        ("reviews", 2),
+        ("cart_items", 2),
+        ("wishlist_items", 1),
+        ("order_items", 3),
+        ("users", 1),
+    ] {
+        assert_eq!(
+            erased
+                .iter()
+                .filter(|(e, _)| *e == entity)
+                .map(|(_, n)| n)
+                .sum::<u64>(),
+            rows,
+            "{entity}: {erased:?}"
+        );
+    }
+    assert!(!erased.iter().any(|(e, _)| *e == "orders"));
+    assert_eq!(engine.erasure_ledger().await.unwrap().len(), 1);
+    engine.audit_verify(None).await.unwrap();
+
+    // Nothing left to find; a second run changes nothing; restore refused.
+    let scan = engine.erasure_scan(&rec.id).await.unwrap();
+    assert!(scan.residue.is_empty(), "{:?}", scan.residue);
+    assert_eq!(scan.kept.len(), 1);
+    assert_eq!(scan.kept[0].entity, "orders");
+    let again = engine
+        .erasure_run_tables(&rec.id, Some(&key))
+        .await
+        .unwrap();
+    assert_eq!(again.deletion_id, rec.deletion_id);
+    let (same, _) = engine.erasure_create(&req("1")).await.unwrap();
+    assert_eq!(same.id, rec.id);
+    assert!(matches!(
+        engine.restore(&deletion, None).await,
+        Err(StoreError::Invalid(_))
+    ));
+    db.cleanup().await;
+}
+on_both!(erase_reaches_every_copy, erase_reaches_every_copy);
+
+async fn scan_finds_what_was_left(b: Backend) {
+    let Some((db, engine)) = shop_with(b, &erasure_policy()).await else {
+        return;
+    };
+    let (rec, key) = engine.erasure_create(&req("1")).await.unwrap();
+    engine
+        .erasure_run_tables(&rec.id, Some(&key))
+        .await
+        .unwrap();
+    // Someone copies the e-mail into another user's row behind Lethe's
+    // back, and a review of user 1 comes back from a stale replica.
+    db.exec("UPDATE users SET name = 'ann@example.com' WHERE id = 3")
+        .await;
+    db.exec("INSERT INTO reviews (id, product_id, user_id, body) VALUES (3999, 10, 1, 'again')")
+        .await;
+    let scan = engine.erasure_scan(&rec.id).await.unwrap();
+    let places: Vec<(String, String)> = scan
+        .residue
+        .iter()
+        .map(|r| (r.place.clone(), r.what.clone()))
+        .collect();
+    assert!(
+        places.contains(&("table users".into(), "original values".into())),
+        "{places:?}"
+    );
+    assert!(
+        places.contains(&("table reviews".into(), "subject rows".into())),
+        "{places:?}"
+    );
+    db.cleanup().await;
+}
+on_both!(scan_finds_what_was_left, scan_finds_what_was_left);
+
+async fn bad_requests_change_nothing(b: Backend) {
+    let Some((db, engine)) = shop_with(b, &erasure_policy()).await else {
+        return;
+    };
+    let before = q(
+        &engine,
+        "SELECT CAST(id AS TEXT), email FROM users ORDER BY id",
+    )
+    .await;
+    let not_subject = engine.erasure_preview("orders", "100").await.unwrap_err();
+    assert!(
+        not_subject.to_string().contains("subject entity \"users\""),
+        "{not_subject}"
+    );
+    let bad_key = engine.erasure_preview("users", "abc").await.unwrap_err();
+    assert_eq!(bad_key.code(), "bad_key", "{bad_key}");
+    let unknown = engine.erasure_preview("nope", "1").await.unwrap_err();
+    assert_eq!(unknown.code(), "unknown_entity");
+    // A rule the column cannot take: null on NOT NULL e-mail.
+    let strict = Engine::connect(
+        policy(&erasure_policy().replace("email = \"fake\"", "email = \"null\"")),
+        &db.url,
+    )
+    .await
+    .unwrap();
+    let e = strict.erasure_create(&req("2")).await.unwrap_err();
+    assert!(e.to_string().contains("users.email"), "{e}");
+    assert_eq!(
+        q(
+            &engine,
+            "SELECT CAST(id AS TEXT), email FROM users ORDER BY id"
+        )
+        .await,
+        before
+    );
+    db.cleanup().await;
+}
+on_both!(bad_requests_change_nothing, bad_requests_change_nothing);
