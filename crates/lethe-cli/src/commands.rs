@@ -275,6 +275,8 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
         }
         Command::Purge(a) => crate::retention::purge(cli, a).await,
         Command::Hold { command } => crate::retention::hold(cli, command).await,
+        Command::Erase(a) => crate::erasure::erase(cli, a).await,
+        Command::Erasures { command } => crate::erasure::erasures(cli, command).await,
         Command::Archive { command } => crate::cold::archive(cli, command).await,
         Command::Worker { once, json } => crate::cold::worker(cli, *once, *json).await,
         Command::Jobs { limit, json } => crate::cold::jobs(cli, *limit, *json).await,

@@ -5,6 +5,7 @@ mod cold;
 mod commands;
 mod delivery;
 mod demo;
+mod erasure;
 mod exit;
 mod output;
 mod retention;
@@ -283,6 +284,23 @@ enum Command {
         #[command(subcommand)]
         command: retention::HoldCommand,
     },
+    /// Erase a data subject (GDPR Art. 17): every row of theirs in every
+    /// table, deleted rows and the archive store included, is deleted or
+    /// anonymized as the policy's `erase` says (or kept, with its legal
+    /// basis); their data key is destroyed, so exported files no longer
+    /// yield their personal data; caches, search indexes, brokers and
+    /// webhooks get `lethe.erased`. The request is tracked (`lethe
+    /// erasures`), verified, and completes with a certificate. Exit 1 when
+    /// it failed (the reason is printed; fix it and `lethe erasures
+    /// resume`).
+    Erase(erasure::EraseArgs),
+    /// Erasure requests: list, show, resume, verify, confirm a step by
+    /// hand, print a certificate, the ledger, reapply the ledger after a
+    /// restore from backup.
+    Erasures {
+        #[command(subcommand)]
+        command: erasure::ErasuresCommand,
+    },
     /// Walk through Lethe on an embedded SQLite shop (no server needed).
     Demo {
         /// Directory for the demo database and policy (default: a new
@@ -313,6 +331,8 @@ impl Command {
             Command::Purge(a) => a.json,
             Command::MigrateStrategy(a) => a.json,
             Command::Hold { command } => command.json(),
+            Command::Erase(a) => a.json,
+            Command::Erasures { command } => command.json(),
             Command::Archive { command } => command.json(),
             Command::Audit { command } => match command {
                 AuditCommand::Verify { json, .. } | AuditCommand::Head { json } => *json,

@@ -11,6 +11,7 @@
 //! `lethe restore`).
 
 pub mod crypto;
+pub mod erasure;
 pub mod error;
 pub mod export;
 pub mod file;

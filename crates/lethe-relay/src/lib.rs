@@ -8,6 +8,7 @@
 //! delivery tables.
 
 pub mod any_sink;
+pub mod erasure;
 pub mod message;
 pub mod reconcile;
 pub mod relay;

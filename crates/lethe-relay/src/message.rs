@@ -101,7 +101,9 @@ pub fn search_ops(target: &SearchTarget, msg: &QueuedMessage) -> Vec<SearchOp> {
         .filter_map(|row| {
             let id = rows.render(&target.id, row)?;
             match msg.event.as_str() {
-                "deleted" => Some(SearchOp::Delete { id }),
+                // An erased row's document goes, as a deleted one's does
+                // (and an anonymized row's: it held the original values).
+                "deleted" | "erased" => Some(SearchOp::Delete { id }),
                 "restored" => Some(SearchOp::Upsert {
                     id,
                     doc: target

@@ -347,6 +347,12 @@ impl Engine {
         audit::chain_hash(&self.hash_key, &text)[..32].to_string()
     }
 
+    /// The keyed hash (HMAC-SHA256, this database's secret) of a value, as
+    /// erasure records and looks for a subject's original values.
+    pub fn keyed_hash(&self, value: &str) -> String {
+        crate::hmac::hmac_hex(&self.hash_key, value)
+    }
+
     /// Checks that the database is ready for a delete touching `plan`.
     fn ensure_ready(&self, plan: &DeletePlan) -> Result<()> {
         if !self.internal_installed {
