@@ -125,7 +125,12 @@ pub enum ErasuresCommand {
     /// destroyed again.
     Reapply {
         /// A ledger file written by `lethe erasures ledger --out`.
-        #[arg(long, value_name = "PATH", required_unless_present = "from", conflicts_with = "from")]
+        #[arg(
+            long,
+            value_name = "PATH",
+            required_unless_present = "from",
+            conflicts_with = "from"
+        )]
         ledger: Option<PathBuf>,
         /// Read the ledger from this database (the one the erasures ran on).
         #[arg(long, value_name = "URL")]
@@ -327,7 +332,10 @@ pub async fn erasures(cli: &Cli, cmd: &ErasuresCommand) -> Result<u8, StoreError
                     })
                     .collect();
                 println!("residue found:");
-                print!("{}", table::render(&["WHERE", "ENTITY", "WHAT", "ROWS"], &rows));
+                print!(
+                    "{}",
+                    table::render(&["WHERE", "ENTITY", "WHAT", "ROWS"], &rows)
+                );
             }
             Ok(if v.clean {
                 exit::OK
@@ -378,7 +386,11 @@ pub async fn erasures(cli: &Cli, cmd: &ErasuresCommand) -> Result<u8, StoreError
                     std::fs::write(p, text).map_err(|e| {
                         StoreError::Invalid(format!("cannot write {}: {e}", p.display()))
                     })?;
-                    eprintln!("{} ledger entries written to {}", entries.len(), p.display());
+                    eprintln!(
+                        "{} ledger entries written to {}",
+                        entries.len(),
+                        p.display()
+                    );
                 }
                 None => print!("{text}"),
             }
@@ -404,8 +416,7 @@ pub async fn erasures(cli: &Cli, cmd: &ErasuresCommand) -> Result<u8, StoreError
                 (None, None) => unreachable!("clap requires --ledger or --from"),
             };
             let places = places(cli, &engine)?;
-            let done =
-                lethe_erasure::reapply(&engine, &entries, actor.as_deref(), &places).await?;
+            let done = lethe_erasure::reapply(&engine, &entries, actor.as_deref(), &places).await?;
             if *json {
                 print_json(&json!(done));
             } else {
@@ -464,7 +475,14 @@ fn preview_text(p: &ErasurePreview) -> String {
         })
         .collect();
     out.push_str(&table::render(
-        &["ENTITY", "TABLE", "ACTION", "ACTIVE", "DELETED", "ARCHIVE STORE"],
+        &[
+            "ENTITY",
+            "TABLE",
+            "ACTION",
+            "ACTIVE",
+            "DELETED",
+            "ARCHIVE STORE",
+        ],
         &rows,
     ));
     out.push_str("\nrows:\n");
@@ -483,10 +501,7 @@ fn preview_text(p: &ErasurePreview) -> String {
 }
 
 fn record_text(r: &ErasureRecord) -> String {
-    let mut out = format!(
-        "erasure {} (request {}): {}\n",
-        r.id, r.request_id, r.state
-    );
+    let mut out = format!("erasure {} (request {}): {}\n", r.id, r.request_id, r.state);
     if let Some(e) = &r.error {
         out.push_str(&format!("error: {e}\n"));
     }

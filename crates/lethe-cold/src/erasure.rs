@@ -62,7 +62,8 @@ pub async fn file_residue(
     let mut out = FileScan::default();
     for (_, m) in manifests(location, None).await? {
         for f in &m.files {
-            let local = download(location, &location.path(&f.path), &tmp, f.bytes, &f.sha256).await?;
+            let local =
+                download(location, &location.path(&f.path), &tmp, f.bytes, &f.sha256).await?;
             out.files += 1;
             let (mut sealed, mut clear) = (0u64, 0u64);
             let scanned = (|| -> Result<()> {
@@ -72,7 +73,10 @@ pub async fn file_residue(
                     for obj in [&l.row, &l.key] {
                         if let Value::Object(mm) = obj {
                             for v in mm.values() {
-                                let s = v.get("$sealed").and_then(Value::as_str).and_then(parse_sealed);
+                                let s = v
+                                    .get("$sealed")
+                                    .and_then(Value::as_str)
+                                    .and_then(parse_sealed);
                                 if let Some((subject, _)) = s {
                                     if subject == data_key {
                                         sealed += 1;

@@ -120,7 +120,10 @@ fn sealed_subjects(lines: &[Line]) -> Vec<String> {
     out.into_iter().collect()
 }
 
-pub(crate) async fn manifests(location: &Location, only: Option<&str>) -> Result<Vec<(String, Manifest)>> {
+pub(crate) async fn manifests(
+    location: &Location,
+    only: Option<&str>,
+) -> Result<Vec<(String, Manifest)>> {
     let mut paths = Vec::new();
     match only {
         Some(p) => paths.push(location.path(p)),

@@ -105,18 +105,29 @@ pub async fn advance(
         engine.erasure_run_tables(&rec.id, None).await?;
     }
     let rec = engine.erasure_sync_sinks(&rec.id).await?;
-    if let Some(s) = rec.steps.iter().find(|s| s.state == "failed" && s.kind != "verify") {
+    if let Some(s) = rec
+        .steps
+        .iter()
+        .find(|s| s.state == "failed" && s.kind != "verify")
+    {
         let why = format!(
             "step \"{}\" failed: {}; fix it (`lethe deliveries --state dead`, then `lethe replay --dead`) or confirm it by hand (`lethe erasures confirm`), then `lethe erasures resume {}`",
             s.name, s.detail, rec.id
         );
-        engine.erasure_set_state(&rec.id, "failed", Some(&why)).await?;
+        engine
+            .erasure_set_state(&rec.id, "failed", Some(&why))
+            .await?;
         return engine.erasure(&rec.id).await;
     }
     if !rec.open_steps().is_empty() {
-        engine.erasure_set_state(&rec.id, "in_progress", None).await?;
+        engine
+            .erasure_set_state(&rec.id, "in_progress", None)
+            .await?;
         return engine.erasure(&rec.id).await;
     }
+    // Every sink has what it needed: the outbox's copies of the original
+    // values can go.
+    engine.erasure_scrub_outbox(&rec.id).await?;
     let v = verify(engine, &rec.id, places).await?;
     if !v.clean {
         let first = &v.residue[0];
@@ -128,7 +139,9 @@ pub async fn advance(
             first.rows,
             rec.id
         );
-        engine.erasure_set_state(&rec.id, "failed", Some(&why)).await?;
+        engine
+            .erasure_set_state(&rec.id, "failed", Some(&why))
+            .await?;
         return engine.erasure(&rec.id).await;
     }
     let rec = engine.erasure(&rec.id).await?;

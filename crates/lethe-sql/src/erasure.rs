@@ -695,3 +695,37 @@ pub fn unsupported_rules(
     }
     out
 }
+
+/// Outbox records holding a value whose keyed hash is one of `Value(2)`
+/// and that every sink has received (dispatched, every delivery
+/// delivered): `(id, keys)`. Erasure rewrites those values once they are
+/// no longer needed to reach a sink; a record still on its way keeps them.
+/// Deliveries of the erasure's own deletion (`DeletionId`) to sinks an
+/// operator confirmed by hand (`Value(4)`, a JSON array) do not count.
+pub fn outbox_to_scrub(d: Dialect) -> Stmt {
+    let mut b = Binder::new(d);
+    let list = d.json_text_elements(&b.bind(Param::Value(2)));
+    let hmac = d.hmac(&mut b, "j.v");
+    let atoms = d.json_string_atoms("o.keys");
+    let deletion = d.cast(&b.bind(Param::DeletionId), d.uuid_type());
+    let confirmed = d.json_text_elements(&b.bind(Param::Value(4)));
+    b.finish(format!(
+        "SELECT {}, {} FROM {} o WHERE o.dispatched AND EXISTS (SELECT 1 FROM {atoms} WHERE {hmac} IN ({list})) \
+         AND NOT EXISTS (SELECT 1 FROM {} x WHERE x.outbox_id = o.id AND x.state <> 'delivered' \
+         AND NOT (x.deletion_id = {deletion} AND x.sink IN ({confirmed})))",
+        d.text("o.id"),
+        d.text("o.keys"),
+        d.own("outbox"),
+        d.own("deliveries")
+    ))
+}
+
+/// Replaces an outbox record's keys (`$1` id, `$2` JSON).
+pub fn rewrite_outbox(d: Dialect) -> String {
+    format!(
+        "UPDATE {} SET keys = {} WHERE id = {}",
+        d.own("outbox"),
+        d.cast("$2", d.json_doc_type()),
+        d.cast("$1", "bigint")
+    )
+}

@@ -186,3 +186,13 @@ pub fn ledger(d: Dialect) -> String {
         d.own("erasure_ledger")
     )
 }
+
+/// Stops the retries of deletion `$1`'s deliveries to sink `$2` (a step an
+/// operator confirmed by hand): they become dead with `$3` as their error.
+pub fn stop_deliveries(d: Dialect) -> String {
+    format!(
+        "UPDATE {} SET state = 'dead', last_error = $3 WHERE deletion_id = {} AND sink = $2 AND state IN ('pending', 'retrying')",
+        d.own("deliveries"),
+        d.cast("$1", d.uuid_type())
+    )
+}

@@ -928,6 +928,21 @@ impl Engine {
         let mut tx = self.db.begin_write().await?;
         self.set_step(&mut tx, &rec.id, &name, "confirmed", &detail)
             .await?;
+        // Nothing more to deliver there: the relay stops retrying.
+        if let Some(deletion) = &rec.deletion_id {
+            tx.exec(
+                &q::stop_deliveries(self.dialect()),
+                &[
+                    Some(deletion.clone()),
+                    Some(name.trim_start_matches("sink:").to_string()),
+                    Some(format!(
+                        "erasure {} step confirmed by hand: {reason}",
+                        rec.id
+                    )),
+                ],
+            )
+            .await?;
+        }
         audit::append_alone(
             &mut tx,
             self.dialect(),
@@ -1009,6 +1024,61 @@ impl Engine {
         self.cleanup(&mut tx, &sql).await?;
         tx.rollback().await?;
         Ok(out)
+    }
+
+    /// Rewrites the subject's original values in outbox records that every
+    /// sink has received (`[erased]` in their place): cache keys and search
+    /// documents were built from them, and now nothing needs them. Returns
+    /// the records rewritten. Records still on their way are left; the
+    /// verification reports them.
+    pub async fn erasure_scrub_outbox(&self, id: &str) -> Result<u64> {
+        let rec = self.erasure(id).await?;
+        if rec.pii_hashes.is_empty() {
+            return Ok(0);
+        }
+        let d = self.dialect();
+        let mut b = self.erasure_bindings(None, &rec.pii_hashes, &rec.subject);
+        b.deletion_id = rec.deletion_id.clone().unwrap_or_default();
+        let confirmed: Vec<&str> = rec
+            .steps
+            .iter()
+            .filter(|s| s.state == "confirmed")
+            .map(|s| s.name.trim_start_matches("sink:"))
+            .collect();
+        b.values
+            .push(serde_json::to_string(&confirmed).unwrap_or_default());
+        let hashes: std::collections::BTreeSet<&str> =
+            rec.pii_hashes.iter().map(String::as_str).collect();
+        let stmt = lethe_sql::erasure::outbox_to_scrub(d);
+        let mut tx = self.db.begin_write().await?;
+        let found = tx.rows_stmt(&stmt, &b).await?;
+        for r in &found {
+            let mut keys: Value = serde_json::from_str(&col(r, 1)).unwrap_or(Value::Null);
+            self.scrub_value(&mut keys, &hashes);
+            tx.exec(
+                &lethe_sql::erasure::rewrite_outbox(d),
+                &[Some(col(r, 0)), Some(keys.to_string())],
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(found.len() as u64)
+    }
+
+    /// Replaces every string or number in `v` whose keyed hash is in
+    /// `hashes` with the redaction placeholder.
+    fn scrub_value(&self, v: &mut Value, hashes: &std::collections::BTreeSet<&str>) {
+        match v {
+            Value::String(s) if hashes.contains(self.keyed_hash(s).as_str()) => {
+                *v = Value::from(lethe_sql::erasure::REDACTED);
+            }
+            Value::Number(n) if hashes.contains(self.keyed_hash(&n.to_string()).as_str()) => {
+                *v = Value::from(lethe_sql::erasure::REDACTED);
+            }
+            Value::Array(a) => a.iter_mut().for_each(|x| self.scrub_value(x, hashes)),
+            Value::Object(m) => m.values_mut().for_each(|x| self.scrub_value(x, hashes)),
+            _ => {}
+        }
     }
 
     /// Stores a verification report on the request and sets its step.
