@@ -43,10 +43,101 @@ impl ErasurePlan {
     }
 }
 
-/// Every way a row of `entity` reaches the subject: its own key (the
-/// subject), its `subject_columns`, and every chain of relations (child to
-/// parent, no entity twice, self-references left out) ending at the
-/// subject.
+/// The relations through which a row of `entity` belongs to the
+/// subject's rows of their parent. A relation only *references* a parent
+/// unless it carries ownership, and following references would erase other
+/// people's rows (a buyer's order item references the seller's product).
+/// The rule:
+/// - `erasure = false` on a relation: never followed; `erasure = true`:
+///   always (when its parent reaches the subject);
+/// - an entity that names the subject itself (a relation to the subject,
+///   or `subject_columns`) belongs to it through that alone: a review's
+///   `user_id` is its author, its `product_id` leads to someone else; of
+///   several relations to the subject, the `cascade` and `restrict` ones
+///   when there are any (an order's buyer, not its `set_null` referrer);
+/// - otherwise through the relations whose parent reaches the subject,
+///   and among those only the `cascade` ones when there are any (an order
+///   item is part of its order, and merely points at its product).
+///
+/// Self-references are never followed (a reply to the subject's comment is
+/// its author's).
+pub fn owning_relations<'a>(policy: &'a Policy, entity: &str) -> Vec<&'a Relation> {
+    let mut seen = BTreeSet::from([entity.to_string()]);
+    owning(policy, entity, &mut seen)
+}
+
+fn owning<'a>(policy: &'a Policy, entity: &str, seen: &mut BTreeSet<String>) -> Vec<&'a Relation> {
+    let Some(subject) = policy.subject.as_deref() else {
+        return Vec::new();
+    };
+    let Some(e) = policy.entity(entity) else {
+        return Vec::new();
+    };
+    if entity == subject {
+        return Vec::new();
+    }
+    let candidates: Vec<&Relation> = policy
+        .relations
+        .iter()
+        .filter(|r| r.child == entity && !r.is_self_reference() && r.erasure != Some(false))
+        .collect();
+    let direct: Vec<&Relation> = candidates
+        .iter()
+        .copied()
+        .filter(|r| r.parent == subject)
+        .collect();
+    let mut reaches = |r: &Relation| -> bool {
+        if r.parent == subject {
+            return true;
+        }
+        if !seen.insert(r.parent.clone()) {
+            return false;
+        }
+        let p = &policy.entities[&r.parent];
+        let ok = !p.subject_columns.is_empty() || !owning(policy, &r.parent, seen).is_empty();
+        seen.remove(&r.parent);
+        ok
+    };
+    let forced: Vec<&Relation> = candidates
+        .iter()
+        .copied()
+        .filter(|r| r.erasure == Some(true) && r.parent != subject)
+        .filter(|r| reaches(r))
+        .collect();
+    let mut out: Vec<&Relation> = if !direct.is_empty() || !e.subject_columns.is_empty() {
+        // An order's buyer (restrict) owns it; its referrer (set_null)
+        // does not.
+        let strong: Vec<&Relation> = direct
+            .iter()
+            .copied()
+            .filter(|r| matches!(r.on_delete, OnDelete::Cascade | OnDelete::Restrict))
+            .collect();
+        if strong.is_empty() { direct } else { strong }
+    } else {
+        let reaching: Vec<&Relation> = candidates.iter().copied().filter(|r| reaches(r)).collect();
+        let cascade: Vec<&Relation> = reaching
+            .iter()
+            .copied()
+            .filter(|r| r.on_delete == OnDelete::Cascade)
+            .collect();
+        if cascade.is_empty() {
+            reaching
+        } else {
+            cascade
+        }
+    };
+    for r in forced {
+        if !out.iter().any(|o| std::ptr::eq(*o, r)) {
+            out.push(r);
+        }
+    }
+    out
+}
+
+/// Every way a row of `entity` belongs to the subject: its own key (the
+/// subject), its `subject_columns`, and every chain of
+/// [`owning_relations`] (child to parent, no entity twice) ending at the
+/// subject. Shortest first.
 pub fn subject_paths(policy: &Policy, entity: &str) -> Vec<SubjectPath> {
     let Some(subject) = policy.subject.as_deref() else {
         return Vec::new();
@@ -69,7 +160,7 @@ pub fn subject_paths(policy: &Policy, entity: &str) -> Vec<SubjectPath> {
         chain: &mut Vec<Relation>,
         out: &mut Vec<SubjectPath>,
     ) {
-        for r in policy.parents_of(at).filter(|r| !r.is_self_reference()) {
+        for r in owning_relations(policy, at) {
             if out.len() > MAX_PATHS {
                 return;
             }
@@ -92,8 +183,8 @@ pub fn subject_paths(policy: &Policy, entity: &str) -> Vec<SubjectPath> {
         &mut Vec::new(),
         &mut out,
     );
-    // Shortest first: the plan reads better, and the store tries the
-    // cheapest join first.
+    // Shortest first: the plan reads better, and cold storage seals a
+    // row's values for the subject of its first path.
     out.sort_by_key(|p| match p {
         SubjectPath::Own | SubjectPath::Columns(_) => 0,
         SubjectPath::Relations(r) => r.len(),

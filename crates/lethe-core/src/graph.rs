@@ -171,36 +171,12 @@ pub enum SubjectPath {
     Relations(Vec<crate::policy::Relation>),
 }
 
-/// The shortest way from `entity`'s rows to the subject's key; `None` when
-/// no subject is named or none leads there.
+/// The first way from `entity`'s rows to the subject's key (the shortest
+/// of [`crate::erasure_plan::subject_paths`], which follow only the
+/// relations that carry ownership); `None` when no subject is named or none
+/// leads there.
 pub fn subject_path(policy: &Policy, entity: &str) -> Option<SubjectPath> {
-    let subject = policy.subject.as_deref()?;
-    if entity == subject {
-        return Some(SubjectPath::Own);
-    }
-    let e = policy.entity(entity)?;
-    if !e.subject_columns.is_empty() {
-        return Some(SubjectPath::Columns(e.subject_columns.clone()));
-    }
-    // Breadth-first over parents: the first path found is a shortest one
-    // (ties broken by the order relations are declared in).
-    let mut seen: BTreeSet<&str> = BTreeSet::from([entity]);
-    let mut frontier: Vec<(&str, Vec<crate::policy::Relation>)> = vec![(entity, Vec::new())];
-    while !frontier.is_empty() {
-        let mut next = Vec::new();
-        for (n, path) in frontier {
-            for r in policy.parents_of(n).filter(|r| !r.is_self_reference()) {
-                let mut p = path.clone();
-                p.push(r.clone());
-                if r.parent == subject {
-                    return Some(SubjectPath::Relations(p));
-                }
-                if seen.insert(r.parent.as_str()) {
-                    next.push((r.parent.as_str(), p));
-                }
-            }
-        }
-        frontier = next;
-    }
-    None
+    crate::erasure_plan::subject_paths(policy, entity)
+        .into_iter()
+        .next()
 }

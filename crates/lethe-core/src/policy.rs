@@ -162,6 +162,10 @@ pub struct Relation {
     pub columns: Vec<String>,
     pub parent: String,
     pub on_delete: OnDelete,
+    /// `erasure = true | false`: whether a child row belongs to the data
+    /// subject of its parent row. `None`: the default rule of
+    /// [`crate::erasure_plan::owning_relations`].
+    pub erasure: Option<bool>,
     /// 1-based line of the `[[relations]]` entry.
     pub line: usize,
 }

@@ -86,6 +86,9 @@ struct RawRelation {
     columns: Spanned<Vec<String>>,
     parent: Spanned<String>,
     on_delete: Spanned<String>,
+    /// Whether erasure follows the relation (see `erasure_plan`).
+    #[serde(default)]
+    erasure: Option<bool>,
 }
 
 /// Maps byte offsets in the source to 1-based line numbers.
@@ -404,6 +407,7 @@ pub fn parse_policy(source: &str, file: &str) -> Result<Policy, PolicyError> {
             columns,
             parent: parent.name.clone(),
             on_delete,
+            erasure: r.erasure,
             line,
         });
     }

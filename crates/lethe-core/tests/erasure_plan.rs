@@ -83,8 +83,19 @@ fn chains(paths: &[SubjectPath]) -> Vec<String> {
 #[test]
 fn every_chain_to_the_subject_is_found() {
     let p = parse_policy(SHOP, "shop.toml").unwrap();
+    // A review names its author: that is its owner; its order is a
+    // reference unless the policy says the relation carries ownership.
     assert_eq!(
         chains(&subject_paths(&p, "reviews")),
+        ["reviews.user_id -> users"]
+    );
+    let both = SHOP.replace(
+        "columns = [\"order_id\"]\nparent = \"orders\"\non_delete = \"set_null\"",
+        "columns = [\"order_id\"]\nparent = \"orders\"\non_delete = \"set_null\"\nerasure = true",
+    );
+    let p2 = parse_policy(&both, "shop.toml").unwrap();
+    assert_eq!(
+        chains(&subject_paths(&p2, "reviews")),
         [
             "reviews.user_id -> users",
             "reviews.order_id -> orders / orders.user_id -> users"
@@ -112,7 +123,7 @@ fn plan_has_each_entity_of_the_subject_children_first() {
     assert!(pos("reviews") < pos("orders") && pos("orders") < pos("users"));
     assert_eq!(plan.step("users").unwrap().action, Erase::Anonymize);
     assert_eq!(plan.step("reviews").unwrap().action, Erase::Delete);
-    assert_eq!(plan.step("reviews").unwrap().paths.len(), 2);
+    assert_eq!(plan.step("reviews").unwrap().paths.len(), 1);
     assert_eq!(
         plan.step("orders").unwrap().action,
         Erase::Keep {
@@ -156,4 +167,66 @@ fn no_subject_no_plan() {
     let err = plan_erasure(&p).unwrap_err().to_string();
     assert!(err.contains("[erasure] subject"), "{err}");
     assert!(subject_paths(&p, "users").is_empty());
+}
+
+/// Sellers are users too: a product belongs to its seller, but a buyer's
+/// order item, cart line or review only points at the product, and must
+/// not be erased with the seller.
+#[test]
+fn references_to_a_subjects_rows_are_not_ownership() {
+    let text = SHOP.replace(
+        "[entities.products]\nkey = [\"id\"]",
+        "[entities.products]\nkey = [\"id\"]\n\n[entities.carts]\nkey = [\"id\"]",
+    ) + r#"
+[[relations]]
+child = "products"
+columns = ["seller_id"]
+parent = "users"
+on_delete = "restrict"
+
+[[relations]]
+child = "carts"
+columns = ["user_id"]
+parent = "users"
+on_delete = "cascade"
+
+[[relations]]
+child = "carts"
+columns = ["product_id"]
+parent = "products"
+on_delete = "cascade"
+
+[[relations]]
+child = "reviews"
+columns = ["product_id"]
+parent = "products"
+on_delete = "cascade"
+"#;
+    let p = parse_policy(&text, "shop.toml").unwrap();
+    assert_eq!(
+        chains(&subject_paths(&p, "products")),
+        ["products.seller_id -> users"]
+    );
+    // Restrict to products, cascade to orders: the item is part of its order.
+    assert_eq!(
+        chains(&subject_paths(&p, "order_items")),
+        ["order_items.order_id -> orders / orders.user_id -> users"]
+    );
+    assert_eq!(
+        chains(&subject_paths(&p, "carts")),
+        ["carts.user_id -> users"]
+    );
+    assert_eq!(
+        chains(&subject_paths(&p, "reviews")),
+        ["reviews.user_id -> users"]
+    );
+    // erasure = false takes a relation out; an entity left with no owner
+    // is not part of any erasure.
+    let no_seller = text.replace(
+        "columns = [\"seller_id\"]\nparent = \"users\"\non_delete = \"restrict\"",
+        "columns = [\"seller_id\"]\nparent = \"users\"\non_delete = \"restrict\"\nerasure = false",
+    );
+    let p = parse_policy(&no_seller, "shop.toml").unwrap();
+    assert!(subject_paths(&p, "products").is_empty());
+    assert!(plan_erasure(&p).unwrap().step("products").is_none());
 }

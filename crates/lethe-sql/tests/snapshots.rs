@@ -172,3 +172,61 @@ fn installed() -> Vec<String> {
         .map(|v| v.to_string())
         .collect()
 }
+
+/// The erasure of a user in the shop: users anonymized (a hash and a
+/// redaction), orders kept, everything else deleted; scope tables parents
+/// first, changes children first, then the residue and raw-scan queries.
+fn erasure(d: Dialect, by: lethe_sql::erasure::SubjectBy) -> String {
+    let text = common::SHOP
+        .replace(
+            "pii = { email = \"hash\", name = \"redact\" }",
+            "pii = { email = \"hash\", name = \"redact\" }\nerase = \"anonymize\"",
+        )
+        .replace(
+            "[entities.orders]\nkey = [\"id\"]",
+            "[entities.orders]\nkey = [\"id\"]\nerase = \"keep\"\nlegal_basis = \"invoices\"",
+        )
+        + "\n[erasure]\nsubject = \"users\"\n";
+    let p = lethe_core::parse_policy(&text, "shop.toml").unwrap();
+    let plan = lethe_core::plan_erasure(&p).unwrap();
+    let sql = lethe_sql::erasure::render_erasure(d, &p, &shop_schema(), &plan, by);
+    let show = |s: &lethe_sql::Stmt| format!("{};  -- {:?}", s.sql, s.params);
+    let mut out = vec![format!("-- {} erasure of users by {by:?}", d.name())];
+    out.push("-- scope".into());
+    out.extend(sql.scope.iter().map(show));
+    out.push("-- counts".into());
+    out.push(show(&sql.counts));
+    out.push("-- pii hashes".into());
+    out.push(show(&sql.pii_hashes));
+    out.push("-- changes".into());
+    out.extend(sql.changes.iter().map(show));
+    out.push("-- residue".into());
+    out.push(show(&sql.residue));
+    out.push("-- scan".into());
+    out.extend(sql.scan.iter().map(show));
+    out.join("\n")
+}
+
+#[test]
+fn erasure_postgres_by_key() {
+    insta::assert_snapshot!(erasure(
+        Dialect::Postgres,
+        lethe_sql::erasure::SubjectBy::Key
+    ));
+}
+
+#[test]
+fn erasure_sqlite_by_key() {
+    insta::assert_snapshot!(erasure(Dialect::Sqlite, lethe_sql::erasure::SubjectBy::Key));
+}
+
+#[test]
+fn erasure_postgres_by_hash_scope() {
+    let all = erasure(Dialect::Postgres, lethe_sql::erasure::SubjectBy::Hash);
+    let scope: Vec<&str> = all
+        .lines()
+        .skip_while(|l| *l != "-- scope")
+        .take_while(|l| *l != "-- counts")
+        .collect();
+    insta::assert_snapshot!(scope.join("\n"));
+}
