@@ -424,6 +424,11 @@ pub async fn erasures(cli: &Cli, cmd: &ErasuresCommand) -> Result<u8, StoreError
                 for r in &done {
                     println!("  {}  {}  {}", r.id, r.request_id, r.state);
                 }
+                if done.iter().any(|r| r.state == "in_progress") {
+                    println!(
+                        "requests in_progress wait for their sinks: run `lethe relay`, then `lethe erasures resume ID`"
+                    );
+                }
             }
             Ok(if done.iter().any(|r| r.state == "failed") {
                 exit::FAILURE

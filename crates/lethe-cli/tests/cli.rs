@@ -562,3 +562,193 @@ fn retention_commands_on_the_demo_shop() {
         assert!(err.starts_with("error:"), "{args:?}: {err}");
     }
 }
+
+/// `lethe erase` and `lethe erasures` on the demo shop: dry run, a request
+/// waiting for a sink until the relay ran, verification, certificate,
+/// ledger, and the ledger reapplied to a copy of the database taken
+/// before the erasure (a restored backup).
+#[test]
+fn erasure_commands_on_the_demo_shop() {
+    let d = Dir::new();
+    let shop = demo_shop(&d);
+    let policy_path = shop.join("lethe.toml");
+    let policy = std::fs::read_to_string(&policy_path)
+        .unwrap()
+        .replace(
+            "pii = { email = \"hash\", name = \"redact\" }",
+            "pii = { email = \"hash\", name = \"redact\" }\nerase = \"anonymize\"",
+        )
+        .replace(
+            "[entities.orders]\nkey = [\"id\"]",
+            "[entities.orders]\nkey = [\"id\"]\nerase = \"keep\"\nlegal_basis = \"invoices: 10 years (tax law)\"",
+        )
+        .replace(
+            "[entities.order_items]\nkey = [\"order_id\", \"product_id\"]",
+            "[entities.order_items]\nkey = [\"order_id\", \"product_id\"]\nerase = \"keep\"\nlegal_basis = \"invoice lines: 10 years (tax law)\"",
+        )
+        + "\n[erasure]\nsubject = \"users\"\n";
+    std::fs::write(&policy_path, policy).unwrap();
+    let email = |db: &str| {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use sqlx::{Connection, Row};
+            let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{db}"))
+                .await
+                .unwrap();
+            let r = sqlx::query("SELECT email FROM users WHERE id = 1")
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            let e: String = r.get(0);
+            c.close().await.unwrap();
+            e
+        })
+    };
+    let original = email(shop.join("shop.db").to_str().unwrap());
+
+    // A dry run lists every row and changes nothing.
+    let (out, err, code) = text(&lethe(
+        &shop,
+        &["erase", "users", "1", "--dry-run", "--json"],
+    ));
+    assert_eq!(code, 0, "{err}");
+    let dry = json_of(&out);
+    let users = dry["entities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["entity"] == "users")
+        .unwrap();
+    assert_eq!(users["action"], "anonymize");
+    assert!(dry["rows"].as_array().unwrap().len() >= 3, "{out}");
+    let (out, _, code) = text(&lethe(&shop, &["erase", "users", "1", "--dry-run"]));
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("keep (invoices: 10 years (tax law))") && out.contains("nothing was changed"),
+        "{out}"
+    );
+    assert_eq!(email(shop.join("shop.db").to_str().unwrap()), original);
+
+    // A backup before the erasure (the demo's database is closed now).
+    let backup = d.0.join("backup.db");
+    std::fs::copy(shop.join("shop.db"), &backup).unwrap();
+    if shop.join("shop.db-wal").exists() {
+        std::fs::copy(shop.join("shop.db-wal"), d.0.join("backup.db-wal")).unwrap();
+    }
+
+    // The request: the events sink waits for the relay.
+    let (out, err, code) = text(&lethe(
+        &shop,
+        &[
+            "erase",
+            "users",
+            "1",
+            "--request-id",
+            "T-9",
+            "--reason",
+            "GDPR Art. 17",
+            "--json",
+        ],
+    ));
+    assert_eq!(code, 0, "{err}");
+    let rec = json_of(&out);
+    assert_eq!(rec["state"], "in_progress", "{out}");
+    assert_ne!(email(shop.join("shop.db").to_str().unwrap()), original);
+    let (out, _, code) = text(&lethe(&shop, &["erasures", "show", "T-9"]));
+    assert_eq!(code, 0);
+    assert!(
+        out.contains("sink:events") && out.contains("waiting") && out.contains("lethe relay"),
+        "{out}"
+    );
+    let (_, err, code) = text(&lethe(&shop, &["relay", "--once"]));
+    assert_eq!(code, 0, "{err}");
+    let (out, err, code) = text(&lethe(&shop, &["erasures", "resume", "T-9"]));
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        out.contains("(request T-9): completed") && out.contains("certificate"),
+        "{out}"
+    );
+    let (out, _, code) = text(&lethe(&shop, &["erasures", "verify", "T-9"]));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("clean:") && out.contains("kept on purpose"),
+        "{out}"
+    );
+    let (out, _, code) = text(&lethe(&shop, &["erasures", "certificate", "T-9"]));
+    assert_eq!(code, 0);
+    let cert = json_of(&out);
+    assert_eq!(cert["request_id"], "T-9");
+    assert_eq!(cert["verification"]["clean"], true);
+    let (out, _, code) = text(&lethe(&shop, &["erasures", "list"]));
+    assert_eq!(code, 0);
+    assert!(out.contains("T-9") && out.contains("completed"), "{out}");
+    let (out, _, code) = text(&lethe(&shop, &["audit", "verify"]));
+    assert_eq!(code, 0, "{out}");
+
+    // Bad input.
+    let (_, err, code) = text(&lethe(&shop, &["erase", "orders", "1"]));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("subject entity \"users\""), "{err}");
+    let (_, err, code) = text(&lethe(&shop, &["erase", "users", "abc"]));
+    assert_eq!(code, 2, "{err}");
+    let (_, err, code) = text(&lethe(&shop, &["erasures", "show", "nope"]));
+    assert_eq!(code, 4, "{err}");
+    let (_, err, code) = text(&lethe(
+        &shop,
+        &[
+            "erasures", "confirm", "T-9", "--step", "nope", "--reason", "x",
+        ],
+    ));
+    assert_eq!(code, 2, "{err}");
+    let (_, err, code) = text(&lethe(&shop, &["erasures", "list", "--state", "done"]));
+    assert_eq!(code, 2, "{err}");
+    let (_, err, code) = text(&lethe(
+        &shop,
+        &["restore", rec["deletion_id"].as_str().unwrap()],
+    ));
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("erasure"), "{err}");
+
+    // The backup comes back: the ledger, kept outside, erases user 1 again.
+    let ledger = d.0.join("ledger.jsonl");
+    let (_, err, code) = text(&lethe(
+        &shop,
+        &["erasures", "ledger", "--out", ledger.to_str().unwrap()],
+    ));
+    assert_eq!(code, 0, "{err}");
+    let lines = std::fs::read_to_string(&ledger).unwrap();
+    assert_eq!(lines.lines().count(), 1);
+    assert!(!lines.contains(&original));
+    assert_eq!(email(backup.to_str().unwrap()), original);
+    let restored = format!("sqlite:{}", backup.display());
+    let (out, err, code) = text(&lethe(
+        &shop,
+        &[
+            "--database",
+            &restored,
+            "erasures",
+            "reapply",
+            "--ledger",
+            ledger.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains("1 ledger entries reapplied") && out.contains("in_progress"),
+        "{out}"
+    );
+    assert_ne!(email(backup.to_str().unwrap()), original);
+    // The restored database's sinks hear of it too, then it completes.
+    let (_, err, code) = text(&lethe(&shop, &["--database", &restored, "relay", "--once"]));
+    assert_eq!(code, 0, "{err}");
+    let again = format!("reapply:{}", rec["id"].as_str().unwrap());
+    let (out, err, code) = text(&lethe(
+        &shop,
+        &["--database", &restored, "erasures", "resume", &again],
+    ));
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("completed"), "{out}");
+}

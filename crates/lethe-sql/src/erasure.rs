@@ -74,6 +74,9 @@ pub struct ErasureSql {
     /// Removes the scope tables (SQLite keeps temporary tables for the
     /// connection; PostgreSQL drops them at commit).
     pub cleanup: Vec<String>,
+    /// `(hold id, entity, reason)`: active legal holds on rows erasure
+    /// would delete or anonymize (it refuses while there are any).
+    pub held: Stmt,
     /// After [`ErasureSql::scope`] on an erased database: `(entity, place,
     /// rows)` of what erasure should have removed or changed and did not —
     /// rows of deleted entities anywhere, and anonymized rows whose PII
@@ -299,6 +302,32 @@ pub fn render_erasure(
     };
     let rows = Stmt {
         sql: rows.join("\nUNION ALL "),
+        params: Vec::new(),
+    };
+
+    // Legal holds on rows erasure would change.
+    let mut held = Vec::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let e = entity(step);
+        if matches!(step.action, Erase::Keep { .. }) {
+            continue;
+        }
+        let (t, s) = scope_tables(d, i);
+        held.push(format!(
+            "SELECT {}, h.entity, h.reason FROM {} h WHERE h.released_at IS NULL AND h.entity = {} AND \
+             (EXISTS (SELECT 1 FROM {t} x WHERE {}) OR h.key IN (SELECT a.key FROM {} a WHERE a.id IN (SELECT z.lethe_sid FROM {s} z)))",
+            d.text("h.id"),
+            d.own("holds"),
+            d.lit(&e.name),
+            d.key_matches_json(schema, e, "x", "h.key"),
+            d.own("archive")
+        ));
+    }
+    if held.is_empty() {
+        held.push("SELECT 'none', 'none', 'none' WHERE FALSE".to_string());
+    }
+    let held = Stmt {
+        sql: held.join("\nUNION ALL "),
         params: Vec::new(),
     };
 
@@ -578,6 +607,7 @@ pub fn render_erasure(
         pii_hashes,
         changes,
         cleanup,
+        held,
         residue,
         scan,
     }

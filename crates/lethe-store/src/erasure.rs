@@ -554,11 +554,12 @@ impl Engine {
     /// A request by its id or request id.
     pub async fn erasure(&self, id: &str) -> Result<ErasureRecord> {
         self.require_internal()?;
-        self.erasure_find(id).await?.ok_or_else(|| {
-            StoreError::Invalid(format!(
-                "no erasure request \"{id}\" (`lethe erasures list` shows them)"
-            ))
-        })
+        self.erasure_find(id)
+            .await?
+            .ok_or_else(|| StoreError::NotFound {
+                entity: "erasure request".into(),
+                key: id.to_string(),
+            })
     }
 
     /// Requests, newest first, optionally in one state.
@@ -683,6 +684,22 @@ impl Engine {
         }
         tx.exec(d.enable_bypass(), &[]).await?;
         self.scope(&mut tx, &sql, &b).await?;
+        // GDPR Art. 17(3)(e): data held for legal claims stays. A hold is
+        // released on purpose, then the request resumed.
+        let holds = tx.rows_stmt(&sql.held, &b).await?;
+        if !holds.is_empty() {
+            self.cleanup(&mut tx, &sql).await?;
+            tx.rollback().await?;
+            let list: Vec<String> = holds
+                .iter()
+                .map(|r| format!("hold {} on {} ({})", col(r, 0), col(r, 1), col(r, 2)))
+                .collect();
+            return Err(StoreError::Refused(format!(
+                "erasure refused: rows it would change are under legal hold: {}; release the holds (`lethe hold remove ID --reason ...`) when the legal matter allows, then `lethe erasures resume {}`",
+                list.join("; "),
+                rec.id
+            )));
+        }
         let entities = self.erasure_counts(&mut tx, &plan, &sql, &b).await?;
         let hashes: Vec<String> = tx
             .rows_stmt(&sql.pii_hashes, &b)

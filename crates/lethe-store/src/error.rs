@@ -206,6 +206,9 @@ impl StoreError {
             StoreError::Storage(_) => "check the export location ([export] to, or --to/--from), its credentials, and the files against their manifest; `lethe archive list` shows what was exported where".into(),
             StoreError::Purged { .. } => "if its rows were exported before the purge, `lethe archive import` brings them back and the deletion can be restored again".into(),
             StoreError::Connect(_) => "check the URL ([database] url, LETHE_DATABASE_URL or --database) and that the server is up".into(),
+            StoreError::NotFound { entity, .. } if entity == "erasure request" => {
+                "`lethe erasures list` shows the requests (by id and request id)".into()
+            }
             StoreError::NotFound { .. } => "check the entity and key; `lethe deletions` lists deletions".into(),
             _ => return None,
         })

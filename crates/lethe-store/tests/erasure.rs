@@ -275,3 +275,69 @@ async fn bad_requests_change_nothing(b: Backend) {
     db.cleanup().await;
 }
 on_both!(bad_requests_change_nothing, bad_requests_change_nothing);
+
+async fn a_legal_hold_stops_the_erasure(b: Backend) {
+    let Some((db, engine)) = shop_with(b, &erasure_policy()).await else {
+        return;
+    };
+    // A hold on one of user 1's reviews (active) and on a cart line in the
+    // archive store.
+    engine
+        .delete(&DeleteRequest::new("cart_items", "1001"))
+        .await
+        .unwrap();
+    let review = engine
+        .hold("reviews", "3000", "litigation 2026-17", Some("legal"))
+        .await
+        .unwrap();
+    let cart = engine
+        .hold("cart_items", "1001", "tax audit", Some("legal"))
+        .await
+        .unwrap();
+    let (rec, key) = engine.erasure_create(&req("1")).await.unwrap();
+    let err = engine
+        .erasure_run_tables(&rec.id, Some(&key))
+        .await
+        .unwrap_err();
+    let msg = err.to_string();
+    assert_eq!(err.code(), "refused", "{msg}");
+    assert!(
+        msg.contains("litigation 2026-17") && msg.contains("tax audit"),
+        "{msg}"
+    );
+    // Nothing changed; the request failed with the reason.
+    assert_eq!(
+        one(&engine, "SELECT email FROM users WHERE id = 1").await,
+        "ann@example.com"
+    );
+    assert_eq!(
+        all_ids(&engine, "reviews", "id").await,
+        vec!["3000", "3001", "3002", "3003"]
+    );
+    let failed = engine.erasure(&rec.id).await.unwrap();
+    assert_eq!(failed.state, "failed");
+    assert!(failed.error.unwrap().contains("legal hold"));
+    assert!(failed.deletion_id.is_none());
+    // Released, the request resumes (by the subject's hash: no key needed).
+    for h in [review.id, cart.id] {
+        engine
+            .release_hold(&lethe_store::HoldRef::Id(h), Some("settled"), Some("legal"))
+            .await
+            .unwrap();
+    }
+    let done = engine.erasure_run_tables(&rec.id, None).await.unwrap();
+    assert!(done.deletion_id.is_some());
+    assert_eq!(
+        all_ids(&engine, "reviews", "id").await,
+        vec!["3001", "3003"]
+    );
+    assert_eq!(
+        one(&engine, "SELECT email FROM users WHERE id = 1").await,
+        "erased-1@example.invalid"
+    );
+    db.cleanup().await;
+}
+on_both!(
+    a_legal_hold_stops_the_erasure,
+    a_legal_hold_stops_the_erasure
+);
