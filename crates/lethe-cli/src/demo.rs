@@ -52,6 +52,7 @@ strategy = "soft"            # rows stay, marked with deleted_at + deletion_id
 key = ["id"]
 unique = [["email"]]         # unique among active rows: a deleted user's email is free again
 pii = {{ email = "hash", name = "redact" }}
+erase = "anonymize"          # GDPR erasure (lethe erase) keeps the row, applies the pii rules
 retention = "90d"            # restorable for 90 days, then purged (lethe purge)
 
 [entities.categories]
@@ -68,11 +69,15 @@ publish = ["events"]         # one CloudEvent per deleted or restored row
 key = ["id"]
 retention = "90d"
 then = "archive"             # after 90 days: out of the table, into Lethe's archive store
+erase = "keep"               # erasure keeps invoices, and says why
+legal_basis = "invoices: 10 years (tax law)"
 
 [entities.order_items]
 key = ["order_id", "product_id"]
 retention = "90d"
 then = "archive"
+erase = "keep"
+legal_basis = "invoice lines: 10 years (tax law)"
 
 [entities.cart_items]
 key = ["id"]
@@ -87,6 +92,11 @@ retention = "30d"
 
 [entities.reviews]
 key = ["id"]
+
+# GDPR erasure: whose rows are people's. Every entity whose rows belong to a
+# user is erased with it (delete unless its `erase` says otherwise).
+[erasure]
+subject = "users"
 
 # Where deletions are delivered by `lethe relay`. Relative paths are relative
 # to this file. Add a Redis cache (and uncomment cache_keys above) with:
@@ -546,7 +556,61 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
         }
     }
 
-    heading(12, "Check the hash-chained audit log (lethe audit verify)");
+    heading(
+        12,
+        "GDPR erasure: every copy of a person, tracked and verified (lethe erase users 1)",
+    );
+    let places = lethe_erasure::Places::default();
+    let req = lethe_store::erasure::EraseRequest {
+        entity: "users".into(),
+        key: "1".into(),
+        request_id: Some("gdpr-2026-001".into()),
+        actor: Some("demo".into()),
+        reason: Some("GDPR Art. 17 request".into()),
+    };
+    let rec = lethe_erasure::erase(&engine, &req, &places).await?;
+    println!(
+        "erasure {}: {} (the events sink has not heard yet)",
+        rec.request_id, rec.state
+    );
+    relay_once(&engine).await?;
+    let rec = lethe_erasure::advance(&engine, &rec.id, &places).await?;
+    let rows: Vec<Vec<String>> = rec
+        .steps
+        .iter()
+        .map(|s| {
+            let what = match s.detail.get("action").and_then(|a| a.as_str()) {
+                Some(a) => format!(
+                    "{a}: {} row(s){}",
+                    s.detail["active"].as_u64().unwrap_or(0)
+                        + s.detail["deleted"].as_u64().unwrap_or(0)
+                        + s.detail["stored"].as_u64().unwrap_or(0),
+                    s.detail
+                        .get("legal_basis")
+                        .and_then(|b| b.as_str())
+                        .map(|b| format!(" ({b})"))
+                        .unwrap_or_default()
+                ),
+                None => String::new(),
+            };
+            vec![s.name.clone(), s.state.clone(), what]
+        })
+        .collect();
+    print!("{}", table::render(&["STEP", "STATE", ""], &rows));
+    println!(
+        "erasure {}: {}, certificate SHA-256 {} in the audit log",
+        rec.request_id,
+        rec.state,
+        rec.certificate_hash.clone().unwrap_or_default()
+    );
+    println!(
+        "SELECT email, name FROM users WHERE id = 1  ->  {}",
+        names(&db, "SELECT email || ', ' || name FROM users WHERE id = 1")
+            .await?
+            .join("")
+    );
+
+    heading(13, "Check the hash-chained audit log (lethe audit verify)");
     let v = engine.audit_verify(None).await?;
     println!(
         "{}: {} entries, head {}",
@@ -580,6 +644,8 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
     println!("  lethe delete users 3 --dry-run");
     println!("  lethe show {}", done.deletion_id);
     println!("  lethe audit verify");
+    println!("  lethe erasures show gdpr-2026-001");
+    println!("  lethe erase users 3 --dry-run");
     println!("  lethe deliveries");
     println!("  lethe reconcile");
     println!("  tail {}", dir.join("events.jsonl").display());

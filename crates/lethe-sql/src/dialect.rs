@@ -648,6 +648,18 @@ impl Dialect {
         }
     }
 
+    /// Whether text `expr` has the shape of a [`Dialect::hmac`] result (64
+    /// lowercase hex digits): the `hash` PII rule leaves such a value as it
+    /// is, so erasing a subject twice does not hash its hashes.
+    pub fn is_hmac_shaped(self, expr: &str) -> String {
+        match self {
+            Dialect::Postgres => format!("({expr} ~ '^[0-9a-f]{{64}}$')"),
+            Dialect::Sqlite => {
+                format!("(length({expr}) = 64 AND {expr} NOT GLOB '*[^0-9a-f]*')")
+            }
+        }
+    }
+
     /// `expr` without leading and trailing characters from `chars`.
     pub fn trim_chars(self, expr: &str, chars: &str) -> String {
         match self {

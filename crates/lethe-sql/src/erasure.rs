@@ -78,7 +78,7 @@ pub struct ErasureSql {
     /// would delete or anonymize (it refuses while there are any).
     pub held: Stmt,
     /// After [`ErasureSql::scope`] on an erased database: `(entity, place,
-    /// rows)` of what erasure should have removed or changed and did not —
+    /// rows, what)` of what erasure should have removed or changed and did not —
     /// rows of deleted entities anywhere, and anonymized rows whose PII
     /// columns still hash to an original value (`Value(2)`).
     pub residue: Stmt,
@@ -339,17 +339,30 @@ pub fn render_erasure(
         if matches!(step.action, Erase::Keep { .. }) {
             continue;
         }
-        for c in e.pii.keys() {
-            let v = format!("x.{}", d.ident(c));
+        for (c, rule) in &e.pii {
+            // A value already in its anonymized form (an earlier erasure's
+            // placeholder or fake) is not an original value.
+            let already = |b: &mut Binder, v: &str, key: &str| match step.action {
+                Erase::Anonymize => format!(
+                    " AND {v} <> COALESCE({}, '')",
+                    anonymized(d, b, schema, e, c, *rule, v, key)
+                ),
+                _ => String::new(),
+            };
+            let v = d.text(&format!("x.{}", d.ident(c)));
+            let key = key_text(d, &e.key, &|k| format!("x.{}", d.ident(k)));
+            let skip = already(&mut b, &v, &key);
             hashes.push(format!(
-                "SELECT {} AS h FROM {} x WHERE {v} IS NOT NULL AND {}",
-                d.hmac(&mut b, &d.text(&v)),
+                "SELECT {} AS h FROM {} x WHERE {v} IS NOT NULL{skip} AND {}",
+                d.hmac(&mut b, &v),
                 d.table(&e.table),
                 in_t(i, "x")
             ));
             let v = d.json_text("a.row", c);
+            let key = key_text(d, &e.key, &|k| d.json_text("a.key", k));
+            let skip = already(&mut b, &v, &key);
             hashes.push(format!(
-                "SELECT {} AS h FROM {} a WHERE {v} IS NOT NULL AND {}",
+                "SELECT {} AS h FROM {} a WHERE {v} IS NOT NULL{skip} AND {}",
                 d.hmac(&mut b, &v),
                 d.own("archive"),
                 in_s(i, "a")
@@ -497,11 +510,11 @@ pub fn render_erasure(
         match step.action {
             Erase::Delete => {
                 residue.push(format!(
-                    "SELECT {name}, 'table', {cnt} FROM {table} x WHERE {}",
+                    "SELECT {name}, 'table', {cnt}, 'subject rows' FROM {table} x WHERE {}",
                     in_t(i, "x")
                 ));
                 residue.push(format!(
-                    "SELECT {name}, 'archive store', {cnt} FROM {} a WHERE {}",
+                    "SELECT {name}, 'archive store', {cnt}, 'subject rows' FROM {} a WHERE {}",
                     d.own("archive"),
                     in_s(i, "a")
                 ));
@@ -525,12 +538,12 @@ pub fn render_erasure(
                     .map(|c| format!("{} IN ({list})", d.hmac(&mut b, &d.json_text("a.row", c))))
                     .collect();
                 residue.push(format!(
-                    "SELECT {name}, 'table', {cnt} FROM {table} x WHERE {} AND ({})",
+                    "SELECT {name}, 'table', {cnt}, 'rows not anonymized' FROM {table} x WHERE {} AND ({})",
                     in_t(i, "x"),
                     any_t.join(" OR ")
                 ));
                 residue.push(format!(
-                    "SELECT {name}, 'archive store', {cnt} FROM {} a WHERE {} AND ({})",
+                    "SELECT {name}, 'archive store', {cnt}, 'rows not anonymized' FROM {} a WHERE {} AND ({})",
                     d.own("archive"),
                     in_s(i, "a"),
                     any_s.join(" OR ")
@@ -540,7 +553,7 @@ pub fn render_erasure(
         }
     }
     if residue.is_empty() {
-        residue.push("SELECT 'none', 'none', 0 WHERE FALSE".to_string());
+        residue.push("SELECT 'none', 'none', '0', 'none' WHERE FALSE".to_string());
     }
     let residue = b.finish(residue.join("\nUNION ALL "));
 
@@ -666,7 +679,8 @@ fn anonymized(
         PiiRule::Null => "NULL".to_string(),
         PiiRule::Redact if text => d.lit(REDACTED),
         PiiRule::Hash if text => format!(
-            "CASE WHEN {v} IS NULL THEN NULL ELSE {} END",
+            "CASE WHEN {v} IS NULL OR {} THEN {v} ELSE {} END",
+            d.is_hmac_shaped(&d.text(v)),
             d.hmac(b, &d.text(v))
         ),
         // Unique per row (from its key) and shaped like the value it

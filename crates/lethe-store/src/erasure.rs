@@ -997,7 +997,7 @@ impl Engine {
                         col(&r, 1)
                     },
                     entity: Some(entity),
-                    what: "subject rows".into(),
+                    what: col(&r, 3),
                     rows,
                 });
             }

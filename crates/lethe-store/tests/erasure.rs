@@ -374,15 +374,29 @@ subject = "users"
     db.exec("DELETE FROM reviews WHERE user_id = 3").await;
     let archive = own(b, "archive");
     // Cy has wishlist lines (hard, cascade).
-    engine.delete(&DeleteRequest::new("users", "3")).await.unwrap();
+    engine
+        .delete(&DeleteRequest::new("users", "3"))
+        .await
+        .unwrap();
     assert!(all_ids(&engine, "users", "id").await == vec!["1", "2"]);
     let preview = engine.erasure_preview("users", "3").await.unwrap();
-    let users = preview.entities.iter().find(|e| e.entity == "users").unwrap();
+    let users = preview
+        .entities
+        .iter()
+        .find(|e| e.entity == "users")
+        .unwrap();
     assert_eq!((users.active, users.stored), (0, 1));
-    let wl = preview.entities.iter().find(|e| e.entity == "wishlist_items").unwrap();
+    let wl = preview
+        .entities
+        .iter()
+        .find(|e| e.entity == "wishlist_items")
+        .unwrap();
     assert_eq!(wl.stored, 2);
     let (rec, key) = engine.erasure_create(&req("3")).await.unwrap();
-    let rec = engine.erasure_run_tables(&rec.id, Some(&key)).await.unwrap();
+    let rec = engine
+        .erasure_run_tables(&rec.id, Some(&key))
+        .await
+        .unwrap();
     let stored = q(
         &engine,
         &format!("SELECT entity, CAST(row AS TEXT) FROM {archive} ORDER BY entity"),
@@ -402,3 +416,42 @@ on_both!(
     archived_subject_is_erased_in_the_store,
     archived_subject_is_erased_in_the_store
 );
+
+/// Erasing a subject again (a second request, or a ledger reapplied to the
+/// same database) changes nothing and finds nothing: placeholders and fakes
+/// are not taken for original values, and a hash is not hashed again.
+async fn erasing_twice_is_harmless(b: Backend) {
+    let policy = erasure_policy().replace(
+        "pii = { email = \"fake\", name = \"redact\" }",
+        "pii = { email = \"hash\", name = \"redact\" }",
+    );
+    let Some((db, engine)) = shop_with(b, &policy).await else {
+        return;
+    };
+    let (rec, key) = engine.erasure_create(&req("1")).await.unwrap();
+    engine
+        .erasure_run_tables(&rec.id, Some(&key))
+        .await
+        .unwrap();
+    let after_first = q(&engine, "SELECT email, name FROM users WHERE id = 1").await;
+    assert_eq!(after_first[0][0], engine.keyed_hash("ann@example.com"));
+    let mut second = req("1");
+    second.request_id = Some("ticket-1-again".into());
+    let (rec2, key2) = engine.erasure_create(&second).await.unwrap();
+    assert_ne!(rec2.id, rec.id);
+    let rec2 = engine
+        .erasure_run_tables(&rec2.id, Some(&key2))
+        .await
+        .unwrap();
+    assert_eq!(
+        q(&engine, "SELECT email, name FROM users WHERE id = 1").await,
+        after_first
+    );
+    assert!(rec2.pii_hashes.is_empty(), "{:?}", rec2.pii_hashes);
+    for id in [&rec.id, &rec2.id] {
+        let scan = engine.erasure_scan(id).await.unwrap();
+        assert!(scan.residue.is_empty(), "{:?}", scan.residue);
+    }
+    db.cleanup().await;
+}
+on_both!(erasing_twice_is_harmless, erasing_twice_is_harmless);
