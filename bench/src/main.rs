@@ -21,8 +21,8 @@ use report::Figure;
 use scratch::Scratch;
 use sql::Dialect;
 use workloads::{
-    Settings, archive, deep_cascade, latency, peak_rss, purge, purge_latency, relay_throughput,
-    single_deletes,
+    Settings, archive, deep_cascade, erase, latency, peak_rss, purge, purge_latency,
+    relay_throughput, single_deletes,
 };
 
 pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -44,7 +44,9 @@ of `lethe purge` at 250,000 and 1,000,000 expired rows (target: under 100 MB)\n 
 purge-latency\n          \
 p99 of concurrent point reads by key while Lethe's purge runs, against idle (target: at most 2x)\n  \
 archive delete and restore the deep tree with every entity strategy = \"archive\", against hand-written\n          \
-archive tables (target: at most 1.5x)\n\n\
+archive tables (target: at most 1.5x)\n  \
+erase   GDPR erasure of one user owning 10,000 rows in 6 tables (deleted, anonymized, kept), request and\n          \
+table step, against hand-written deletes and an update in one transaction (target: at most 2x)\n\n\
 relay and latency need Redis (--redis) and relay NATS with JetStream (--nats).\n\
 Build first: cargo build --release -p lethe-cli -p lethe-bench\n\
 Set LETHE_LOG=sqlx=debug to log every statement (Lethe's and the baseline's) with its time."
@@ -63,8 +65,8 @@ struct Args {
     /// Multiply the row counts, e.g. 0.01 for a quick smoke run.
     #[arg(long, default_value_t = 1.0, value_name = "F")]
     rows_scale: f64,
-    /// Measured repetitions of the deep and archive workloads (after one
-    /// warm-up run).
+    /// Measured repetitions of the deep, archive and erase workloads (after
+    /// one warm-up run; erase loads two subjects per run).
     #[arg(long, default_value_t = 5, value_name = "N")]
     repetitions: usize,
     /// The `lethe` binary the rss and purge workloads run.
@@ -94,6 +96,7 @@ enum Workload {
     Purge,
     PurgeLatency,
     Archive,
+    Erase,
 }
 
 impl Workload {
@@ -107,6 +110,7 @@ impl Workload {
             Workload::Purge => purge::NAME,
             Workload::PurgeLatency => purge_latency::NAME,
             Workload::Archive => archive::NAME,
+            Workload::Erase => erase::NAME,
         }
     }
 
@@ -120,6 +124,7 @@ impl Workload {
             Workload::Purge => purge::run(s, d, url).await,
             Workload::PurgeLatency => purge_latency::run(s, d, url).await,
             Workload::Archive => archive::run(s, d, url).await,
+            Workload::Erase => erase::run(s, d, url).await,
         }
     }
 }
@@ -169,6 +174,7 @@ async fn run(args: &Args) -> Result<Vec<Figure>> {
             Workload::Purge,
             Workload::PurgeLatency,
             Workload::Archive,
+            Workload::Erase,
         ],
     };
     // Fail now rather than after the other workloads have run.

@@ -57,6 +57,23 @@ impl Dialect {
             ),
         }
     }
+
+    /// Lets the transaction delete from the tables Lethe guards, the
+    /// documented way (`on`), or withdraws that before commit (SQLite: a
+    /// row left in `lethe_bypass` would disable the guard for every
+    /// session). PostgreSQL's `SET LOCAL` ends with the transaction: only
+    /// SQLite needs the withdrawal.
+    pub fn bypass(self, on: bool) -> Stmt {
+        let sql = match (self, on) {
+            (Dialect::Postgres, _) => "SET LOCAL lethe.bypass = 'on'",
+            (Dialect::Sqlite, true) => "INSERT INTO lethe_bypass (token) VALUES ('bench')",
+            (Dialect::Sqlite, false) => "DELETE FROM lethe_bypass",
+        };
+        Stmt {
+            sql: sql.into(),
+            params: Vec::new(),
+        }
+    }
 }
 
 /// A statement and its values, bound as text.

@@ -148,7 +148,7 @@ async fn create_archive_tables(pool: &Pool, chain: &Chain) -> Result<()> {
 /// The data statements come in (INSERT, DELETE) pairs after the bypass.
 fn baseline_delete(chain: &Chain, d: Dialect, id: &str) -> Vec<Stmt> {
     let conds = chain.under_key(&d.param(1, "bigint"));
-    let mut stmts = vec![bypass(d, true)];
+    let mut stmts = vec![d.bypass(true)];
     for (i, l) in chain.levels.iter().enumerate().rev() {
         let (t, cond) = (l.table, &conds[i]);
         let cols = chain.columns(i).join(", ");
@@ -165,7 +165,7 @@ fn baseline_delete(chain: &Chain, d: Dialect, id: &str) -> Vec<Stmt> {
         });
     }
     if d == Dialect::Sqlite {
-        stmts.push(bypass(d, false));
+        stmts.push(d.bypass(false));
     }
     stmts
 }
@@ -189,21 +189,6 @@ fn baseline_restore(chain: &Chain, d: Dialect, id: &str) -> Vec<Stmt> {
         });
     }
     stmts
-}
-
-/// Lets the transaction delete from guarded tables (`on`), or withdraws
-/// that before commit (SQLite: a row in `lethe_bypass` would disable the
-/// guard for every session).
-fn bypass(d: Dialect, on: bool) -> Stmt {
-    let sql = match (d, on) {
-        (Dialect::Postgres, _) => "SET LOCAL lethe.bypass = 'on'",
-        (Dialect::Sqlite, true) => "INSERT INTO lethe_bypass (token) VALUES ('bench')",
-        (Dialect::Sqlite, false) => "DELETE FROM lethe_bypass",
-    };
-    Stmt {
-        sql: sql.into(),
-        params: Vec::new(),
-    }
 }
 
 /// The (INSERT, DELETE) pairs of a baseline moved `total` rows each way.

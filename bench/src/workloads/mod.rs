@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod deep_cascade;
+pub mod erase;
 pub mod latency;
 pub mod peak_rss;
 pub mod purge;
@@ -22,8 +23,8 @@ use crate::sql::Pool;
 pub struct Settings {
     /// Multiplies the row counts (1.0 = the documented sizes).
     pub scale: f64,
-    /// Measured repetitions of the deep cascade and the archive workload
-    /// (after one warm-up).
+    /// Measured repetitions of the deep cascade, archive and erase
+    /// workloads (after one warm-up).
     pub repetitions: usize,
     pub lethe_bin: PathBuf,
     /// Holds SQLite files, policies and CLI output; removed at the end.

@@ -682,16 +682,17 @@ impl Dialect {
         }
     }
 
-    /// A FROM item (alias `j`, column `v`): every string and number inside
-    /// the JSON document `expr`, at any depth, as text.
+    /// A FROM item (alias `j`, column `v`): every string inside the JSON
+    /// document `expr`, at any depth. (Numbers are left out: a number is
+    /// far more often someone's key than someone's personal value.)
     pub fn json_string_atoms(self, expr: &str) -> String {
         match self {
             Dialect::Postgres => format!(
-                "(SELECT q #>> '{{}}' AS v FROM jsonb_path_query(CAST({expr} AS jsonb), 'strict $.**') q WHERE jsonb_typeof(q) IN ('string', 'number')) j"
+                "(SELECT q #>> '{{}}' AS v FROM jsonb_path_query(CAST({expr} AS jsonb), 'strict $.**') q WHERE jsonb_typeof(q) = 'string') j"
             ),
-            Dialect::Sqlite => format!(
-                "(SELECT value AS v FROM json_tree({expr}) WHERE type IN ('text', 'integer', 'real')) j"
-            ),
+            Dialect::Sqlite => {
+                format!("(SELECT value AS v FROM json_tree({expr}) WHERE type = 'text') j")
+            }
         }
     }
 

@@ -77,6 +77,10 @@ pub struct ErasureSql {
     /// `(hold id, entity, reason)`: active legal holds on rows erasure
     /// would delete or anonymize (it refuses while there are any).
     pub held: Stmt,
+    /// `(relation, rows)`: rows outside the erasure (other subjects', or
+    /// no one's) that reference rows it deletes through a `restrict` or
+    /// `cascade` relation; erasure refuses while there are any.
+    pub blocked: Stmt,
     /// After [`ErasureSql::scope`] on an erased database: `(entity, place,
     /// rows, what)` of what erasure should have removed or changed and did not —
     /// rows of deleted entities anywhere, and anonymized rows whose PII
@@ -331,6 +335,48 @@ pub fn render_erasure(
         params: Vec::new(),
     };
 
+    // Rows outside the erasure that reference rows it deletes, through
+    // relations that would refuse the delete or take them along.
+    let mut blocked = Vec::new();
+    for (i, step) in plan.steps.iter().enumerate() {
+        let e = entity(step);
+        if step.action != Erase::Delete {
+            continue;
+        }
+        for r in policy
+            .children_of(&e.name)
+            .filter(|r| matches!(r.on_delete, OnDelete::Restrict | OnDelete::Cascade))
+        {
+            let child = &policy.entities[&r.child];
+            let erased = plan
+                .steps
+                .iter()
+                .position(|s| s.entity == r.child && s.action == Erase::Delete)
+                .map(|j| format!(" AND NOT {}", in_t(j, "c")))
+                .unwrap_or_default();
+            blocked.push(format!(
+                "SELECT {}, {cnt} FROM {} c WHERE {} IN (SELECT {} FROM {} z){erased}",
+                d.lit(&r.describe()),
+                d.table(&child.table),
+                row_value(
+                    &r.columns
+                        .iter()
+                        .map(|c| format!("c.{}", d.ident(c)))
+                        .collect::<Vec<_>>()
+                ),
+                d.list("z", &e.key),
+                scope_tables(d, i).0
+            ));
+        }
+    }
+    if blocked.is_empty() {
+        blocked.push("SELECT 'none', '0' WHERE FALSE".to_string());
+    }
+    let blocked = Stmt {
+        sql: blocked.join("\nUNION ALL "),
+        params: Vec::new(),
+    };
+
     // Keyed hashes of the PII values erasure removes.
     let mut b = Binder::new(d);
     let mut hashes = Vec::new();
@@ -352,8 +398,17 @@ pub fn render_erasure(
             let v = d.text(&format!("x.{}", d.ident(c)));
             let key = key_text(d, &e.key, &|k| format!("x.{}", d.ident(k)));
             let skip = already(&mut b, &v, &key);
+            // A value other people's rows hold too ("Great!", a common
+            // name) does not identify the subject: it stays, and is not
+            // looked for.
+            let shared = format!(
+                " AND NOT EXISTS (SELECT 1 FROM {} y WHERE y.{col} = x.{col} AND NOT {})",
+                d.table(&e.table),
+                in_t(i, "y"),
+                col = d.ident(c)
+            );
             hashes.push(format!(
-                "SELECT {} AS h FROM {} x WHERE {v} IS NOT NULL{skip} AND {}",
+                "SELECT {} AS h FROM {} x WHERE {v} IS NOT NULL{skip}{shared} AND {}",
                 d.hmac(&mut b, &v),
                 d.table(&e.table),
                 in_t(i, "x")
@@ -442,6 +497,31 @@ pub fn render_erasure(
                         params: Vec::new(),
                     });
                 }
+                // Deletions whose rows go now can no longer be restored
+                // whole: they count as purged.
+                let mut ids = vec![format!(
+                    "SELECT a.deletion_id FROM {} a WHERE {}",
+                    d.own("archive"),
+                    in_s(i, "a")
+                )];
+                if e.has_markers() {
+                    let col = d.ident(&e.deletion_id);
+                    ids.push(format!(
+                        "SELECT {} FROM {table} x WHERE x.{col} IS NOT NULL AND {}",
+                        d.as_deletion_id(
+                            &format!("x.{col}"),
+                            schema.column_type(&e.table, &e.deletion_id)
+                        ),
+                        in_t(i, "x")
+                    ));
+                }
+                let mut b = Binder::new(d);
+                let now = d.now(&mut b);
+                changes.push(b.finish(format!(
+                    "UPDATE {} SET purged_at = COALESCE(purged_at, {now}) WHERE id IN ({})",
+                    d.own("deletions"),
+                    ids.join(" UNION ")
+                )));
                 changes.push(Stmt {
                     sql: format!("DELETE FROM {table} WHERE {}", in_t(i, &table)),
                     params: Vec::new(),
@@ -606,8 +686,19 @@ pub fn render_erasure(
         let list = d.json_text_elements(&b.bind(Param::Value(2)));
         let atoms = d.json_string_atoms(&format!("x.{column}"));
         let hmac = d.hmac(&mut b, "j.v");
+        // Stored rows of kept entities are kept on purpose too.
+        let kept: String = if table == "archive" {
+            plan.steps
+                .iter()
+                .enumerate()
+                .filter(|(_, s)| matches!(s.action, Erase::Keep { .. }))
+                .map(|(i, _)| format!(" AND NOT {}", in_s(i, "x")))
+                .collect()
+        } else {
+            String::new()
+        };
         scan.push(b.finish(format!(
-            "SELECT {}, {cnt} FROM {} x WHERE EXISTS (SELECT 1 FROM {atoms} WHERE {hmac} IN ({list}))",
+            "SELECT {}, {cnt} FROM {} x WHERE EXISTS (SELECT 1 FROM {atoms} WHERE {hmac} IN ({list})){kept}",
             d.lit(place),
             d.own(table),
         )));
@@ -621,6 +712,7 @@ pub fn render_erasure(
         changes,
         cleanup,
         held,
+        blocked,
         residue,
         scan,
     }
@@ -671,10 +763,7 @@ fn anonymized(
     v: &str,
     key: &str,
 ) -> String {
-    let text = matches!(
-        ColumnKind::from_type(schema.column_type(&e.table, col)),
-        ColumnKind::Text | ColumnKind::Other
-    );
+    let text = ColumnKind::from_type(schema.column_type(&e.table, col)) == ColumnKind::Text;
     match rule {
         PiiRule::Null => "NULL".to_string(),
         PiiRule::Redact if text => d.lit(REDACTED),
@@ -718,7 +807,7 @@ pub fn unsupported_rules(
                 ));
                 continue;
             };
-            let text = matches!(info.kind(), ColumnKind::Text | ColumnKind::Other);
+            let text = info.kind() == ColumnKind::Text;
             if *rule == PiiRule::Null && info.not_null {
                 out.push((
                     format!("{}.{c}", e.name),
