@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 
 use clap::Subcommand;
-use lethe_cold::{ColdError, ExportOptions, ImportOptions, Location, S3Settings};
+use lethe_cold::{ExportOptions, ImportOptions, Location, S3Settings};
 use lethe_store::StoreError;
 use serde_json::json;
 
@@ -77,18 +77,6 @@ impl ArchiveCommand {
     }
 }
 
-/// Cold-storage errors as the CLI reports them (exit codes come from
-/// `StoreError`).
-pub fn cold_error(e: ColdError) -> StoreError {
-    match e {
-        ColdError::Store(s) => s,
-        ColdError::Invalid(m) => StoreError::Invalid(m),
-        e @ (ColdError::Storage(_) | ColdError::Corrupt(_) | ColdError::Crypto(_)) => {
-            StoreError::Storage(e.to_string())
-        }
-    }
-}
-
 /// The policy file's directory: relative export directories start there.
 fn policy_dir(cli: &Cli) -> PathBuf {
     cli.policy
@@ -116,7 +104,7 @@ pub fn location(
         region: cfg.and_then(|c| c.region.clone()),
         credentials: None,
     };
-    Location::open(to, &s3, &policy_dir(cli), create).map_err(cold_error)
+    Location::open(to, &s3, &policy_dir(cli), create).map_err(StoreError::from)
 }
 
 pub async fn archive(cli: &Cli, cmd: &ArchiveCommand) -> Result<u8, StoreError> {
@@ -138,7 +126,7 @@ pub async fn archive(cli: &Cli, cmd: &ArchiveCommand) -> Result<u8, StoreError> 
             };
             let r = lethe_cold::export(&engine, &loc, &opts)
                 .await
-                .map_err(cold_error)?;
+                .map_err(StoreError::from)?;
             if *json {
                 print_json(&json!({
                     "location": r.location,
@@ -207,7 +195,7 @@ pub async fn archive(cli: &Cli, cmd: &ArchiveCommand) -> Result<u8, StoreError> 
             };
             let r = lethe_cold::import(&engine, &loc, &opts)
                 .await
-                .map_err(cold_error)?;
+                .map_err(StoreError::from)?;
             if *json {
                 print_json(&json!({
                     "location": r.location,

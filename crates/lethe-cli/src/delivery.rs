@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use lethe_relay::{Relay, RelayError, RelayOptions};
+use lethe_relay::{Relay, RelayOptions};
 use lethe_store::StoreError;
 use serde_json::json;
 
@@ -22,15 +22,6 @@ pub struct RelayArgs {
     pub lease: Duration,
     pub poll: Duration,
     pub json: bool,
-}
-
-/// The relay's errors as the CLI reports them (exit codes come from
-/// `StoreError`).
-pub fn relay_error(e: RelayError) -> StoreError {
-    match e {
-        RelayError::Store(s) => s,
-        e @ RelayError::Sink { .. } => StoreError::Sink(e.to_string()),
-    }
 }
 
 pub async fn relay(cli: &Cli, a: &RelayArgs) -> Result<u8, StoreError> {
@@ -59,7 +50,7 @@ pub async fn relay(cli: &Cli, a: &RelayArgs) -> Result<u8, StoreError> {
         once: a.once,
         ..RelayOptions::default()
     };
-    let stats = relay.run(opts, rx).await.map_err(relay_error)?;
+    let stats = relay.run(opts, rx).await.map_err(StoreError::from)?;
     let queue = relay.queue();
     let summary = queue.summary().await?;
     let open: u64 = summary
@@ -260,7 +251,7 @@ pub async fn reconcile(
     let engine = engine(cli).await?;
     let report = lethe_relay::reconcile(&engine, sink, fix)
         .await
-        .map_err(relay_error)?;
+        .map_err(StoreError::from)?;
     if json_out {
         print_json(&json!({
             "fix": report.fix,

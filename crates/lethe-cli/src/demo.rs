@@ -190,10 +190,7 @@ async fn relay_once(engine: &Engine) -> Result<lethe_relay::RelayStats, StoreErr
         once: true,
         ..Default::default()
     };
-    relay
-        .run(opts, rx)
-        .await
-        .map_err(crate::delivery::relay_error)
+    relay.run(opts, rx).await.map_err(StoreError::from)
 }
 
 /// The ids and names the demo's search index finds for `query`.
@@ -305,7 +302,7 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
     let db = engine.db().clone();
     let fixed = lethe_relay::reconcile(&engine, Some("search"), true)
         .await
-        .map_err(crate::delivery::relay_error)?;
+        .map_err(StoreError::from)?;
     println!(
         "indexed {} active product(s) in the embedded search index (lethe reconcile --fix)",
         fixed.fixed()

@@ -38,3 +38,17 @@ impl From<lethe_core::CoreError> for ColdError {
 }
 
 pub type Result<T, E = ColdError> = std::result::Result<T, E>;
+
+/// At the edges (CLI, server, erasure) every error is a `StoreError`, with
+/// its code, exit status and hint.
+impl From<ColdError> for lethe_store::StoreError {
+    fn from(e: ColdError) -> Self {
+        match e {
+            ColdError::Store(s) => s,
+            ColdError::Invalid(m) => lethe_store::StoreError::Invalid(m),
+            e @ (ColdError::Storage(_) | ColdError::Corrupt(_) | ColdError::Crypto(_)) => {
+                lethe_store::StoreError::Storage(e.to_string())
+            }
+        }
+    }
+}

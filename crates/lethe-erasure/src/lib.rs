@@ -18,8 +18,7 @@
 
 use std::path::PathBuf;
 
-use lethe_cold::{ColdError, Location};
-use lethe_relay::RelayError;
+use lethe_cold::Location;
 use lethe_store::erasure::{DbScan, EraseRequest, ErasureRecord, LedgerEntry, Residue};
 use lethe_store::{Engine, StoreError};
 use serde::Serialize;
@@ -52,21 +51,6 @@ pub struct Verification {
     pub sinks: Vec<String>,
     /// Rows kept on purpose, with their legal basis.
     pub kept: Vec<lethe_store::erasure::EntityErasure>,
-}
-
-fn cold_error(e: ColdError) -> StoreError {
-    match e {
-        ColdError::Store(s) => s,
-        ColdError::Invalid(m) => StoreError::Invalid(m),
-        e => StoreError::Storage(e.to_string()),
-    }
-}
-
-fn relay_error(e: RelayError) -> StoreError {
-    match e {
-        RelayError::Store(s) => s,
-        e @ RelayError::Sink { .. } => StoreError::Sink(e.to_string()),
-    }
 }
 
 fn now() -> String {
@@ -183,7 +167,7 @@ pub async fn verify(
             places.temp_dir.as_deref(),
         )
         .await
-        .map_err(cold_error)?;
+        .map_err(StoreError::from)?;
         residue.extend(f.residue);
         v.files = Some(f.files);
         v.shredded_values = f.shredded_values;
@@ -191,7 +175,7 @@ pub async fn verify(
     if let Some(deletion) = &rec.deletion_id {
         let (r, checked) = lethe_relay::erasure::sink_residue(engine, deletion)
             .await
-            .map_err(relay_error)?;
+            .map_err(StoreError::from)?;
         residue.extend(r);
         v.sinks = checked;
     }

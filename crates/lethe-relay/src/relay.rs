@@ -104,6 +104,16 @@ pub enum RelayError {
     Sink { sink: String, error: SinkError },
 }
 
+/// At the edges (CLI, server, erasure) every error is a `StoreError`.
+impl From<RelayError> for StoreError {
+    fn from(e: RelayError) -> Self {
+        match e {
+            RelayError::Store(s) => s,
+            e @ RelayError::Sink { .. } => StoreError::Sink(e.to_string()),
+        }
+    }
+}
+
 /// A relay over one database and policy.
 pub struct Relay {
     queue: Queue,

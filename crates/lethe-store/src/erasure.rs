@@ -700,6 +700,27 @@ impl Engine {
                 rec.id
             )));
         }
+        // Rows erasure does not take (other people's, or no one's) that
+        // reference rows it deletes: the database would refuse the delete,
+        // or cascade it into rows that are not the subject's.
+        let blocked: Vec<(String, u64)> = tx
+            .rows_stmt(&sql.blocked, &b)
+            .await?
+            .iter()
+            .map(|r| (col(r, 0), col(r, 1).parse().unwrap_or(0)))
+            .filter(|(_, n)| *n > 0)
+            .collect();
+        if let Some((relation, count)) = blocked.first() {
+            self.cleanup(&mut tx, &sql).await?;
+            tx.rollback().await?;
+            return Err(StoreError::Blocked {
+                relation: format!(
+                    "{relation} (rows outside erasure {}: other subjects' or no one's)",
+                    rec.id
+                ),
+                count: *count,
+            });
+        }
         let entities = self.erasure_counts(&mut tx, &plan, &sql, &b).await?;
         let hashes: Vec<String> = tx
             .rows_stmt(&sql.pii_hashes, &b)

@@ -455,3 +455,41 @@ async fn erasing_twice_is_harmless(b: Backend) {
     db.cleanup().await;
 }
 on_both!(erasing_twice_is_harmless, erasing_twice_is_harmless);
+
+/// Rows the erasure does not take that reference rows it deletes (here
+/// cart lines whose relation to users is marked as not carrying
+/// ownership, through a cascade) stop it with the relation and the count;
+/// nothing changes.
+async fn rows_outside_the_erasure_block_its_deletes(b: Backend) {
+    let policy = SHOP_POLICY.replace(
+        "child = \"cart_items\"\ncolumns = [\"user_id\"]\nparent = \"users\"\non_delete = \"cascade\"",
+        "child = \"cart_items\"\ncolumns = [\"user_id\"]\nparent = \"users\"\non_delete = \"cascade\"\nerasure = false",
+    ) + "\n[erasure]\nsubject = \"users\"\n";
+    let Some((db, engine)) = shop_with(b, &policy).await else {
+        return;
+    };
+    let (rec, key) = engine.erasure_create(&req("1")).await.unwrap();
+    let err = engine
+        .erasure_run_tables(&rec.id, Some(&key))
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), "blocked", "{err}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("cart_items.user_id -> users") && msg.contains("2 active row(s)"),
+        "{msg}"
+    );
+    assert_eq!(all_ids(&engine, "users", "id").await, vec!["1", "2", "3"]);
+    assert_eq!(
+        all_ids(&engine, "reviews", "id").await,
+        vec!["3000", "3001", "3002", "3003"]
+    );
+    let failed = engine.erasure(&rec.id).await.unwrap();
+    assert_eq!(failed.state, "failed");
+    assert!(failed.deletion_id.is_none());
+    db.cleanup().await;
+}
+on_both!(
+    rows_outside_the_erasure_block_its_deletes,
+    rows_outside_the_erasure_block_its_deletes
+);
