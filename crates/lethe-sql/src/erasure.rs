@@ -58,8 +58,8 @@ pub struct ErasureSql {
     /// Builds the scope tables, parents first. Run first, in the erasure's
     /// transaction.
     pub scope: Vec<Stmt>,
-    /// `(entity, place, rows)` per entity: `active` and `deleted` rows in
-    /// its table, `stored` rows in the archive store.
+    /// `(entity, rows in its table, of which marked deleted, rows in the
+    /// archive store)`, one row per entity.
     pub counts: Stmt,
     /// `(entity, place, key as JSON)` of every row in scope, for a dry run.
     pub rows: Stmt,
@@ -73,7 +73,7 @@ pub struct ErasureSql {
     pub changes: Vec<Stmt>,
     /// Removes the scope tables (SQLite keeps temporary tables for the
     /// connection; PostgreSQL drops them at commit).
-    pub cleanup: Vec<String>,
+    pub cleanup: Vec<Stmt>,
     /// `(hold id, entity, reason)`: active legal holds on rows erasure
     /// would delete or anonymize (it refuses while there are any).
     pub held: Stmt,
@@ -217,9 +217,14 @@ pub fn render_erasure(
         };
         let mut b = Binder::new(d);
         let w = cond(&mut b, &|c: &str| format!("x.{}", d.ident(c)));
+        // A scan of one table with a condition lists each row once. The
+        // scope keeps what the counts and the outbox records need (the key,
+        // the columns sinks read, whether the row is marked deleted), so
+        // neither goes back to the table.
         let create_t = format!(
-            "SELECT DISTINCT {} FROM {} x WHERE {w}",
-            d.list("x", &e.key),
+            "SELECT {}, {} AS {SCOPE_DELETED} FROM {} x WHERE {w}",
+            d.list("x", &outbox::row_columns(e)),
+            deleted_flag(d, e, "x"),
             d.table(&e.table)
         );
         scope.extend(temp_table(d, &t, create_t, &mut b));
@@ -245,9 +250,22 @@ pub fn render_erasure(
             d.lit(&e.name)
         );
         scope.extend(temp_table(d, &s, create_s, &mut b));
-        if d == Dialect::Sqlite {
-            cleanup.push(format!("DROP TABLE IF EXISTS {t}"));
-            cleanup.push(format!("DROP TABLE IF EXISTS {s}"));
+        match d {
+            Dialect::Sqlite => {
+                for table in [&t, &s] {
+                    cleanup.push(Stmt {
+                        sql: format!("DROP TABLE IF EXISTS {table}"),
+                        params: Vec::new(),
+                    });
+                }
+            }
+            // Statistics, so that the planner sees a handful of rows and
+            // reaches the tables through their indexes (it cannot guess the
+            // size of a table created in this transaction).
+            Dialect::Postgres => scope.push(Stmt {
+                sql: format!("ANALYZE {t}, {s}"),
+                params: Vec::new(),
+            }),
         }
         built.push(i);
     }
@@ -272,26 +290,15 @@ pub fn render_erasure(
     for (i, step) in plan.steps.iter().enumerate() {
         let e = entity(step);
         let name = d.lit(&e.name);
-        let table = d.table(&e.table);
-        let deleted = if e.has_markers() {
-            format!("x.{} IS NOT NULL", d.ident(&e.deleted_at))
-        } else {
-            "FALSE".to_string()
-        };
-        let place = format!("CASE WHEN {deleted} THEN 'deleted' ELSE 'active' END");
+        let (t, s) = scope_tables(d, i);
+        let place = format!("CASE WHEN z.{SCOPE_DELETED} = 1 THEN 'deleted' ELSE 'active' END");
         counts.push(format!(
-            "SELECT {name}, {place}, {cnt} FROM {table} x WHERE {} GROUP BY {place}",
-            in_t(i, "x")
-        ));
-        counts.push(format!(
-            "SELECT {name}, 'stored', {cnt} FROM {} a WHERE {}",
-            d.own("archive"),
-            in_s(i, "a")
+            "SELECT {name}, {cnt}, {}, (SELECT {cnt} FROM {s} z) FROM {t} z",
+            d.text(&format!("COALESCE(sum(z.{SCOPE_DELETED}), 0)"))
         ));
         rows.push(format!(
-            "SELECT {name}, {place}, {} FROM {table} x WHERE {}",
-            d.text(&d.json_of_columns("x", &e.key)),
-            in_t(i, "x")
+            "SELECT {name}, {place}, {} FROM {t} z",
+            d.text(&d.json_of_columns("z", &e.key)),
         ));
         rows.push(format!(
             "SELECT {name}, 'stored', {} FROM {} a WHERE {}",
@@ -432,7 +439,13 @@ pub fn render_erasure(
         hashes.join("\nUNION ALL ")
     ));
 
-    // The changes, children first.
+    // The changes, children first. Per entity: its outbox records, then
+    // (delete) the deletions it ends, its rows and its stored rows, or
+    // (anonymize) its rows and its stored rows rewritten. On PostgreSQL
+    // these touch four different tables and read only the scope tables and
+    // the rows before the change, so they run as one statement of
+    // data-modifying CTEs (one round trip per entity); SQLite runs them one
+    // by one.
     let mut changes = Vec::new();
     for (i, step) in plan.steps.iter().enumerate() {
         let e = entity(step);
@@ -440,18 +453,26 @@ pub fn render_erasure(
         if matches!(step.action, Erase::Keep { .. }) {
             continue;
         }
+        let mut b = Binder::new(d);
+        let mut parts: Vec<String> = Vec::new();
         // Caches and search indexes hold copies of the rows (and of their
         // PII): every row erasure touches is sent as `erased`.
-        let mut b = Binder::new(d);
-        let from_table = outbox::select(
-            d,
-            &mut b,
-            e,
-            &format!("{table} x"),
-            &in_t(i, "x"),
-            EVENT,
-            outbox::Numbering::Window,
-        );
+        // SQLite numbers the scope's rows already (a new table's rowids
+        // count from 1): parts without a window function.
+        let (scope_rows, numbering) = match d {
+            Dialect::Sqlite => (
+                format!(
+                    "(SELECT z.rowid AS lethe_rowid, z.* FROM {} z) x",
+                    scope_tables(d, i).0
+                ),
+                outbox::Numbering::Rowid,
+            ),
+            Dialect::Postgres => (
+                format!("{} x", scope_tables(d, i).0),
+                outbox::Numbering::Window,
+            ),
+        };
+        let from_table = outbox::select(d, &mut b, e, &scope_rows, "TRUE", EVENT, numbering);
         let stored = outbox::stored_rows(
             d,
             e,
@@ -467,14 +488,15 @@ pub fn render_erasure(
             EVENT,
             outbox::Numbering::Window,
         );
-        changes.push(b.finish(format!(
+        parts.push(format!(
             "{} {from_table} UNION ALL {from_stored}",
             outbox::insert_into(d)
-        )));
+        ));
         match step.action {
             Erase::Delete => {
                 // Rows kept by erasure that point here through set_null
-                // relations lose the link before the row goes.
+                // relations lose the link before the row goes (statements
+                // of their own, ahead: the row goes in the next one).
                 for r in policy
                     .children_of(&e.name)
                     .filter(|r| r.on_delete == OnDelete::SetNull)
@@ -515,28 +537,20 @@ pub fn render_erasure(
                         in_t(i, "x")
                     ));
                 }
-                let mut b = Binder::new(d);
                 let now = d.now(&mut b);
-                changes.push(b.finish(format!(
+                parts.push(format!(
                     "UPDATE {} SET purged_at = COALESCE(purged_at, {now}) WHERE id IN ({})",
                     d.own("deletions"),
                     ids.join(" UNION ")
-                )));
-                changes.push(Stmt {
-                    sql: format!("DELETE FROM {table} WHERE {}", in_t(i, &table)),
-                    params: Vec::new(),
-                });
-                changes.push(Stmt {
-                    sql: format!(
-                        "DELETE FROM {} WHERE {}",
-                        d.own("archive"),
-                        in_s(i, &d.own("archive"))
-                    ),
-                    params: Vec::new(),
-                });
+                ));
+                parts.push(format!("DELETE FROM {table} WHERE {}", in_t(i, &table)));
+                parts.push(format!(
+                    "DELETE FROM {} WHERE {}",
+                    d.own("archive"),
+                    in_s(i, &d.own("archive"))
+                ));
             }
             Erase::Anonymize => {
-                let mut b = Binder::new(d);
                 let sets: Vec<String> = e
                     .pii
                     .iter()
@@ -550,12 +564,11 @@ pub fn render_erasure(
                         )
                     })
                     .collect();
-                changes.push(b.finish(format!(
+                parts.push(format!(
                     "UPDATE {table} SET {} WHERE {}",
                     sets.join(", "),
                     in_t(i, &table)
-                )));
-                let mut b = Binder::new(d);
+                ));
                 let archive = d.own("archive");
                 let pairs: Vec<(String, String)> = e
                     .pii
@@ -570,14 +583,15 @@ pub fn render_erasure(
                         )
                     })
                     .collect();
-                changes.push(b.finish(format!(
+                parts.push(format!(
                     "UPDATE {archive} SET row = {} WHERE {}",
                     d.json_set_fields(&format!("{archive}.row"), &pairs),
                     in_s(i, &archive)
-                )));
+                ));
             }
             Erase::Keep { .. } => {}
         }
+        changes.extend(one_statement_each(d, b, parts));
     }
 
     // Residue: what should be gone or changed and is not.
@@ -715,6 +729,65 @@ pub fn render_erasure(
         blocked,
         residue,
         scan,
+    }
+}
+
+/// Statements that read only what was there before any of them ran, and
+/// write different tables, sharing one binder's params: on PostgreSQL one
+/// statement (all but the last as data-modifying CTEs, which see the same
+/// snapshot), on SQLite one each, in order.
+fn one_statement_each(d: Dialect, b: Binder, parts: Vec<String>) -> Vec<Stmt> {
+    match d {
+        Dialect::Postgres => {
+            let mut parts = parts;
+            let last = parts.pop().unwrap_or_else(|| "SELECT 1".to_string());
+            let ctes: Vec<String> = parts
+                .iter()
+                .enumerate()
+                .map(|(k, p)| format!("c{k} AS ({p})"))
+                .collect();
+            let sql = if ctes.is_empty() {
+                last
+            } else {
+                format!("WITH {} {last}", ctes.join(", "))
+            };
+            vec![b.finish(sql)]
+        }
+        // Each statement gets all of the binder's params: SQLite takes
+        // `$n` as the n-th value given, and values no placeholder names are
+        // left over.
+        Dialect::Sqlite => {
+            let params = b.finish(String::new()).params;
+            parts
+                .into_iter()
+                .map(|sql| {
+                    // None for a statement without placeholders, so that it
+                    // can join a batch (`$1` is in `$10` too: when in doubt,
+                    // it keeps them).
+                    let uses = (1..=params.len()).any(|n| sql.contains(&format!("${n}")));
+                    Stmt {
+                        sql,
+                        params: if uses { params.clone() } else { Vec::new() },
+                    }
+                })
+                .collect()
+        }
+    }
+}
+
+/// The column of a `t` scope table that says whether the row is marked
+/// deleted (1) or active (0).
+const SCOPE_DELETED: &str = "lethe_erase_deleted";
+
+/// 1 when row `alias` of `e` is marked deleted, else 0.
+fn deleted_flag(d: Dialect, e: &Entity, alias: &str) -> String {
+    if e.has_markers() {
+        format!(
+            "CASE WHEN {alias}.{} IS NOT NULL THEN 1 ELSE 0 END",
+            d.ident(&e.deleted_at)
+        )
+    } else {
+        "0".to_string()
     }
 }
 

@@ -110,16 +110,54 @@ pub fn complete(d: Dialect) -> String {
     )
 }
 
-/// Adds a step unless it exists (`$1` erasure id, `$2` seq, `$3` name, `$4`
-/// kind, `$5` time).
-pub fn insert_step(d: Dialect) -> String {
+/// Inserts a request's steps, all pending, in one statement (`$1`
+/// erasure id, `$2` the steps in order as a JSON array of `[name, kind]`,
+/// `$3` time); seq counts from 1.
+pub fn insert_steps(d: Dialect) -> String {
+    let (from, seq, name, kind) = match d {
+        Dialect::Postgres => (
+            "jsonb_array_elements(CAST($2 AS jsonb)) WITH ORDINALITY AS e(v, n)",
+            "CAST(e.n AS integer)",
+            "e.v ->> 0",
+            "e.v ->> 1",
+        ),
+        Dialect::Sqlite => (
+            "json_each($2) AS e",
+            "e.key + 1",
+            "json_extract(e.value, '$[0]')",
+            "json_extract(e.value, '$[1]')",
+        ),
+    };
     format!(
-        "INSERT INTO {} (erasure_id, seq, name, kind, state, updated_at) VALUES ({}, {}, $3, $4, 'pending', {}) \
+        "INSERT INTO {} (erasure_id, seq, name, kind, state, updated_at) SELECT {}, {seq}, {name}, {kind}, 'pending', {} FROM {from} WHERE TRUE \
          ON CONFLICT (erasure_id, name) DO NOTHING",
         d.own("erasure_steps"),
         d.cast("$1", d.uuid_type()),
-        d.cast("$2", "integer"),
-        d.cast("$5", d.timestamp_type())
+        d.cast("$3", d.timestamp_type())
+    )
+}
+
+/// Sets the state of several steps at once, each with its own detail
+/// (`$1` erasure id, `$2` a JSON object of step name to detail, `$3`
+/// state, `$4` time).
+pub fn set_steps(d: Dialect) -> String {
+    let t = d.own("erasure_steps");
+    let (detail, names) = match d {
+        Dialect::Postgres => (
+            format!(
+                "(SELECT e.value::text FROM jsonb_each(CAST($2 AS jsonb)) e WHERE e.key = {t}.name)"
+            ),
+            "SELECT e.key FROM jsonb_each(CAST($2 AS jsonb)) e",
+        ),
+        Dialect::Sqlite => (
+            format!("(SELECT e.value FROM json_each($2) e WHERE e.key = {t}.name)"),
+            "SELECT e.key FROM json_each($2) e",
+        ),
+    };
+    format!(
+        "UPDATE {t} SET state = $3, detail = {detail}, updated_at = {} WHERE erasure_id = {} AND name IN ({names})",
+        d.cast("$4", d.timestamp_type()),
+        d.cast("$1", d.uuid_type())
     )
 }
 

@@ -50,6 +50,16 @@ impl Bindings {
     }
 }
 
+macro_rules! bind_all {
+    ($q:expr, $params:expr) => {{
+        let mut q = $q;
+        for v in $params {
+            q = q.bind(v.clone());
+        }
+        q
+    }};
+}
+
 /// Options for [`Db::connect`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ConnectOptions {
@@ -171,10 +181,13 @@ impl Db {
         sql: &str,
         params: &[Option<String>],
     ) -> Result<Vec<Vec<Option<String>>>> {
-        let mut tx = self.begin_read().await?;
-        let rows = tx.rows(sql, params).await?;
-        tx.rollback().await?;
-        Ok(rows)
+        // One statement sees one snapshot by itself: no BEGIN/ROLLBACK
+        // round trips around it.
+        let sql = AssertSqlSafe(sql.to_string());
+        match self {
+            Db::Postgres(p) => text_rows(bind_all!(sqlx::query(sql), params).fetch_all(p).await?),
+            Db::Sqlite(p) => text_rows(bind_all!(sqlx::query(sql), params).fetch_all(p).await?),
+        }
     }
 
     /// Runs `lock_sql` (with `$1` = `key`) on a connection taken out of the
@@ -209,16 +222,6 @@ impl Db {
     }
 }
 
-macro_rules! bind_all {
-    ($q:expr, $params:expr) => {{
-        let mut q = $q;
-        for v in $params {
-            q = q.bind(v.clone());
-        }
-        q
-    }};
-}
-
 impl Tx {
     pub fn dialect(&self) -> Dialect {
         match self {
@@ -249,34 +252,58 @@ impl Tx {
         params: &[Option<String>],
     ) -> Result<Vec<Vec<Option<String>>>> {
         let sql = AssertSqlSafe(sql.to_string());
-        let mut out = Vec::new();
         match self {
-            Tx::Postgres(t) => {
-                for r in bind_all!(sqlx::query(sql), params)
+            Tx::Postgres(t) => text_rows(
+                bind_all!(sqlx::query(sql), params)
                     .fetch_all(&mut **t)
-                    .await?
-                {
-                    out.push(
-                        (0..r.len())
-                            .map(|i| r.try_get::<Option<String>, _>(i))
-                            .collect::<Result<_, _>>()?,
-                    );
-                }
+                    .await?,
+            ),
+            Tx::Sqlite(t) => text_rows(
+                bind_all!(sqlx::query(sql), params)
+                    .fetch_all(&mut **t)
+                    .await?,
+            ),
+        }
+    }
+
+    /// Runs rendered statements in order. Consecutive statements without
+    /// params go to the database together, as one multi-statement string
+    /// (one round trip instead of one each); the others run one by one.
+    pub async fn exec_batch(&mut self, stmts: &[Stmt], b: &Bindings) -> Result<()> {
+        let mut plain: Vec<&str> = Vec::new();
+        for s in stmts {
+            if s.params.is_empty() {
+                plain.push(&s.sql);
+                continue;
             }
-            Tx::Sqlite(t) => {
-                for r in bind_all!(sqlx::query(sql), params)
-                    .fetch_all(&mut **t)
-                    .await?
-                {
-                    out.push(
-                        (0..r.len())
-                            .map(|i| r.try_get::<Option<String>, _>(i))
-                            .collect::<Result<_, _>>()?,
-                    );
+            self.exec_plain(&mut plain).await?;
+            self.exec_stmt(s, b).await?;
+        }
+        self.exec_plain(&mut plain).await
+    }
+
+    /// Runs `plain` (statements without params) in one round trip, and
+    /// empties it.
+    async fn exec_plain(&mut self, plain: &mut Vec<&str>) -> Result<()> {
+        match plain.len() {
+            0 => return Ok(()),
+            1 => {
+                self.exec(plain[0], &[]).await?;
+            }
+            _ => {
+                let sql = AssertSqlSafe(plain.join(";\n"));
+                match self {
+                    Tx::Postgres(t) => {
+                        sqlx::raw_sql(sql).execute(&mut **t).await?;
+                    }
+                    Tx::Sqlite(t) => {
+                        sqlx::raw_sql(sql).execute(&mut **t).await?;
+                    }
                 }
             }
         }
-        Ok(out)
+        plain.clear();
+        Ok(())
     }
 
     /// Runs a rendered statement with `b`'s values.
@@ -307,6 +334,21 @@ impl Tx {
         }
         Ok(())
     }
+}
+
+/// Every column of every row as text.
+fn text_rows<R: Row>(rows: Vec<R>) -> Result<Vec<Vec<Option<String>>>>
+where
+    usize: sqlx::ColumnIndex<R>,
+    for<'r> Option<String>: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
+{
+    rows.iter()
+        .map(|r| {
+            (0..r.len())
+                .map(|i| r.try_get::<Option<String>, _>(i).map_err(StoreError::from))
+                .collect()
+        })
+        .collect()
 }
 
 /// A connection held for a session-level lock (see [`Db::hold_session`]).

@@ -14,7 +14,6 @@
 //! by that hash.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
 use lethe_core::erasure::Erase;
 use lethe_core::{ErasurePlan, KeyValue, SinkKind, plan_erasure};
@@ -233,10 +232,9 @@ fn sink_step(sink: &str) -> String {
 }
 
 impl Engine {
-    fn erasure_plan(
-        &self,
-        entity: &str,
-    ) -> Result<(ErasurePlan, Arc<ErasureSql>, Arc<ErasureSql>)> {
+    /// The erasure plan of the policy, checked against the schema, starting
+    /// from `entity`.
+    fn erasure_plan(&self, entity: &str) -> Result<ErasurePlan> {
         let policy = self.policy();
         let plan = plan_erasure(policy)?;
         if plan.subject != entity {
@@ -257,22 +255,12 @@ impl Engine {
         if let Some((at, why)) = unsupported_rules(policy, self.schema(), &plan).first() {
             return Err(StoreError::Invalid(format!("cannot anonymize {at}: {why}")));
         }
-        let d = self.dialect();
-        let by_key = Arc::new(render_erasure(
-            d,
-            policy,
-            self.schema(),
-            &plan,
-            SubjectBy::Key,
-        ));
-        let by_hash = Arc::new(render_erasure(
-            d,
-            policy,
-            self.schema(),
-            &plan,
-            SubjectBy::Hash,
-        ));
-        Ok((plan, by_key, by_hash))
+        Ok(plan)
+    }
+
+    /// The SQL of `plan`, finding the subject `by` its key or its hash.
+    fn erasure_sql(&self, plan: &ErasurePlan, by: SubjectBy) -> ErasureSql {
+        render_erasure(self.dialect(), self.policy(), self.schema(), plan, by)
     }
 
     /// Values for erasure statements: the subject's key (when known), the
@@ -298,17 +286,11 @@ impl Engine {
     }
 
     async fn scope(&self, tx: &mut Tx, sql: &ErasureSql, b: &Bindings) -> Result<()> {
-        for s in &sql.scope {
-            tx.exec_stmt(s, b).await?;
-        }
-        Ok(())
+        tx.exec_batch(&sql.scope, b).await
     }
 
     async fn cleanup(&self, tx: &mut Tx, sql: &ErasureSql) -> Result<()> {
-        for s in &sql.cleanup {
-            tx.exec(s, &[]).await?;
-        }
-        Ok(())
+        tx.exec_batch(&sql.cleanup, &Bindings::default()).await
     }
 
     /// Per entity, its action and its rows in scope.
@@ -319,15 +301,19 @@ impl Engine {
         sql: &ErasureSql,
         b: &Bindings,
     ) -> Result<Vec<EntityErasure>> {
-        let mut counts: BTreeMap<(String, String), u64> = BTreeMap::new();
+        let mut counts: BTreeMap<String, [u64; 3]> = BTreeMap::new();
         for r in tx.rows_stmt(&sql.counts, b).await? {
-            counts.insert((col(&r, 0), col(&r, 1)), col(&r, 2).parse().unwrap_or(0));
+            let n = |i: usize| col(&r, i).parse::<u64>().unwrap_or(0);
+            let (rows, deleted) = (n(1), n(2));
+            counts.insert(col(&r, 0), [rows - deleted.min(rows), deleted, n(3)]);
         }
         let get = |e: &str, p: &str| {
-            counts
-                .get(&(e.to_string(), p.to_string()))
-                .copied()
-                .unwrap_or(0)
+            let i = match p {
+                "active" => 0,
+                "deleted" => 1,
+                _ => 2,
+            };
+            counts.get(e).map_or(0, |c| c[i])
         };
         Ok(plan
             .steps
@@ -383,7 +369,8 @@ impl Engine {
     /// nothing (the transaction is rolled back).
     pub async fn erasure_preview(&self, entity: &str, key: &str) -> Result<ErasurePreview> {
         self.require_internal()?;
-        let (plan, sql, _) = self.erasure_plan(entity)?;
+        let plan = self.erasure_plan(entity)?;
+        let sql = self.erasure_sql(&plan, SubjectBy::Key);
         let key = self.key(entity, key)?;
         let b = self.erasure_bindings(Some(&key), &[], "");
         let mut tx = self.db.begin_write().await?;
@@ -429,7 +416,7 @@ impl Engine {
     /// subject; another subject is refused).
     pub async fn erasure_create(&self, req: &EraseRequest) -> Result<(ErasureRecord, KeyValue)> {
         self.require_internal()?;
-        let (plan, _, _) = self.erasure_plan(&req.entity)?;
+        let plan = self.erasure_plan(&req.entity)?;
         let key = self.key(&req.entity, &req.key)?;
         let d = self.dialect();
         let subject_stmt = subject_hash(d, self.schema(), &self.policy().entities[&req.entity]);
@@ -508,19 +495,15 @@ impl Engine {
                 .map(|(s, k)| (sink_step(&s), k)),
         );
         names.push((STEP_VERIFY.into(), "verify".into()));
-        for (i, (name, kind)) in names.iter().enumerate() {
-            tx.exec(
-                &q::insert_step(d),
-                &[
-                    Some(id.to_string()),
-                    Some((i + 1).to_string()),
-                    Some(name.clone()),
-                    Some(kind.clone()),
-                    Some(now.clone()),
-                ],
-            )
-            .await?;
-        }
+        tx.exec(
+            &q::insert_steps(d),
+            &[
+                Some(id.to_string()),
+                Some(json!(names).to_string()),
+                Some(now.clone()),
+            ],
+        )
+        .await?;
         tx.commit().await
     }
 
@@ -661,8 +644,13 @@ impl Engine {
 
     async fn run_tables_once(&self, rec: &ErasureRecord, key: Option<&KeyValue>) -> Result<()> {
         let d = self.dialect();
-        let (plan, by_key, by_hash) = self.erasure_plan(&rec.entity)?;
-        let sql = if key.is_some() { by_key } else { by_hash };
+        let plan = self.erasure_plan(&rec.entity)?;
+        let by = if key.is_some() {
+            SubjectBy::Key
+        } else {
+            SubjectBy::Hash
+        };
+        let sql = self.erasure_sql(&plan, by);
         let mut b = self.erasure_bindings(key, &[], &rec.subject);
         let now = b.now.clone();
         let deletion_id = b.deletion_id.clone();
@@ -729,9 +717,7 @@ impl Engine {
             .map(|r| col(r, 0))
             .collect();
         b.values[2] = serde_json::to_string(&hashes).unwrap_or_default();
-        for s in &sql.changes {
-            tx.exec_stmt(s, &b).await?;
-        }
+        tx.exec_batch(&sql.changes, &b).await?;
         tx.exec(
             &cold::shred_subject_key(d),
             &[Some(rec.data_key.clone()), Some(now.clone())],
@@ -770,31 +756,29 @@ impl Engine {
             "data_key": rec.data_key,
         });
         // Each entity's step, the archive store and the data key: done
-        // with the rows, in the same transaction.
-        for e in &entities {
-            self.set_step(
-                &mut tx,
-                &rec.id,
-                &table_step(&e.entity),
-                "done",
-                &serde_json::to_value(e).unwrap_or_default(),
-            )
-            .await?;
-        }
-        self.set_step(
-            &mut tx,
-            &rec.id,
-            STEP_ARCHIVE,
-            "done",
-            &json!({"rows": stored}),
-        )
-        .await?;
-        self.set_step(
-            &mut tx,
-            &rec.id,
-            STEP_COLD,
-            "done",
-            &json!({"data_key": rec.data_key, "shredded": true}),
+        // with the rows, in the same transaction (one statement).
+        let mut done: serde_json::Map<String, Value> = entities
+            .iter()
+            .map(|e| {
+                (
+                    table_step(&e.entity),
+                    serde_json::to_value(e).unwrap_or_default(),
+                )
+            })
+            .collect();
+        done.insert(STEP_ARCHIVE.into(), json!({"rows": stored}));
+        done.insert(
+            STEP_COLD.into(),
+            json!({"data_key": rec.data_key, "shredded": true}),
+        );
+        tx.exec(
+            &q::set_steps(d),
+            &[
+                Some(rec.id.clone()),
+                Some(Value::Object(done).to_string()),
+                Some("done".into()),
+                Some(now.clone()),
+            ],
         )
         .await?;
         tx.exec(
@@ -1001,7 +985,8 @@ impl Engine {
     /// data key not destroyed. Changes nothing.
     pub async fn erasure_scan(&self, id: &str) -> Result<DbScan> {
         let rec = self.erasure(id).await?;
-        let (plan, _, sql) = self.erasure_plan(&rec.entity)?;
+        let plan = self.erasure_plan(&rec.entity)?;
+        let sql = self.erasure_sql(&plan, SubjectBy::Hash);
         let b = self.erasure_bindings(None, &rec.pii_hashes, &rec.subject);
         let mut tx = self.db.begin_write().await?;
         self.scope(&mut tx, &sql, &b).await?;
@@ -1222,7 +1207,7 @@ impl Engine {
         actor: Option<&str>,
     ) -> Result<ErasureRecord> {
         self.require_internal()?;
-        let (plan, _, _) = self.erasure_plan(&entry.entity)?;
+        let plan = self.erasure_plan(&entry.entity)?;
         let request_id = format!("reapply:{}", entry.erasure_id);
         let rec = match self.erasure_find(&request_id).await? {
             Some(r) => r,
