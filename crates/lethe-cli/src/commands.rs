@@ -343,8 +343,11 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
                         }
                     }
                     "purged" => println!(
-                        "status     purged at {} (its retention ran out; `lethe archive import` can bring exported rows back)",
+                        "status     purged at {} (its retention ran out, or a GDPR erasure removed its rows; after a retention purge `lethe archive import` can bring exported rows back)",
                         d.purged_at.as_deref().unwrap_or("-")
+                    ),
+                    "erased" => println!(
+                        "status     erased (GDPR Art. 17: the subject's rows are gone for good and cannot be restored; `lethe erasures list` shows the request)"
                     ),
                     "deleted" => {
                         println!("status     deleted (restore with `lethe restore {}`)", d.id)

@@ -102,7 +102,7 @@ fn demo_walks_through_everything() {
         "lethe.restored products/1",
         "1 purged from users (table after 90d)",
         "1 archived from orders (table after 90d)",
-        "cannot be restored: its retention ran out",
+        "cannot be restored: rows of it were purged at",
         "purge of *",
         "erasure gdpr-2026-001: completed",
         "keep: 1 row(s) (invoices: 10 years (tax law))",
@@ -702,6 +702,18 @@ fn erasure_commands_on_the_demo_shop() {
     ));
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("erasure"), "{err}");
+    // A key that matches nothing anywhere is refused, not certified.
+    let (_, err, code) = text(&lethe(&shop, &["erase", "users", "999999"]));
+    assert_eq!(code, 4, "{err}");
+    assert!(err.contains("users 999999") && err.contains("not found"), "{err}");
+    // The erasure's deletion record reads as an erasure, not a deletion.
+    let deletion = rec["deletion_id"].as_str().unwrap();
+    let (out, _, code) = text(&lethe(&shop, &["show", deletion]));
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("status     erased") && !out.contains("lethe restore"),
+        "{out}"
+    );
 
     // The backup comes back: the ledger, kept outside, erases user 3 again.
     let ledger = d.0.join("ledger.jsonl");
@@ -716,6 +728,32 @@ fn erasure_commands_on_the_demo_shop() {
     assert!(!lines.contains(&original));
     assert_eq!(email(backup.to_str().unwrap()), original);
     let restored = format!("sqlite:{}", backup.display());
+    // A ledger from a database with another hash key cannot find anyone:
+    // refused, and nothing changes.
+    let foreign = d.0.join("foreign.jsonl");
+    let entries: Vec<String> = lines
+        .lines()
+        .map(|l| {
+            let mut v = json_of(l);
+            v["key_check"] = "0".repeat(64).into();
+            v.to_string()
+        })
+        .collect();
+    std::fs::write(&foreign, entries.join("\n")).unwrap();
+    let (out, err, code) = text(&lethe(
+        &shop,
+        &[
+            "--database",
+            &restored,
+            "erasures",
+            "reapply",
+            "--ledger",
+            foreign.to_str().unwrap(),
+        ],
+    ));
+    assert_eq!(code, 2, "{out}{err}");
+    assert!(err.contains("another hash key"), "{err}");
+    assert_eq!(email(backup.to_str().unwrap()), original);
     let (out, err, code) = text(&lethe(
         &shop,
         &[

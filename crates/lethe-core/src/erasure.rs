@@ -115,7 +115,7 @@ pub(crate) fn check(policy: &Policy) -> Result<(), PolicyError> {
         };
         if graph::subject_path(policy, &e.name).is_none() {
             return Err(at(format!(
-                "rows of \"{}\" do not belong to the subject \"{subject}\": no relation leads there and no subject_columns name it; add a [[relations]] entry or subject_columns, or remove erase",
+                "rows of \"{}\" do not belong to the subject \"{subject}\": no relation that carries ownership leads there (relations with `erasure = false` do not) and no subject_columns name it; add a [[relations]] entry (or set `erasure = true` on one) or subject_columns, or remove erase",
                 e.name
             )));
         }

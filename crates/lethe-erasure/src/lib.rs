@@ -109,10 +109,13 @@ pub async fn advance(
             .await?;
         return engine.erasure(&rec.id).await;
     }
+    // Caches and search indexes are checked first, while the outbox still
+    // holds the original values their keys and documents are made of.
+    let sinks = sink_check(engine, &rec).await?;
     // Every sink has what it needed: the outbox's copies of the original
     // values can go.
     engine.erasure_scrub_outbox(&rec.id).await?;
-    let v = verify(engine, &rec.id, places).await?;
+    let v = verify_with(engine, &rec.id, places, Some(sinks)).await?;
     if !v.clean {
         let first = &v.residue[0];
         let why = format!(
@@ -137,10 +140,36 @@ pub async fn advance(
 /// Scans every place for what request `id` should have removed, records
 /// the result on the request (its verification step is then done or
 /// failed) and returns it.
+///
+/// On a completed request the scan runs and is returned but not recorded:
+/// the certificate keeps the verification it was issued on.
 pub async fn verify(
     engine: &Engine,
     id: &str,
     places: &Places,
+) -> Result<Verification, StoreError> {
+    verify_with(engine, id, places, None).await
+}
+
+/// What the caches and search indexes still hold of the erased rows, and
+/// which sinks were checked.
+type SinkCheck = (Vec<Residue>, Vec<String>);
+
+async fn sink_check(engine: &Engine, rec: &ErasureRecord) -> Result<SinkCheck, StoreError> {
+    match &rec.deletion_id {
+        Some(deletion) => lethe_relay::erasure::sink_residue(engine, deletion)
+            .await
+            .map_err(StoreError::from),
+        None => Ok((Vec::new(), Vec::new())),
+    }
+}
+
+/// [`verify`], with the sinks checked already (`sinks`) or now.
+async fn verify_with(
+    engine: &Engine,
+    id: &str,
+    places: &Places,
+    sinks: Option<SinkCheck>,
 ) -> Result<Verification, StoreError> {
     let rec = engine.erasure(id).await?;
     let DbScan {
@@ -172,22 +201,23 @@ pub async fn verify(
         v.files = Some(f.files);
         v.shredded_values = f.shredded_values;
     }
-    if let Some(deletion) = &rec.deletion_id {
-        let (r, checked) = lethe_relay::erasure::sink_residue(engine, deletion)
-            .await
-            .map_err(StoreError::from)?;
-        residue.extend(r);
-        v.sinks = checked;
-    }
+    let (r, checked) = match sinks {
+        Some(s) => s,
+        None => sink_check(engine, &rec).await?,
+    };
+    residue.extend(r);
+    v.sinks = checked;
     v.clean = residue.is_empty() && rec.deletion_id.is_some();
     v.residue = residue;
-    engine
-        .erasure_record_verification(
-            &rec.id,
-            &serde_json::to_value(&v).unwrap_or(Value::Null),
-            v.clean,
-        )
-        .await?;
+    if rec.state != "completed" {
+        engine
+            .erasure_record_verification(
+                &rec.id,
+                &serde_json::to_value(&v).unwrap_or(Value::Null),
+                v.clean,
+            )
+            .await?;
+    }
     Ok(v)
 }
 
@@ -222,6 +252,11 @@ pub async fn reapply(
     actor: Option<&str>,
     places: &Places,
 ) -> Result<Vec<ErasureRecord>, StoreError> {
+    // Every entry is checked before any runs: a foreign ledger changes
+    // nothing at all.
+    for e in entries {
+        engine.erasure_ledger_check(e)?;
+    }
     let mut out = Vec::with_capacity(entries.len());
     for e in entries {
         let rec = engine.erasure_reapply(e, actor).await?;

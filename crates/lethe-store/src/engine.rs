@@ -129,6 +129,34 @@ pub(crate) fn transient(e: &StoreError) -> bool {
     matches!(e, StoreError::Transient(_))
 }
 
+/// Runs `once` (one transaction) again after a deadlock or serialization
+/// failure, with a growing pause, up to [`MAX_ATTEMPTS`] times; then
+/// reports how many attempts it took.
+pub(crate) async fn with_retries<T, F, Fut>(mut once: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut attempt: u32 = 0;
+    loop {
+        attempt += 1;
+        match once().await {
+            Err(e) if transient(&e) && attempt < MAX_ATTEMPTS => {
+                tokio::time::sleep(std::time::Duration::from_millis(
+                    10 * u64::from(attempt * attempt),
+                ))
+                .await;
+            }
+            Err(StoreError::Transient(m)) => {
+                return Err(StoreError::Database(format!(
+                    "gave up after {attempt} attempts: {m}"
+                )));
+            }
+            other => return other,
+        }
+    }
+}
+
 impl Engine {
     /// Connects, introspects the schema and checks nothing else: call
     /// [`Engine::check`] to validate the policy against the schema.
@@ -535,24 +563,7 @@ impl Engine {
     pub async fn delete(&self, req: &DeleteRequest) -> Result<DeletionOutcome> {
         let key = self.key(&req.entity, &req.key)?;
         let prog = self.program(&req.entity, Mode::Execute)?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.delete_once(req, &key, &prog.0, &prog.1).await {
-                Err(e) if transient(&e) && attempt < MAX_ATTEMPTS => {
-                    tokio::time::sleep(std::time::Duration::from_millis(
-                        10 * u64::from(attempt * attempt),
-                    ))
-                    .await;
-                }
-                Err(StoreError::Transient(m)) => {
-                    return Err(StoreError::Database(format!(
-                        "gave up after {attempt} attempts: {m}"
-                    )));
-                }
-                other => return other,
-            }
-        }
+        with_retries(|| self.delete_once(req, &key, &prog.0, &prog.1)).await
     }
 
     async fn delete_once(
@@ -883,19 +894,7 @@ impl Engine {
     /// stored and the choice to drop values of columns removed since.
     pub async fn restore_with(&self, id: &str, opts: &RestoreOptions) -> Result<RestoreOutcome> {
         self.require_internal()?;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.restore_once(id, opts).await {
-                Err(e) if transient(&e) && attempt < MAX_ATTEMPTS => {
-                    tokio::time::sleep(std::time::Duration::from_millis(
-                        10 * u64::from(attempt * attempt),
-                    ))
-                    .await;
-                }
-                other => return other,
-            }
-        }
+        with_retries(|| self.restore_once(id, opts)).await
     }
 
     async fn restore_once(&self, id: &str, opts: &RestoreOptions) -> Result<RestoreOutcome> {

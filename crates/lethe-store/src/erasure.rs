@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 
 use crate::audit;
 use crate::db::{Bindings, Tx, col};
-use crate::engine::{Engine, now_text, transient};
+use crate::engine::{Engine, now_text, with_retries};
 use crate::error::{Result, StoreError};
 use crate::hmac::pads_hex;
 
@@ -206,7 +206,16 @@ pub struct LedgerEntry {
     pub data_key: String,
     pub actions: Value,
     pub erased_at: String,
+    /// The keyed hash of a fixed text under the hash key of the database
+    /// the entry comes from: `subject` can only be found again where the
+    /// hash key is the same (a restore of that database), and reapply
+    /// refuses entries whose check differs.
+    #[serde(default)]
+    pub key_check: String,
 }
+
+/// What [`LedgerEntry::key_check`] hashes.
+const KEY_CHECK_TEXT: &str = "lethe erasure ledger key check";
 
 /// A request about to be stored.
 struct NewRequest<'a> {
@@ -621,24 +630,14 @@ impl Engine {
         if rec.deletion_id.is_some() {
             return Ok(rec);
         }
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            match self.run_tables_once(&rec, key).await {
-                Err(e) if transient(&e) && attempt < 5 => {
-                    tokio::time::sleep(std::time::Duration::from_millis(
-                        20 * u64::from(attempt as u32),
-                    ))
-                    .await;
-                }
-                Err(e) => {
-                    let msg = e.to_string();
-                    // Recorded for `lethe erasures show`; nothing changed.
-                    let _ = self.erasure_set_state(&rec.id, "failed", Some(&msg)).await;
-                    return Err(e);
-                }
-                Ok(()) => return self.erasure(&rec.id).await,
+        match with_retries(|| self.run_tables_once(&rec, key)).await {
+            Err(e) => {
+                // Recorded for `lethe erasures show`; nothing changed.
+                let msg = e.to_string();
+                let _ = self.erasure_set_state(&rec.id, "failed", Some(&msg)).await;
+                Err(e)
             }
+            Ok(()) => self.erasure(&rec.id).await,
         }
     }
 
@@ -682,7 +681,7 @@ impl Engine {
                 .iter()
                 .map(|r| format!("hold {} on {} ({})", col(r, 0), col(r, 1), col(r, 2)))
                 .collect();
-            return Err(StoreError::Refused(format!(
+            return Err(StoreError::Held(format!(
                 "erasure refused: rows it would change are under legal hold: {}; release the holds (`lethe hold remove ID --reason ...`) when the legal matter allows, then `lethe erasures resume {}`",
                 list.join("; "),
                 rec.id
@@ -710,6 +709,22 @@ impl Engine {
             });
         }
         let entities = self.erasure_counts(&mut tx, &plan, &sql, &b).await?;
+        // A key that matches nothing anywhere is most likely a typo: say
+        // so rather than certify the erasure of no one. (Found by hash, a
+        // restored database may rightly hold nothing of the subject.)
+        if let Some(k) = key
+            && entities.iter().all(|e| e.active + e.deleted + e.stored == 0)
+        {
+            self.cleanup(&mut tx, &sql).await?;
+            tx.rollback().await?;
+            return Err(StoreError::NotFound {
+                entity: rec.entity.clone(),
+                key: format!(
+                    "{} (no row of it, or owned by it, in any table or in the archive store)",
+                    k.values.join(", ")
+                ),
+            });
+        }
         let hashes: Vec<String> = tx
             .rows_stmt(&sql.pii_hashes, &b)
             .await?
@@ -1193,8 +1208,28 @@ impl Engine {
                 data_key: col(r, 4),
                 actions: serde_json::from_str(&col(r, 5)).unwrap_or(Value::Null),
                 erased_at: col(r, 6),
+                key_check: self.keyed_hash(KEY_CHECK_TEXT),
             })
             .collect())
+    }
+
+    /// Refuses a ledger entry written under another hash key than this
+    /// database's: its subject hash would silently match nobody here.
+    pub fn erasure_ledger_check(&self, entry: &LedgerEntry) -> Result<()> {
+        if entry.key_check != self.keyed_hash(KEY_CHECK_TEXT) {
+            Err(StoreError::Invalid(format!(
+                "ledger entry {} (erasure {}) {}: its subject hash cannot match anyone here, and nothing was reapplied; reapply onto a restore of the database the erasure ran on (a restore keeps its hash key), with a ledger written by this version of `lethe erasures ledger`",
+                entry.seq,
+                entry.erasure_id,
+                if entry.key_check.is_empty() {
+                    "carries no key check"
+                } else {
+                    "comes from a database with another hash key"
+                }
+            )))
+        } else {
+            Ok(())
+        }
     }
 
     /// Runs ledger entry `entry` again on this database (restored from a
@@ -1207,6 +1242,7 @@ impl Engine {
         actor: Option<&str>,
     ) -> Result<ErasureRecord> {
         self.require_internal()?;
+        self.erasure_ledger_check(entry)?;
         let plan = self.erasure_plan(&entry.entity)?;
         let request_id = format!("reapply:{}", entry.erasure_id);
         let rec = match self.erasure_find(&request_id).await? {

@@ -80,7 +80,7 @@ pub enum StoreError {
     #[error("deletion {id} was already restored at {at}")]
     AlreadyRestored { id: String, at: String },
     #[error(
-        "deletion {id} cannot be restored: its retention ran out and rows of it were purged at {at}"
+        "deletion {id} cannot be restored: rows of it were purged at {at} (its retention ran out, or a GDPR erasure removed them)"
     )]
     Purged { id: String, at: String },
     #[error("restore refused: {} active row(s) hold the same unique values as rows it would bring back", conflicts.len())]
@@ -101,6 +101,10 @@ pub enum StoreError {
     MigrationBlocked { step: String, reason: String },
     #[error("refused by the database: {0}")]
     Refused(String),
+    /// Rows a change would touch are under an active legal hold (the
+    /// message names the holds).
+    #[error("{0}")]
+    Held(String),
     /// Bad input that is not a key or a deletion id (a filter value, a
     /// delivery id).
     #[error("{0}")]
@@ -152,6 +156,7 @@ impl StoreError {
             StoreError::RestoreShape { .. } => "restore_schema_changed",
             StoreError::MigrationBlocked { .. } => "migration_blocked",
             StoreError::Refused(_) => "refused",
+            StoreError::Held(_) => "legal_hold",
             StoreError::Invalid(_) => "invalid_input",
             StoreError::DeliveryNotFound(_) => "delivery_not_found",
             StoreError::HoldNotFound(_) => "hold_not_found",
@@ -203,8 +208,9 @@ impl StoreError {
             StoreError::RestoreShape { .. } => "`lethe restore ID --dry-run` lists every column that changed and what the restore would do".into(),
             StoreError::Sink(_) => "check the sink's settings in the policy and that its server is up; `lethe deliveries` shows what waits".into(),
             StoreError::HoldNotFound(_) => "`lethe hold list --all` shows every hold, released ones too".into(),
+            StoreError::Held(_) => "`lethe hold list` shows the active holds; release one with `lethe hold remove ID --reason ...` only when the legal matter allows".into(),
             StoreError::Storage(_) => "check the export location ([export] to, or --to/--from), its credentials, and the files against their manifest; `lethe archive list` shows what was exported where".into(),
-            StoreError::Purged { .. } => "if its rows were exported before the purge, `lethe archive import` brings them back and the deletion can be restored again".into(),
+            StoreError::Purged { .. } => "after a retention purge, rows exported before it come back with `lethe archive import` and the deletion can be restored again (rows an erasure removed stay gone)".into(),
             StoreError::Connect(_) => "check the URL ([database] url, LETHE_DATABASE_URL or --database) and that the server is up".into(),
             StoreError::NotFound { entity, .. } if entity == "erasure request" => {
                 "`lethe erasures list` shows the requests (by id and request id)".into()

@@ -182,6 +182,7 @@ impl DeletionRecord {
         match self.kind.as_str() {
             "purge" => "purge",
             "migrate" => "migrate",
+            "erase" => "erased",
             _ if self.restored_at.is_some() => "restored",
             _ if self.purged_at.is_some() => "purged",
             _ => "deleted",

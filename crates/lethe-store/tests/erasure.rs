@@ -272,6 +272,41 @@ async fn bad_requests_change_nothing(b: Backend) {
         .await,
         before
     );
+    // A key that matches nothing anywhere: not found, the request failed
+    // with that reason, nothing written.
+    let (nobody, key) = engine.erasure_create(&req("424242")).await.unwrap();
+    let e = engine
+        .erasure_run_tables(&nobody.id, Some(&key))
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), "not_found", "{e}");
+    let nobody = engine.erasure(&nobody.id).await.unwrap();
+    assert_eq!(nobody.state, "failed");
+    assert!(nobody.deletion_id.is_none());
+    assert!(engine.erasure_ledger().await.unwrap().is_empty());
+    // A ledger entry from a database with another hash key matches no
+    // one here: refused before anything runs.
+    let (rec, key) = engine.erasure_create(&req("2")).await.unwrap();
+    engine.erasure_run_tables(&rec.id, Some(&key)).await.unwrap();
+    let after_2 = q(
+        &engine,
+        "SELECT CAST(id AS TEXT), email FROM users ORDER BY id",
+    )
+    .await;
+    let requests = engine.erasures(None, 100).await.unwrap().len();
+    let mut entry = engine.erasure_ledger().await.unwrap().remove(0);
+    entry.key_check = "0".repeat(64);
+    let e = engine.erasure_reapply(&entry, None).await.unwrap_err();
+    assert!(e.to_string().contains("another hash key"), "{e}");
+    assert_eq!(engine.erasures(None, 100).await.unwrap().len(), requests);
+    assert_eq!(
+        q(
+            &engine,
+            "SELECT CAST(id AS TEXT), email FROM users ORDER BY id"
+        )
+        .await,
+        after_2
+    );
     db.cleanup().await;
 }
 on_both!(bad_requests_change_nothing, bad_requests_change_nothing);
@@ -300,7 +335,7 @@ async fn a_legal_hold_stops_the_erasure(b: Backend) {
         .await
         .unwrap_err();
     let msg = err.to_string();
-    assert_eq!(err.code(), "refused", "{msg}");
+    assert_eq!(err.code(), "legal_hold", "{msg}");
     assert!(
         msg.contains("litigation 2026-17") && msg.contains("tax audit"),
         "{msg}"
