@@ -514,7 +514,10 @@ fn record_text(r: &ErasureRecord) -> String {
         .steps
         .iter()
         .map(|s| {
+            // A step that has not run has nothing to report yet.
+            let ran = !(s.detail.is_null() || s.detail == json!({}));
             let detail = match s.kind.as_str() {
+                _ if !ran && s.kind != "verify" => String::new(),
                 "table" => format!(
                     "{} active {}, deleted {}, stored {}",
                     s.detail["action"].as_str().unwrap_or(""),
@@ -530,7 +533,7 @@ fn record_text(r: &ErasureRecord) -> String {
                     s.detail["residue"].as_array().map(Vec::len).unwrap_or(0),
                     r.id
                 ),
-                _ if s.detail.is_null() || s.detail == json!({}) => String::new(),
+                _ if !ran => String::new(),
                 _ => s.detail.to_string(),
             };
             vec![s.name.clone(), s.state.clone(), detail]

@@ -705,7 +705,10 @@ fn erasure_commands_on_the_demo_shop() {
     // A key that matches nothing anywhere is refused, not certified.
     let (_, err, code) = text(&lethe(&shop, &["erase", "users", "999999"]));
     assert_eq!(code, 4, "{err}");
-    assert!(err.contains("users 999999") && err.contains("not found"), "{err}");
+    assert!(
+        err.contains("users 999999") && err.contains("not found"),
+        "{err}"
+    );
     // The erasure's deletion record reads as an erasure, not a deletion.
     let deletion = rec["deletion_id"].as_str().unwrap();
     let (out, _, code) = text(&lethe(&shop, &["show", deletion]));

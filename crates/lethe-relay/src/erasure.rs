@@ -31,7 +31,12 @@ pub async fn sink_residue(
         };
         let mut conn: Option<AnySink> = None;
         let mut total = 0u64;
-        for r in &records {
+        // Only what erasure removed must be gone: rows it updated (a
+        // reference cleared) stay in caches and indexes under their key.
+        for r in records
+            .iter()
+            .filter(|r| r.event == lethe_sql::erasure::EVENT)
+        {
             let Some(e) = policy.entity(&r.entity) else {
                 continue;
             };

@@ -203,11 +203,36 @@ pub fn render_erasure(
                 let parent = &policy.entities[&r.parent];
                 let (pt, ps) = scope_tables(d, *j);
                 let fields: Vec<String> = r.columns.iter().map(|c| field(c)).collect();
-                any.push(format!(
-                    "{} IN (SELECT {k} FROM {pt} z UNION ALL SELECT {k} FROM {ps} z)",
-                    row_value(&fields),
+                let parents = format!(
+                    "SELECT {k} FROM {pt} z UNION ALL SELECT {k} FROM {ps} z",
                     k = d.list("z", &parent.key),
-                ));
+                );
+                any.push(format!("{} IN ({parents})", row_value(&fields)));
+                // A row a set_null relation detached from its parent (when
+                // the parent was deleted) still belongs to the subject: its
+                // previous reference is in Lethe's nullified values.
+                if r.on_delete == OnDelete::SetNull {
+                    let typed = |json: &str, c: &str| {
+                        d.cast_value(&d.json_text(json, c), schema.column_type(&e.table, c))
+                    };
+                    let keys: Vec<String> = e.key.iter().map(|k| field(k)).collect();
+                    let n_keys: Vec<String> = e.key.iter().map(|k| typed("n.key", k)).collect();
+                    let n_prev: Vec<String> =
+                        r.columns.iter().map(|c| typed("n.prev", c)).collect();
+                    // Only while the reference is still cleared: a row
+                    // linked to someone else since is theirs.
+                    let cleared: Vec<String> =
+                        fields.iter().map(|f| format!("{f} IS NULL")).collect();
+                    any.push(format!(
+                        "({} AND {} IN (SELECT {} FROM {} n WHERE n.entity = {} AND {} IN ({parents})))",
+                        cleared.join(" AND "),
+                        row_value(&keys),
+                        n_keys.join(", "),
+                        d.own("nullified"),
+                        d.lit(&e.name),
+                        row_value(&n_prev)
+                    ));
+                }
             }
             if any.is_empty() {
                 "FALSE".to_string()
@@ -497,6 +522,8 @@ pub fn render_erasure(
                 // Rows kept by erasure that point here through set_null
                 // relations lose the link before the row goes (statements
                 // of their own, ahead: the row goes in the next one).
+                // Caches and services that hold those rows hear of the
+                // change (`updated`), as after a delete's set_null.
                 for r in policy
                     .children_of(&e.name)
                     .filter(|r| r.on_delete == OnDelete::SetNull)
@@ -507,17 +534,63 @@ pub fn render_erasure(
                         .iter()
                         .map(|c| format!("{} = NULL", d.ident(c)))
                         .collect();
-                    changes.push(Stmt {
-                        sql: format!(
-                            "UPDATE {} SET {} WHERE {} IN (SELECT {} FROM {} z)",
-                            d.table(&child.table),
-                            sets.join(", "),
-                            row_value(&r.columns.iter().map(|c| d.ident(c)).collect::<Vec<_>>()),
+                    let linked = |alias: Option<&str>| {
+                        let cols: Vec<String> = r
+                            .columns
+                            .iter()
+                            .map(|c| match alias {
+                                Some(a) => format!("{a}.{}", d.ident(c)),
+                                None => d.ident(c),
+                            })
+                            .collect();
+                        format!(
+                            "{} IN (SELECT {} FROM {} z)",
+                            row_value(&cols),
                             d.list("z", &e.key),
                             scope_tables(d, i).0
-                        ),
-                        params: Vec::new(),
-                    });
+                        )
+                    };
+                    let update = format!(
+                        "UPDATE {} SET {} WHERE {}",
+                        d.table(&child.table),
+                        sets.join(", "),
+                        linked(None)
+                    );
+                    let mut nb = Binder::new(d);
+                    match d {
+                        Dialect::Postgres => {
+                            let rows = outbox::select(
+                                d,
+                                &mut nb,
+                                child,
+                                "u x",
+                                "TRUE",
+                                "updated",
+                                outbox::Numbering::Window,
+                            );
+                            changes.push(nb.finish(format!(
+                                "WITH u AS ({update} RETURNING {}) {} {rows}",
+                                d.list(&d.table(&child.table), &outbox::row_columns(child)),
+                                outbox::insert_into(d)
+                            )));
+                        }
+                        Dialect::Sqlite => {
+                            let rows = outbox::select(
+                                d,
+                                &mut nb,
+                                child,
+                                &format!("{} x", d.table(&child.table)),
+                                &linked(Some("x")),
+                                "updated",
+                                outbox::Numbering::Window,
+                            );
+                            changes.push(nb.finish(format!("{} {rows}", outbox::insert_into(d))));
+                            changes.push(Stmt {
+                                sql: update,
+                                params: Vec::new(),
+                            });
+                        }
+                    }
                 }
                 // Deletions whose rows go now can no longer be restored
                 // whole: they count as purged.

@@ -17,10 +17,10 @@ pub const INTERNAL_V2: &str = "lethe:internal:v2";
 /// hard-delete snapshots; fingerprints; holds; purge marks on deletions;
 /// scheduled job runs; cold-storage exports and per-subject data keys).
 pub const INTERNAL_V3: &str = "lethe:internal:v3";
-/// Every version of Lethe's own tables, in the order they are applied. A new
-/// change to them is a new version here, never an edit of an applied one.
 /// v4: erasure (requests, their steps, the ledger).
 pub const INTERNAL_V4: &str = "lethe:internal:v4";
+/// Every version of Lethe's own tables, in the order they are applied. A new
+/// change to them is a new version here, never an edit of an applied one.
 pub const INTERNAL_VERSIONS: &[&str] = &[INTERNAL_VERSION, INTERNAL_V2, INTERNAL_V3, INTERNAL_V4];
 /// The hash an empty audit chain starts from.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";

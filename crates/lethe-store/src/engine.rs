@@ -246,7 +246,38 @@ impl Engine {
 
     /// The policy against the live schema.
     pub fn check(&self) -> Vec<Finding> {
-        lethe_core::check_policy(&self.policy, &self.schema)
+        let mut out = lethe_core::check_policy(&self.policy, &self.schema);
+        // Erasure: the plan from the subject, and the PII rules its
+        // anonymized columns cannot take (found here, not at the first
+        // request).
+        if self.policy.subject.is_some() {
+            let error = |key: String, line: Option<usize>, message: String| Finding {
+                level: lethe_core::Level::Error,
+                key,
+                line,
+                message,
+            };
+            match lethe_core::plan_erasure(&self.policy) {
+                Err(e) => out.push(error("erasure".into(), None, e.to_string())),
+                Ok(plan) => {
+                    // A missing column is reported above already.
+                    for (at, why) in
+                        lethe_sql::erasure::unsupported_rules(&self.policy, &self.schema, &plan)
+                            .into_iter()
+                            .filter(|(_, why)| !why.starts_with("no such column"))
+                    {
+                        let entity = at.split('.').next().unwrap_or_default();
+                        let line = self.policy.entity(entity).map(|e| e.line);
+                        out.push(error(
+                            format!("entities.{entity}.pii"),
+                            line,
+                            format!("cannot anonymize {at}: {why}"),
+                        ));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// Plans (and unless `dry_run`, applies in one transaction and records) the

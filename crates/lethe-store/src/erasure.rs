@@ -713,7 +713,9 @@ impl Engine {
         // so rather than certify the erasure of no one. (Found by hash, a
         // restored database may rightly hold nothing of the subject.)
         if let Some(k) = key
-            && entities.iter().all(|e| e.active + e.deleted + e.stored == 0)
+            && entities
+                .iter()
+                .all(|e| e.active + e.deleted + e.stored == 0)
         {
             self.cleanup(&mut tx, &sql).await?;
             tx.rollback().await?;

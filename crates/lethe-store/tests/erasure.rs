@@ -264,6 +264,15 @@ async fn bad_requests_change_nothing(b: Backend) {
     .unwrap();
     let e = strict.erasure_create(&req("2")).await.unwrap_err();
     assert!(e.to_string().contains("users.email"), "{e}");
+    // `lethe check` says so before any request.
+    let findings = strict.check();
+    assert!(
+        findings
+            .iter()
+            .any(|f| f.key == "entities.users.pii" && f.message.contains("users.email")),
+        "{findings:?}"
+    );
+    assert!(engine.check().iter().all(|f| f.key != "entities.users.pii"));
     assert_eq!(
         q(
             &engine,
@@ -287,7 +296,10 @@ async fn bad_requests_change_nothing(b: Backend) {
     // A ledger entry from a database with another hash key matches no
     // one here: refused before anything runs.
     let (rec, key) = engine.erasure_create(&req("2")).await.unwrap();
-    engine.erasure_run_tables(&rec.id, Some(&key)).await.unwrap();
+    engine
+        .erasure_run_tables(&rec.id, Some(&key))
+        .await
+        .unwrap();
     let after_2 = q(
         &engine,
         "SELECT CAST(id AS TEXT), email FROM users ORDER BY id",
@@ -527,4 +539,117 @@ async fn rows_outside_the_erasure_block_its_deletes(b: Backend) {
 on_both!(
     rows_outside_the_erasure_block_its_deletes,
     rows_outside_the_erasure_block_its_deletes
+);
+
+/// A review detached from its author by a set_null relation when the
+/// account was deleted (its `user_id` is NULL now) is still the author's:
+/// erasure finds it through Lethe's nullified values and deletes it.
+async fn rows_detached_by_set_null_are_found(b: Backend) {
+    let Some((db, engine)) = shop_with(b, &erasure_policy()).await else {
+        return;
+    };
+    engine
+        .delete(&DeleteRequest::new("users", "3"))
+        .await
+        .unwrap();
+    assert_eq!(
+        one(
+            &engine,
+            "SELECT CAST(count(*) AS TEXT) FROM reviews WHERE id = 3003 AND user_id IS NULL"
+        )
+        .await,
+        "1"
+    );
+    let preview = engine.erasure_preview("users", "3").await.unwrap();
+    assert!(
+        preview
+            .rows
+            .iter()
+            .any(|r| r.entity == "reviews" && r.key["id"] == 3003),
+        "{:?}",
+        preview.rows
+    );
+    let (rec, key) = engine.erasure_create(&req("3")).await.unwrap();
+    engine
+        .erasure_run_tables(&rec.id, Some(&key))
+        .await
+        .unwrap();
+    assert_eq!(
+        count(
+            &engine,
+            "SELECT CAST(count(*) AS TEXT) FROM reviews WHERE id = 3003"
+        )
+        .await,
+        0
+    );
+    // Other people's reviews stay.
+    assert_eq!(
+        count(&engine, "SELECT CAST(count(*) AS TEXT) FROM reviews").await,
+        3
+    );
+    let scan = engine.erasure_scan(&rec.id).await.unwrap();
+    assert!(scan.residue.is_empty(), "{:?}", scan.residue);
+    db.cleanup().await;
+}
+on_both!(
+    rows_detached_by_set_null_are_found,
+    rows_detached_by_set_null_are_found
+);
+
+/// A deleted subject's rows that erasure keeps (reviews whose relation to
+/// their author carries no ownership, `erasure = false`) lose their
+/// reference through set_null, and caches hear of the change: `updated`
+/// outbox records in the erasure's transaction.
+async fn references_erasure_clears_are_sent_as_updated(b: Backend) {
+    let policy = SHOP_POLICY
+        .replace(
+            "pii = { email = \"hash\", name = \"redact\" }",
+            "pii = { email = \"hash\", name = \"redact\" }\nerase = \"delete\"",
+        )
+        .replace(
+            "child = \"reviews\"\ncolumns = [\"user_id\"]\nparent = \"users\"\non_delete = \"set_null\"",
+            "child = \"reviews\"\ncolumns = [\"user_id\"]\nparent = \"users\"\non_delete = \"set_null\"\nerasure = false",
+        )
+        + "\n[erasure]\nsubject = \"users\"\n";
+    assert!(policy.contains("erasure = false"));
+    let Some((db, engine)) = shop_with(b, &policy).await else {
+        return;
+    };
+    let (rec, key) = engine.erasure_create(&req("1")).await.unwrap();
+    let rec = engine
+        .erasure_run_tables(&rec.id, Some(&key))
+        .await
+        .unwrap();
+    assert_eq!(
+        count(
+            &engine,
+            "SELECT CAST(count(*) AS TEXT) FROM users WHERE id = 1"
+        )
+        .await,
+        0
+    );
+    // User 1's reviews stay, detached.
+    assert_eq!(
+        q(&engine, "SELECT CAST(id AS TEXT), CAST(user_id AS TEXT) FROM reviews WHERE id IN (3000, 3002) ORDER BY id").await,
+        vec![vec!["3000".to_string(), String::new()], vec!["3002".to_string(), String::new()]]
+    );
+    let outbox = engine
+        .outbox(rec.deletion_id.as_deref().unwrap())
+        .await
+        .unwrap();
+    let updated: Vec<_> = outbox.iter().filter(|r| r.event == "updated").collect();
+    assert_eq!(updated.len(), 1, "{outbox:?}");
+    assert_eq!(updated[0].entity, "reviews");
+    assert_eq!(updated[0].rows, 2);
+    assert!(
+        outbox
+            .iter()
+            .any(|r| r.event == "erased" && r.entity == "users"),
+        "{outbox:?}"
+    );
+    db.cleanup().await;
+}
+on_both!(
+    references_erasure_clears_are_sent_as_updated,
+    references_erasure_clears_are_sent_as_updated
 );
