@@ -415,6 +415,12 @@ pub async fn erasures(cli: &Cli, cmd: &ErasuresCommand) -> Result<u8, StoreError
                 }
                 (None, None) => unreachable!("clap requires --ledger or --from"),
             };
+            let unchecked = entries.iter().filter(|e| e.key_check.is_empty()).count();
+            if unchecked > 0 {
+                eprintln!(
+                    "warning: {unchecked} ledger entries carry no key check (written by an older lethe): if they find no one, check that this database is a restore of the one the erasures ran on"
+                );
+            }
             let places = places(cli, &engine)?;
             let done = lethe_erasure::reapply(&engine, &entries, actor.as_deref(), &places).await?;
             if *json {

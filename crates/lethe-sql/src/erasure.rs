@@ -287,8 +287,12 @@ pub fn render_erasure(
             // Statistics, so that the planner sees a handful of rows and
             // reaches the tables through their indexes (it cannot guess the
             // size of a table created in this transaction).
+            // Only the marker and id columns: the row counts are what the
+            // planner needs, and statistics of the other columns (values
+            // sinks read, possibly personal) would be written to
+            // `pg_statistic`, and with it to the WAL.
             Dialect::Postgres => scope.push(Stmt {
-                sql: format!("ANALYZE {t}, {s}"),
+                sql: format!("ANALYZE {t} ({SCOPE_DELETED}), {s} (lethe_sid)"),
                 params: Vec::new(),
             }),
         }
@@ -557,34 +561,27 @@ pub fn render_erasure(
                         linked(None)
                     );
                     let mut nb = Binder::new(d);
+                    // The records carry the rows as they were (as a
+                    // delete's set_null sends them): a cache key made of the
+                    // reference names the entry to drop.
+                    let rows = outbox::select(
+                        d,
+                        &mut nb,
+                        child,
+                        &format!("{} x", d.table(&child.table)),
+                        &linked(Some("x")),
+                        "updated",
+                        outbox::Numbering::Window,
+                    );
+                    let insert = format!("{} {rows}", outbox::insert_into(d));
                     match d {
+                        // The main statement reads the rows before the CTE's
+                        // update (same snapshot).
                         Dialect::Postgres => {
-                            let rows = outbox::select(
-                                d,
-                                &mut nb,
-                                child,
-                                "u x",
-                                "TRUE",
-                                "updated",
-                                outbox::Numbering::Window,
-                            );
-                            changes.push(nb.finish(format!(
-                                "WITH u AS ({update} RETURNING {}) {} {rows}",
-                                d.list(&d.table(&child.table), &outbox::row_columns(child)),
-                                outbox::insert_into(d)
-                            )));
+                            changes.push(nb.finish(format!("WITH u AS ({update}) {insert}")));
                         }
                         Dialect::Sqlite => {
-                            let rows = outbox::select(
-                                d,
-                                &mut nb,
-                                child,
-                                &format!("{} x", d.table(&child.table)),
-                                &linked(Some("x")),
-                                "updated",
-                                outbox::Numbering::Window,
-                            );
-                            changes.push(nb.finish(format!("{} {rows}", outbox::insert_into(d))));
+                            changes.push(nb.finish(insert));
                             changes.push(Stmt {
                                 sql: update,
                                 params: Vec::new(),

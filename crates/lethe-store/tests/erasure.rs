@@ -319,6 +319,36 @@ async fn bad_requests_change_nothing(b: Backend) {
         .await,
         after_2
     );
+    // No row left anywhere, but a data key that still opens the subject's
+    // exported values: not "nobody", the key is destroyed.
+    let (key_only, key) = engine.erasure_create(&req("424243")).await.unwrap();
+    let keys = own(b, "subject_keys");
+    let mut tx = engine.db().begin_write().await.unwrap();
+    tx.exec(
+        &format!(
+            "INSERT INTO {keys} (subject, wrapped_key, created_at) VALUES ($1, 'wrapped', CURRENT_TIMESTAMP)"
+        ),
+        &[Some(key_only.data_key.clone())],
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let done = engine
+        .erasure_run_tables(&key_only.id, Some(&key))
+        .await
+        .unwrap();
+    assert!(done.deletion_id.is_some());
+    assert_eq!(
+        one(
+            &engine,
+            &format!(
+                "SELECT wrapped_key FROM {keys} WHERE subject = '{}'",
+                key_only.data_key
+            )
+        )
+        .await,
+        ""
+    );
     db.cleanup().await;
 }
 on_both!(bad_requests_change_nothing, bad_requests_change_nothing);
