@@ -107,7 +107,11 @@ async fn workers_share_runs_and_never_overlap(b: Backend) {
         own(b, "job_runs")
     ))
     .await;
-    // --once: the latest time, once, however many workers ask.
+    // --once: the latest time, once, however many workers ask. A new
+    // second first: the workers above may have claimed the current one just
+    // before they stopped, and then nobody here would run (and close the
+    // abandoned run).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     let jobs: Vec<lethe_core::Job> = engines[0].policy().jobs.values().cloned().collect();
     let once = WorkerOptions {
         once: true,
