@@ -600,10 +600,22 @@ async fn rows_detached_by_set_null_are_found(b: Backend) {
         preview.rows
     );
     let (rec, key) = engine.erasure_create(&req("3")).await.unwrap();
-    engine
+    let (seq_before, _) = engine.audit_head().await.unwrap();
+    let rec = engine
         .erasure_run_tables(&rec.id, Some(&key))
         .await
         .unwrap();
+    // The row, its `erased` outbox record and the audit entry, together.
+    let deletion = rec.deletion_id.clone().unwrap();
+    let outbox = engine.outbox(&deletion).await.unwrap();
+    assert!(
+        outbox.iter().any(|r| r.event == "erased"
+            && r.entity == "reviews"
+            && r.keys.to_string().contains("3003")),
+        "{outbox:?}"
+    );
+    assert_eq!(engine.deletion(&deletion).await.unwrap().kind, "erase");
+    assert_eq!(engine.audit_head().await.unwrap().0, seq_before + 1);
     assert_eq!(
         count(
             &engine,
