@@ -33,7 +33,7 @@ pub struct Stmt {
 
 /// Collects the params of one statement and hands out placeholders; a param
 /// used twice gets one placeholder.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct Binder {
     dialect: Dialect,
     params: Vec<Param>,
@@ -69,6 +69,42 @@ impl Binder {
             sql,
             params: self.params,
         }
+    }
+
+    /// The text of `stmt` with its placeholders renumbered into this
+    /// binder's, so that statements rendered apart can be joined into one
+    /// (as the CTEs of one statement). Placeholders inside quoted literals
+    /// and identifiers are left alone.
+    pub fn absorb(&mut self, stmt: &Stmt) -> String {
+        let mut out = String::with_capacity(stmt.sql.len());
+        let mut quote: Option<char> = None;
+        let mut chars = stmt.sql.chars().peekable();
+        while let Some(c) = chars.next() {
+            match (quote, c) {
+                (None, '\'' | '"') => quote = Some(c),
+                (Some(q), _) if c == q => quote = None,
+                (None, '$') if chars.peek().is_some_and(|n| n.is_ascii_digit()) => {
+                    let mut n = String::new();
+                    while let Some(dgt) = chars.peek().copied().filter(|d| d.is_ascii_digit()) {
+                        n.push(dgt);
+                        chars.next();
+                    }
+                    let i: usize = n.parse().unwrap_or(0);
+                    match stmt.params.get(i.wrapping_sub(1)) {
+                        Some(p) => out.push_str(&self.bind(p.clone())),
+                        // Not one of the statement's placeholders: as written.
+                        None => {
+                            out.push('$');
+                            out.push_str(&n);
+                        }
+                    }
+                    continue;
+                }
+                _ => {}
+            }
+            out.push(c);
+        }
+        out
     }
 }
 
@@ -463,10 +499,18 @@ impl Dialect {
         }
     }
 
-    /// Whether the delete runs as one statement of data-modifying CTEs
-    /// (PostgreSQL) or as staged statements over temporary key tables.
+    /// Whether a delete (and an erasure's table step) runs as one statement
+    /// of data-modifying CTEs (PostgreSQL) or as staged statements over
+    /// temporary key tables.
     pub fn single_statement_delete(self) -> bool {
         matches!(self, Dialect::Postgres)
+    }
+
+    /// Whether a write transaction keeps every other writer out until it
+    /// ends (SQLite's `BEGIN IMMEDIATE`), so that what it read stays true
+    /// while it writes; on PostgreSQL other transactions commit meanwhile.
+    pub fn serialized_writes(self) -> bool {
+        matches!(self, Dialect::Sqlite)
     }
 
     /// Whether a UNIQUE clause written inside CREATE TABLE can only be removed
@@ -699,5 +743,29 @@ impl Dialect {
     /// A temporary table that holds keys for one entity during a staged delete.
     pub fn temp_keys(self, entity: &str) -> String {
         format!("temp.{}", self.ident(&format!("lethe_k_{entity}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absorb_renumbers_placeholders_outside_quotes() {
+        let mut b = Binder::new(Dialect::Postgres);
+        let first = b.bind(Param::Now);
+        assert_eq!(first, "$1");
+        let stmt = Stmt {
+            sql: "SELECT $2, '$1 stays', \"$2\", $1, $10 FROM t WHERE x ~ '^a$'".into(),
+            params: vec![Param::Key(0), Param::Now],
+        };
+        assert_eq!(
+            b.absorb(&stmt),
+            "SELECT $1, '$1 stays', \"$2\", $2, $10 FROM t WHERE x ~ '^a$'"
+        );
+        assert_eq!(
+            b.finish(String::new()).params,
+            vec![Param::Now, Param::Key(0)]
+        );
     }
 }

@@ -18,6 +18,8 @@
 //! the database's hash key (hex); `Value(2)`: keyed hashes as a JSON array
 //! (verification).
 
+use std::collections::BTreeSet;
+
 use lethe_core::erasure::Erase;
 use lethe_core::erasure_plan::{ErasurePlan, ErasureStep};
 use lethe_core::graph::SubjectPath;
@@ -36,7 +38,7 @@ pub const REDACTED: &str = "[redacted]";
 /// The scope tables of the `i`-th entity of the plan.
 fn scope_tables(d: Dialect, i: usize) -> (String, String) {
     let name = |k: &str| match d {
-        Dialect::Postgres => format!("pg_temp.lethe_erase_{k}{i}"),
+        Dialect::Postgres => format!("{TEMP_SCOPE}{k}{i}"),
         Dialect::Sqlite => format!("temp.lethe_erase_{k}{i}"),
     };
     (name("t"), name("s"))
@@ -91,6 +93,24 @@ pub struct ErasureSql {
     /// keyed hash is one of `Value(2)`; the subject's rows of kept
     /// entities are left out (they are kept on purpose).
     pub scan: Vec<Stmt>,
+    /// The whole table step as one statement, where the dialect writes in
+    /// CTEs ([`Dialect::single_statement_delete`]): the scopes as CTEs,
+    /// parents first (an entity's rows erasure deletes found by the DELETE
+    /// itself), the changes as data-modifying CTEs (which all see the rows
+    /// as they were before any of them ran, as the checks do), and as its
+    /// result rows of `(what, a, b, c, d)`: `recheck` (entity) when an
+    /// entity it changes has an active legal hold, or the archive store
+    /// holds rows of an entity the render's `stored` set left out;
+    /// `blocked` (relation, rows); `count` (as [`ErasureSql::counts`]);
+    /// `hash` (as [`ErasureSql::pii_hashes`]). Run instead of `scope`, the
+    /// checks, `pii_hashes` and `changes`. Roll back on a `recheck` row (then
+    /// run the statements, rendered with `stored` = `None`: they check
+    /// holds row by row) or a `blocked` one with rows. `None` on SQLite, and
+    /// for a plan in which one statement could write a row twice (two
+    /// set_null relations into one table, or into a table erasure
+    /// anonymizes): PostgreSQL applies only one of two writes of a row in
+    /// one statement, so those run as the statements above, in order.
+    pub step: Option<Stmt>,
 }
 
 /// How the scope finds the subject.
@@ -130,19 +150,53 @@ pub fn subject_hash(d: Dialect, schema: &Schema, subject: &Entity) -> Stmt {
     b.finish(format!("SELECT {h}"))
 }
 
+/// `(entity)`: the entities of `plan` that Lethe's archive store holds rows
+/// of (archived rows or hard-delete snapshots), each found by the store's
+/// `(entity, key)` index. Erasure searches the store only for those
+/// ([`render_erasure`]'s `stored`).
+pub fn stored_entities(d: Dialect, plan: &ErasurePlan) -> Stmt {
+    let branches: Vec<String> = plan
+        .steps
+        .iter()
+        .map(|s| {
+            format!(
+                "SELECT {e} WHERE EXISTS (SELECT 1 FROM {} a WHERE a.entity = {e})",
+                d.own("archive"),
+                e = d.lit(&s.entity)
+            )
+        })
+        .collect();
+    Stmt {
+        sql: branches.join(" UNION ALL "),
+        params: Vec::new(),
+    }
+}
+
 /// Renders the SQL of `plan`. The plan's steps are children first.
+///
+/// `stored`: the entities the archive store holds rows of
+/// ([`stored_entities`]), read in the erasure's transaction; the store is
+/// searched for those only. `None`: for every entity. On PostgreSQL, where
+/// another transaction may archive rows meanwhile, only
+/// [`ErasureSql::step`] may be run with a set: it checks in its own
+/// snapshot that the store still holds nothing of the others.
 pub fn render_erasure(
     d: Dialect,
     policy: &Policy,
     schema: &Schema,
     plan: &ErasurePlan,
     by: SubjectBy,
+    stored: Option<&BTreeSet<String>>,
 ) -> ErasureSql {
     // Counts come back as text, like every value Lethe reads.
     let cnt = d.text("count(*)");
+    // Whether the `i`-th entity has an `s` scope (stored rows to look at).
+    let has_s = |i: usize| stored.is_none_or(|set| set.contains(&plan.steps[i].entity));
     let index = |name: &str| plan.steps.iter().position(|s| s.entity == name);
     let entity = |s: &ErasureStep| &policy.entities[&s.entity];
     let mut scope = Vec::new();
+    // The scopes' SELECTs by table name, parents first, for `step`.
+    let mut scope_ctes: Vec<(String, Stmt)> = Vec::new();
     let mut cleanup = Vec::new();
     let mut built: Vec<usize> = Vec::new();
     for (i, step) in plan.steps.iter().enumerate().rev() {
@@ -203,10 +257,12 @@ pub fn render_erasure(
                 let parent = &policy.entities[&r.parent];
                 let (pt, ps) = scope_tables(d, *j);
                 let fields: Vec<String> = r.columns.iter().map(|c| field(c)).collect();
-                let parents = format!(
-                    "SELECT {k} FROM {pt} z UNION ALL SELECT {k} FROM {ps} z",
-                    k = d.list("z", &parent.key),
-                );
+                let k = d.list("z", &parent.key);
+                let parents = if has_s(*j) {
+                    format!("SELECT {k} FROM {pt} z UNION ALL SELECT {k} FROM {ps} z")
+                } else {
+                    format!("SELECT {k} FROM {pt} z")
+                };
                 any.push(format!("{} IN ({parents})", row_value(&fields)));
                 // A row a set_null relation detached from its parent (when
                 // the parent was deleted) still belongs to the subject: its
@@ -243,16 +299,60 @@ pub fn render_erasure(
         let mut b = Binder::new(d);
         let w = cond(&mut b, &|c: &str| format!("x.{}", d.ident(c)));
         // A scan of one table with a condition lists each row once. The
-        // scope keeps what the counts and the outbox records need (the key,
-        // the columns sinks read, whether the row is marked deleted), so
-        // neither goes back to the table.
-        let create_t = format!(
-            "SELECT {}, {} AS {SCOPE_DELETED} FROM {} x WHERE {w}",
+        // scope keeps what the counts, the outbox records and the purge
+        // marks need (the key, the columns sinks read, whether the row is
+        // marked deleted and by which deletion), so none goes back to the
+        // table.
+        let deletion = if step.action == Erase::Delete && e.has_markers() {
+            format!(
+                ", {} AS {SCOPE_DELETION}",
+                d.as_deletion_id(
+                    &format!("x.{}", d.ident(&e.deletion_id)),
+                    schema.column_type(&e.table, &e.deletion_id)
+                )
+            )
+        } else {
+            String::new()
+        };
+        let columns = format!(
+            "{}, {} AS {SCOPE_DELETED}{deletion}",
             d.list("x", &outbox::row_columns(e)),
             deleted_flag(d, e, "x"),
-            d.table(&e.table)
         );
-        scope.extend(temp_table(d, &t, create_t, &mut b));
+        let select = b.finish(format!(
+            "SELECT {columns} FROM {} x WHERE {w}",
+            d.table(&e.table)
+        ));
+        scope.extend(temp_table(d, &t, &select));
+        // In one statement, the rows of an entity erasure deletes are found
+        // by their DELETE itself: one pass over the table, as a
+        // hand-written delete makes, rather than a search and then a
+        // delete by key.
+        let cte = match step.action {
+            Erase::Delete => Stmt {
+                sql: format!(
+                    "DELETE FROM {} AS x WHERE {w} RETURNING {columns}",
+                    d.table(&e.table)
+                ),
+                params: select.params.clone(),
+            },
+            _ => select,
+        };
+        scope_ctes.push((t.clone(), cte));
+        if !has_s(i) {
+            match d {
+                Dialect::Sqlite => cleanup.push(Stmt {
+                    sql: format!("DROP TABLE IF EXISTS {t}"),
+                    params: Vec::new(),
+                }),
+                Dialect::Postgres => scope.push(Stmt {
+                    sql: format!("ANALYZE {t} ({SCOPE_DELETED})"),
+                    params: Vec::new(),
+                }),
+            }
+            built.push(i);
+            continue;
+        }
         let mut b = Binder::new(d);
         let stored_field =
             |c: &str| d.cast_value(&d.json_text("a.row", c), schema.column_type(&e.table, c));
@@ -274,7 +374,9 @@ pub fn render_erasure(
             d.own("archive"),
             d.lit(&e.name)
         );
-        scope.extend(temp_table(d, &s, create_s, &mut b));
+        let select = b.finish(create_s);
+        scope.extend(temp_table(d, &s, &select));
+        scope_ctes.push((s.clone(), select));
         match d {
             Dialect::Sqlite => {
                 for table in [&t, &s] {
@@ -308,9 +410,15 @@ pub fn render_erasure(
             d.list("z", &e.key)
         )
     };
+    // Callers leave out what reads the store for an entity without an `s`
+    // scope; FALSE all the same, should one not.
     let in_s = |i: usize, alias: &str| {
         let (_, s) = scope_tables(d, i);
-        format!("{alias}.id IN (SELECT z.lethe_sid FROM {s} z)")
+        if has_s(i) {
+            format!("{alias}.id IN (SELECT z.lethe_sid FROM {s} z)")
+        } else {
+            "FALSE".to_string()
+        }
     };
 
     // Counts and rows, for reports and dry runs.
@@ -321,14 +429,22 @@ pub fn render_erasure(
         let name = d.lit(&e.name);
         let (t, s) = scope_tables(d, i);
         let place = format!("CASE WHEN z.{SCOPE_DELETED} = 1 THEN 'deleted' ELSE 'active' END");
+        let in_store = if has_s(i) {
+            format!("(SELECT {cnt} FROM {s} z)")
+        } else {
+            "'0'".to_string()
+        };
         counts.push(format!(
-            "SELECT {name}, {cnt}, {}, (SELECT {cnt} FROM {s} z) FROM {t} z",
+            "SELECT {name}, {cnt}, {}, {in_store} FROM {t} z",
             d.text(&format!("COALESCE(sum(z.{SCOPE_DELETED}), 0)"))
         ));
         rows.push(format!(
             "SELECT {name}, {place}, {} FROM {t} z",
             d.text(&d.json_of_columns("z", &e.key)),
         ));
+        if !has_s(i) {
+            continue;
+        }
         rows.push(format!(
             "SELECT {name}, 'stored', {} FROM {} a WHERE {}",
             d.text("a.key"),
@@ -352,15 +468,23 @@ pub fn render_erasure(
         if matches!(step.action, Erase::Keep { .. }) {
             continue;
         }
-        let (t, s) = scope_tables(d, i);
+        let (t, _) = scope_tables(d, i);
+        let stored_keys = if has_s(i) {
+            format!(
+                " OR h.key IN (SELECT a.key FROM {} a WHERE {})",
+                d.own("archive"),
+                in_s(i, "a")
+            )
+        } else {
+            String::new()
+        };
         held.push(format!(
             "SELECT {}, h.entity, h.reason FROM {} h WHERE h.released_at IS NULL AND h.entity = {} AND \
-             (EXISTS (SELECT 1 FROM {t} x WHERE {}) OR h.key IN (SELECT a.key FROM {} a WHERE a.id IN (SELECT z.lethe_sid FROM {s} z)))",
+             (EXISTS (SELECT 1 FROM {t} x WHERE {}){stored_keys})",
             d.text("h.id"),
             d.own("holds"),
             d.lit(&e.name),
             d.key_matches_json(schema, e, "x", "h.key"),
-            d.own("archive")
         ));
     }
     if held.is_empty() {
@@ -449,6 +573,9 @@ pub fn render_erasure(
                 d.table(&e.table),
                 in_t(i, "x")
             ));
+            if !has_s(i) {
+                continue;
+            }
             let v = d.json_text("a.row", c);
             let key = key_text(d, &e.key, &|k| d.json_text("a.key", k));
             let skip = already(&mut b, &v, &key);
@@ -476,6 +603,17 @@ pub fn render_erasure(
     // data-modifying CTEs (one round trip per entity); SQLite runs them one
     // by one.
     let mut changes = Vec::new();
+    // The same changes for `step`: single statements with their params,
+    // the deletions they end (one UPDATE of them for all entities: two
+    // would write a deletion twice), and the tables they write.
+    let mut step_parts: Vec<Stmt> = Vec::new();
+    let mut step_purged: Vec<String> = Vec::new();
+    let mut writes: Vec<(&str, Write)> = Vec::new();
+    let deleted_at = |entity: &str| {
+        plan.steps
+            .iter()
+            .position(|s| s.entity == entity && s.action == Erase::Delete)
+    };
     for (i, step) in plan.steps.iter().enumerate() {
         let e = entity(step);
         let table = d.table(&e.table);
@@ -484,6 +622,8 @@ pub fn render_erasure(
         }
         let mut b = Binder::new(d);
         let mut parts: Vec<String> = Vec::new();
+        // Parts `step` has otherwise.
+        let mut skipped: Vec<usize> = Vec::new();
         // Caches and search indexes hold copies of the rows (and of their
         // PII): every row erasure touches is sent as `erased`.
         // SQLite numbers the scope's rows already (a new table's rowids
@@ -502,23 +642,28 @@ pub fn render_erasure(
             ),
         };
         let from_table = outbox::select(d, &mut b, e, &scope_rows, "TRUE", EVENT, numbering);
-        let stored = outbox::stored_rows(
-            d,
-            e,
-            &format!("{} s WHERE {}", d.own("archive"), in_s(i, "s")),
-            None,
-        );
-        let from_stored = outbox::select(
-            d,
-            &mut b,
-            e,
-            &stored,
-            "TRUE",
-            EVENT,
-            outbox::Numbering::Window,
-        );
+        let from_stored = if has_s(i) {
+            let stored = outbox::stored_rows(
+                d,
+                e,
+                &format!("{} s WHERE {}", d.own("archive"), in_s(i, "s")),
+                None,
+            );
+            let rows = outbox::select(
+                d,
+                &mut b,
+                e,
+                &stored,
+                "TRUE",
+                EVENT,
+                outbox::Numbering::Window,
+            );
+            format!(" UNION ALL {rows}")
+        } else {
+            String::new()
+        };
         parts.push(format!(
-            "{} {from_table} UNION ALL {from_stored}",
+            "{} {from_table}{from_stored}",
             outbox::insert_into(d)
         ));
         match step.action {
@@ -538,6 +683,17 @@ pub fn render_erasure(
                         .iter()
                         .map(|c| format!("{} = NULL", d.ident(c)))
                         .collect();
+                    // Rows of the child that erasure deletes (ahead of
+                    // this entity, children first) are gone by now; in one
+                    // statement they are still there, and must not be
+                    // written twice.
+                    let spared = deleted_at(&r.child).filter(|j| *j < i);
+                    writes.push((
+                        child.table.as_str(),
+                        Write::Cleared {
+                            spares_deleted: spared.is_some(),
+                        },
+                    ));
                     let linked = |alias: Option<&str>| {
                         let cols: Vec<String> = r
                             .columns
@@ -547,11 +703,15 @@ pub fn render_erasure(
                                 None => d.ident(c),
                             })
                             .collect();
+                        let whose = alias.map_or_else(|| d.table(&child.table), str::to_string);
                         format!(
-                            "{} IN (SELECT {} FROM {} z)",
+                            "{} IN (SELECT {} FROM {} z){}",
                             row_value(&cols),
                             d.list("z", &e.key),
-                            scope_tables(d, i).0
+                            scope_tables(d, i).0,
+                            spared
+                                .map(|j| format!(" AND NOT {}", in_t(j, &whose)))
+                                .unwrap_or_default()
                         )
                     };
                     let update = format!(
@@ -574,6 +734,11 @@ pub fn render_erasure(
                         outbox::Numbering::Window,
                     );
                     let insert = format!("{} {rows}", outbox::insert_into(d));
+                    step_parts.push(Stmt {
+                        sql: update.clone(),
+                        params: Vec::new(),
+                    });
+                    step_parts.push(nb.clone().finish(insert.clone()));
                     match d {
                         // The main statement reads the rows before the CTE's
                         // update (same snapshot).
@@ -591,34 +756,41 @@ pub fn render_erasure(
                 }
                 // Deletions whose rows go now can no longer be restored
                 // whole: they count as purged.
-                let mut ids = vec![format!(
-                    "SELECT a.deletion_id FROM {} a WHERE {}",
-                    d.own("archive"),
-                    in_s(i, "a")
-                )];
-                if e.has_markers() {
-                    let col = d.ident(&e.deletion_id);
+                let mut ids = Vec::new();
+                if has_s(i) {
                     ids.push(format!(
-                        "SELECT {} FROM {table} x WHERE x.{col} IS NOT NULL AND {}",
-                        d.as_deletion_id(
-                            &format!("x.{col}"),
-                            schema.column_type(&e.table, &e.deletion_id)
-                        ),
-                        in_t(i, "x")
+                        "SELECT a.deletion_id FROM {} a WHERE {}",
+                        d.own("archive"),
+                        in_s(i, "a")
                     ));
                 }
-                let now = d.now(&mut b);
-                parts.push(format!(
-                    "UPDATE {} SET purged_at = COALESCE(purged_at, {now}) WHERE id IN ({})",
-                    d.own("deletions"),
-                    ids.join(" UNION ")
-                ));
+                if e.has_markers() {
+                    ids.push(format!(
+                        "SELECT z.{SCOPE_DELETION} FROM {} z WHERE z.{SCOPE_DELETION} IS NOT NULL",
+                        scope_tables(d, i).0
+                    ));
+                }
+                if !ids.is_empty() {
+                    let now = d.now(&mut b);
+                    skipped.push(parts.len());
+                    parts.push(format!(
+                        "UPDATE {} SET purged_at = COALESCE(purged_at, {now}) WHERE id IN ({})",
+                        d.own("deletions"),
+                        ids.join(" UNION ")
+                    ));
+                    step_purged.extend(ids);
+                }
+                writes.push((e.table.as_str(), Write::Deleted));
+                // In one statement, the scope's DELETE did it.
+                skipped.push(parts.len());
                 parts.push(format!("DELETE FROM {table} WHERE {}", in_t(i, &table)));
-                parts.push(format!(
-                    "DELETE FROM {} WHERE {}",
-                    d.own("archive"),
-                    in_s(i, &d.own("archive"))
-                ));
+                if has_s(i) {
+                    parts.push(format!(
+                        "DELETE FROM {} WHERE {}",
+                        d.own("archive"),
+                        in_s(i, &d.own("archive"))
+                    ));
+                }
             }
             Erase::Anonymize => {
                 let sets: Vec<String> = e
@@ -634,6 +806,7 @@ pub fn render_erasure(
                         )
                     })
                     .collect();
+                writes.push((e.table.as_str(), Write::Anonymized));
                 parts.push(format!(
                     "UPDATE {table} SET {} WHERE {}",
                     sets.join(", "),
@@ -653,14 +826,27 @@ pub fn render_erasure(
                         )
                     })
                     .collect();
-                parts.push(format!(
-                    "UPDATE {archive} SET row = {} WHERE {}",
-                    d.json_set_fields(&format!("{archive}.row"), &pairs),
-                    in_s(i, &archive)
-                ));
+                if has_s(i) {
+                    parts.push(format!(
+                        "UPDATE {archive} SET row = {} WHERE {}",
+                        d.json_set_fields(&format!("{archive}.row"), &pairs),
+                        in_s(i, &archive)
+                    ));
+                }
             }
             Erase::Keep { .. } => {}
         }
+        let params = b.clone().finish(String::new()).params;
+        step_parts.extend(
+            parts
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| !skipped.contains(k))
+                .map(|(_, sql)| Stmt {
+                    sql: sql.clone(),
+                    params: params.clone(),
+                }),
+        );
         changes.extend(one_statement_each(d, b, parts));
     }
 
@@ -788,6 +974,52 @@ pub fn render_erasure(
         )));
     }
 
+    let twice = writes.iter().enumerate().any(|(k, (t, w))| {
+        writes[k + 1..]
+            .iter()
+            .any(|(u, v)| t == u && !Write::apart(*w, *v))
+    });
+    // What `step` leaves to the statements: any active hold on an entity
+    // it changes (legal holds are rare; the statements check them row by
+    // row), and stored rows of an entity `stored` said had none (archived
+    // since by another transaction).
+    let mut recheck = Vec::new();
+    let changed: Vec<String> = plan
+        .steps
+        .iter()
+        .filter(|s| !matches!(s.action, Erase::Keep { .. }))
+        .map(|s| d.lit(&s.entity))
+        .collect();
+    if !changed.is_empty() {
+        recheck.push(format!(
+            "SELECT h.entity FROM {} h WHERE h.released_at IS NULL AND h.entity IN ({})",
+            d.own("holds"),
+            changed.join(", ")
+        ));
+    }
+    for (i, st) in plan.steps.iter().enumerate() {
+        if !has_s(i) {
+            recheck.push(format!(
+                "SELECT {e} WHERE EXISTS (SELECT 1 FROM {} a WHERE a.entity = {e})",
+                d.own("archive"),
+                e = d.lit(&st.entity)
+            ));
+        }
+    }
+    let recheck = Stmt {
+        sql: recheck.join("\nUNION ALL "),
+        params: Vec::new(),
+    };
+    let step = (d.single_statement_delete() && !twice).then(|| {
+        one_step(
+            d,
+            &scope_ctes,
+            &step_parts,
+            &step_purged,
+            [&recheck, &blocked, &counts, &pii_hashes],
+        )
+    });
+
     ErasureSql {
         scope,
         counts,
@@ -799,7 +1031,108 @@ pub fn render_erasure(
         blocked,
         residue,
         scan,
+        step,
     }
+}
+
+/// How a change writes the rows of a table, to tell whether two changes of
+/// one statement could write the same row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Write {
+    /// Deletes the subject's rows (an entity erasure deletes).
+    Deleted,
+    /// Rewrites the subject's rows (an entity erasure anonymizes).
+    Anonymized,
+    /// Clears references to deleted rows (a set_null relation), sparing
+    /// the rows the table's own entity deletes or not.
+    Cleared { spares_deleted: bool },
+}
+
+impl Write {
+    /// Whether the two never write the same row.
+    fn apart(a: Write, b: Write) -> bool {
+        matches!(
+            (a, b),
+            (
+                Write::Deleted,
+                Write::Cleared {
+                    spares_deleted: true
+                }
+            ) | (
+                Write::Cleared {
+                    spares_deleted: true
+                },
+                Write::Deleted
+            )
+        )
+    }
+}
+
+/// The prefix of the scope tables' names; [`one_step`] names its CTEs
+/// without it.
+const TEMP_SCOPE: &str = "pg_temp.lethe_erase_";
+
+/// [`ErasureSql::step`] from the statements rendered for the temporary
+/// scope tables: the same SQL, reading CTEs of the same names instead.
+fn one_step(
+    d: Dialect,
+    scopes: &[(String, Stmt)],
+    parts: &[Stmt],
+    purged: &[String],
+    [recheck, blocked, counts, hashes]: [&Stmt; 4],
+) -> Stmt {
+    let cte = |sql: String| sql.replace(TEMP_SCOPE, "lethe_erase_");
+    let mut b = Binder::new(d);
+    let mut with: Vec<String> = scopes
+        .iter()
+        .map(|(name, select)| format!("{} AS ({})", cte(name.clone()), cte(b.absorb(select))))
+        .collect();
+    with.extend(
+        parts
+            .iter()
+            .enumerate()
+            .map(|(k, p)| format!("lethe_c{k} AS ({})", cte(b.absorb(p)))),
+    );
+    if !purged.is_empty() {
+        let now = d.now(&mut b);
+        with.push(format!(
+            "lethe_purged AS (UPDATE {} SET purged_at = COALESCE(purged_at, {now}) WHERE id IN ({}))",
+            d.own("deletions"),
+            cte(purged.join(" UNION "))
+        ));
+    }
+    let results: Vec<String> = [
+        ("recheck", recheck, 1),
+        ("blocked", blocked, 2),
+        ("count", counts, 4),
+        ("hash", hashes, 1),
+    ]
+    .into_iter()
+    .filter(|(_, stmt, _)| !stmt.sql.is_empty())
+    .map(|(what, stmt, n)| {
+        let names = ["a", "b", "c", "d"];
+        let cols: Vec<String> = (0..4)
+            .map(|k| {
+                if k < n {
+                    format!("h.{}", names[k])
+                } else {
+                    "NULL".to_string()
+                }
+            })
+            .collect();
+        format!(
+            "SELECT '{what}', {} FROM ({}) AS h({})",
+            cols.join(", "),
+            cte(b.absorb(stmt)),
+            names[..n].join(", ")
+        )
+    })
+    .collect();
+    b.finish(format!(
+        "WITH {}\n{}",
+        with.join(",\n"),
+        results.join("\nUNION ALL ")
+    ))
 }
 
 /// Statements that read only what was there before any of them ran, and
@@ -849,6 +1182,10 @@ fn one_statement_each(d: Dialect, b: Binder, parts: Vec<String>) -> Vec<Stmt> {
 /// deleted (1) or active (0).
 const SCOPE_DELETED: &str = "lethe_erase_deleted";
 
+/// The column of a `t` scope table of an entity erasure deletes that holds
+/// the deletion that marked the row, if one did.
+const SCOPE_DELETION: &str = "lethe_erase_deletion";
+
 /// 1 when row `alias` of `e` is marked deleted, else 0.
 fn deleted_flag(d: Dialect, e: &Entity, alias: &str) -> String {
     if e.has_markers() {
@@ -863,21 +1200,26 @@ fn deleted_flag(d: Dialect, e: &Entity, alias: &str) -> String {
 
 /// `CREATE TEMP TABLE name AS select`, dropped at commit on PostgreSQL;
 /// SQLite drops a leftover of an earlier run first.
-fn temp_table(d: Dialect, name: &str, select: String, b: &mut Binder) -> Vec<Stmt> {
-    let b = std::mem::replace(b, Binder::new(d));
+fn temp_table(d: Dialect, name: &str, select: &Stmt) -> Vec<Stmt> {
+    let create = |sql: String| Stmt {
+        sql,
+        params: select.params.clone(),
+    };
     match d {
-        Dialect::Postgres => vec![b.finish(format!(
-            "CREATE TEMP TABLE {} ON COMMIT DROP AS {select}",
-            name.trim_start_matches("pg_temp.")
+        Dialect::Postgres => vec![create(format!(
+            "CREATE TEMP TABLE {} ON COMMIT DROP AS {}",
+            name.trim_start_matches("pg_temp."),
+            select.sql
         ))],
         Dialect::Sqlite => vec![
             Stmt {
                 sql: format!("DROP TABLE IF EXISTS {name}"),
                 params: Vec::new(),
             },
-            b.finish(format!(
-                "CREATE TEMP TABLE {} AS {select}",
-                name.trim_start_matches("temp.")
+            create(format!(
+                "CREATE TEMP TABLE {} AS {}",
+                name.trim_start_matches("temp."),
+                select.sql
             )),
         ],
     }

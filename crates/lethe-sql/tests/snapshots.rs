@@ -173,10 +173,9 @@ fn installed() -> Vec<String> {
         .collect()
 }
 
-/// The erasure of a user in the shop: users anonymized (a hash and a
-/// redaction), orders kept, everything else deleted; scope tables parents
-/// first, changes children first, then the residue and raw-scan queries.
-fn erasure(d: Dialect, by: lethe_sql::erasure::SubjectBy) -> String {
+/// The shop's policy for erasure: users anonymized (a hash and a
+/// redaction), orders kept, everything else deleted.
+fn erasure_policy() -> (lethe_core::Policy, lethe_core::ErasurePlan) {
     let text = common::SHOP
         .replace(
             "pii = { email = \"hash\", name = \"redact\" }",
@@ -189,7 +188,15 @@ fn erasure(d: Dialect, by: lethe_sql::erasure::SubjectBy) -> String {
         + "\n[erasure]\nsubject = \"users\"\n";
     let p = lethe_core::parse_policy(&text, "shop.toml").unwrap();
     let plan = lethe_core::plan_erasure(&p).unwrap();
-    let sql = lethe_sql::erasure::render_erasure(d, &p, &shop_schema(), &plan, by);
+    (p, plan)
+}
+
+/// The erasure of a user in the shop: scope tables parents first, changes
+/// children first, then the residue and raw-scan queries, and on
+/// PostgreSQL the table step as one statement.
+fn erasure(d: Dialect, by: lethe_sql::erasure::SubjectBy) -> String {
+    let (p, plan) = erasure_policy();
+    let sql = lethe_sql::erasure::render_erasure(d, &p, &shop_schema(), &plan, by, None);
     let show = |s: &lethe_sql::Stmt| format!("{};  -- {:?}", s.sql, s.params);
     let mut out = vec![format!("-- {} erasure of users by {by:?}", d.name())];
     out.push("-- scope".into());
@@ -204,6 +211,8 @@ fn erasure(d: Dialect, by: lethe_sql::erasure::SubjectBy) -> String {
     out.push(show(&sql.residue));
     out.push("-- scan".into());
     out.extend(sql.scan.iter().map(show));
+    out.push("-- the table step as one statement".into());
+    out.extend(sql.step.iter().map(show));
     out.join("\n")
 }
 
@@ -213,6 +222,25 @@ fn erasure_postgres_by_key() {
         Dialect::Postgres,
         lethe_sql::erasure::SubjectBy::Key
     ));
+}
+
+/// The table step when the archive store holds rows of users only: no
+/// store scope, no store branch for the other entities, and a recheck that
+/// the store still holds none of theirs.
+#[test]
+fn erasure_postgres_step_with_users_stored_only() {
+    let (p, plan) = erasure_policy();
+    let stored: std::collections::BTreeSet<String> = ["users".to_string()].into();
+    let sql = lethe_sql::erasure::render_erasure(
+        Dialect::Postgres,
+        &p,
+        &shop_schema(),
+        &plan,
+        lethe_sql::erasure::SubjectBy::Key,
+        Some(&stored),
+    );
+    let step = sql.step.unwrap();
+    insta::assert_snapshot!(format!("{};  -- {:?}", step.sql, step.params));
 }
 
 #[test]

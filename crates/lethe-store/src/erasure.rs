@@ -13,11 +13,13 @@
 //! (`data_key`). A step that runs again after a failure finds the subject
 //! by that hash.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use lethe_core::erasure::Erase;
 use lethe_core::{ErasurePlan, KeyValue, SinkKind, plan_erasure};
-use lethe_sql::erasure::{ErasureSql, SubjectBy, render_erasure, subject_hash, unsupported_rules};
+use lethe_sql::erasure::{
+    ErasureSql, SubjectBy, render_erasure, stored_entities, subject_hash, unsupported_rules,
+};
 use lethe_sql::{cold, erasures as q, queries};
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -232,6 +234,41 @@ pub const STEP_ARCHIVE: &str = "archive store";
 pub const STEP_COLD: &str = "cold storage keys";
 pub const STEP_VERIFY: &str = "verification";
 
+type Row = Vec<Option<String>>;
+
+/// What the table step found before it changed anything: the rows of
+/// [`ErasureSql::held`] (by statements only), [`ErasureSql::blocked`],
+/// [`ErasureSql::counts`] and (from [`ErasureSql::step`] only)
+/// [`ErasureSql::pii_hashes`].
+struct Found {
+    held: Vec<Row>,
+    blocked: Vec<Row>,
+    counts: Vec<Row>,
+    hashes: Vec<String>,
+}
+
+impl Found {
+    /// Sorts the `(what, a, b, c, d)` rows of [`ErasureSql::step`].
+    fn from_step(rows: Vec<Row>) -> Found {
+        let mut f = Found {
+            held: Vec::new(),
+            blocked: Vec::new(),
+            counts: Vec::new(),
+            hashes: Vec::new(),
+        };
+        for r in rows {
+            let rest = r[1.min(r.len())..].to_vec();
+            match col(&r, 0).as_str() {
+                "blocked" => f.blocked.push(rest),
+                "count" => f.counts.push(rest),
+                "hash" => f.hashes.push(col(&r, 1)),
+                _ => {}
+            }
+        }
+        f
+    }
+}
+
 fn table_step(entity: &str) -> String {
     format!("table:{entity}")
 }
@@ -268,8 +305,21 @@ impl Engine {
     }
 
     /// The SQL of `plan`, finding the subject `by` its key or its hash.
-    fn erasure_sql(&self, plan: &ErasurePlan, by: SubjectBy) -> ErasureSql {
-        render_erasure(self.dialect(), self.policy(), self.schema(), plan, by)
+    /// `stored`: as [`render_erasure`]'s (`None` outside the table step).
+    fn erasure_sql(
+        &self,
+        plan: &ErasurePlan,
+        by: SubjectBy,
+        stored: Option<&BTreeSet<String>>,
+    ) -> ErasureSql {
+        render_erasure(
+            self.dialect(),
+            self.policy(),
+            self.schema(),
+            plan,
+            by,
+            stored,
+        )
     }
 
     /// Values for erasure statements: the subject's key (when known), the
@@ -310,11 +360,17 @@ impl Engine {
         sql: &ErasureSql,
         b: &Bindings,
     ) -> Result<Vec<EntityErasure>> {
+        let rows = tx.rows_stmt(&sql.counts, b).await?;
+        Ok(self.erasure_entities(plan, &rows))
+    }
+
+    /// [`Engine::erasure_counts`] from the rows of [`ErasureSql::counts`].
+    fn erasure_entities(&self, plan: &ErasurePlan, rows: &[Row]) -> Vec<EntityErasure> {
         let mut counts: BTreeMap<String, [u64; 3]> = BTreeMap::new();
-        for r in tx.rows_stmt(&sql.counts, b).await? {
-            let n = |i: usize| col(&r, i).parse::<u64>().unwrap_or(0);
+        for r in rows {
+            let n = |i: usize| col(r, i).parse::<u64>().unwrap_or(0);
             let (rows, deleted) = (n(1), n(2));
-            counts.insert(col(&r, 0), [rows - deleted.min(rows), deleted, n(3)]);
+            counts.insert(col(r, 0), [rows - deleted.min(rows), deleted, n(3)]);
         }
         let get = |e: &str, p: &str| {
             let i = match p {
@@ -324,8 +380,7 @@ impl Engine {
             };
             counts.get(e).map_or(0, |c| c[i])
         };
-        Ok(plan
-            .steps
+        plan.steps
             .iter()
             .rev()
             .map(|s| EntityErasure {
@@ -340,7 +395,7 @@ impl Engine {
                 deleted: get(&s.entity, "deleted"),
                 stored: get(&s.entity, "stored"),
             })
-            .collect())
+            .collect()
     }
 
     /// The sinks that receive the erased rows of `plan`.
@@ -379,7 +434,7 @@ impl Engine {
     pub async fn erasure_preview(&self, entity: &str, key: &str) -> Result<ErasurePreview> {
         self.require_internal()?;
         let plan = self.erasure_plan(entity)?;
-        let sql = self.erasure_sql(&plan, SubjectBy::Key);
+        let sql = self.erasure_sql(&plan, SubjectBy::Key, None);
         let key = self.key(entity, key)?;
         let b = self.erasure_bindings(Some(&key), &[], "");
         let mut tx = self.db.begin_write().await?;
@@ -630,7 +685,7 @@ impl Engine {
         if rec.deletion_id.is_some() {
             return Ok(rec);
         }
-        match with_retries(|| self.run_tables_once(&rec, key)).await {
+        match with_retries(|| self.run_tables_once(&rec, key, true)).await {
             Err(e) => {
                 // Recorded for `lethe erasures show`; nothing changed.
                 let msg = e.to_string();
@@ -641,7 +696,14 @@ impl Engine {
         }
     }
 
-    async fn run_tables_once(&self, rec: &ErasureRecord, key: Option<&KeyValue>) -> Result<()> {
+    /// One attempt at the table step, in one transaction: with `whole`, as
+    /// the one statement of [`ErasureSql::step`] where the dialect has it.
+    async fn run_tables_once(
+        &self,
+        rec: &ErasureRecord,
+        key: Option<&KeyValue>,
+        whole: bool,
+    ) -> Result<()> {
         let d = self.dialect();
         let plan = self.erasure_plan(&rec.entity)?;
         let by = if key.is_some() {
@@ -649,8 +711,7 @@ impl Engine {
         } else {
             SubjectBy::Hash
         };
-        let sql = self.erasure_sql(&plan, by);
-        let mut b = self.erasure_bindings(key, &[], &rec.subject);
+        let b = self.erasure_bindings(key, &[], &rec.subject);
         let now = b.now.clone();
         let deletion_id = b.deletion_id.clone();
         let mut tx = self.db.begin_write().await?;
@@ -670,10 +731,59 @@ impl Engine {
             return Ok(());
         }
         tx.exec(d.enable_bypass(), &[]).await?;
-        self.scope(&mut tx, &sql, &b).await?;
+        // The archive store is searched only for the entities it holds rows
+        // of (on the first attempt; see `render_erasure`).
+        let stored: Option<BTreeSet<String>> = if whole {
+            Some(
+                tx.rows_stmt(&stored_entities(d, &plan), &b)
+                    .await?
+                    .iter()
+                    .map(|r| col(r, 0))
+                    .collect(),
+            )
+        } else {
+            None
+        };
+        let mut sql = self.erasure_sql(&plan, by, stored.as_ref());
+        // Run as statements, the narrowed search is safe only where no
+        // other transaction can write meanwhile.
+        if sql.step.is_none() && stored.is_some() && !d.serialized_writes() {
+            sql = self.erasure_sql(&plan, by, None);
+        }
+        let found = match &sql.step {
+            // Everything in one statement; what the checks below refuse is
+            // rolled back with the rest.
+            Some(step) if whole => match tx.rows_stmt(step, &b).await {
+                // Holds, or rows archived meanwhile: the statements check
+                // them one by one.
+                Ok(rows) if rows.iter().any(|r| col(r, 0) == "recheck") => {
+                    tx.rollback().await?;
+                    return Box::pin(self.run_tables_once(rec, key, false)).await;
+                }
+                Ok(rows) => Found::from_step(rows),
+                // The database refused a change (a foreign key from rows
+                // outside the erasure, a trigger): nothing changed. The
+                // step by statements checks before it changes, and says
+                // which relation blocks, or fails the same way.
+                Err(StoreError::Database(_) | StoreError::Refused(_)) => {
+                    tx.rollback().await?;
+                    return Box::pin(self.run_tables_once(rec, key, false)).await;
+                }
+                Err(e) => return Err(e),
+            },
+            _ => {
+                self.scope(&mut tx, &sql, &b).await?;
+                Found {
+                    held: tx.rows_stmt(&sql.held, &b).await?,
+                    blocked: tx.rows_stmt(&sql.blocked, &b).await?,
+                    counts: tx.rows_stmt(&sql.counts, &b).await?,
+                    hashes: Vec::new(),
+                }
+            }
+        };
         // GDPR Art. 17(3)(e): data held for legal claims stays. A hold is
         // released on purpose, then the request resumed.
-        let holds = tx.rows_stmt(&sql.held, &b).await?;
+        let holds = found.held;
         if !holds.is_empty() {
             self.cleanup(&mut tx, &sql).await?;
             tx.rollback().await?;
@@ -690,9 +800,8 @@ impl Engine {
         // Rows erasure does not take (other people's, or no one's) that
         // reference rows it deletes: the database would refuse the delete,
         // or cascade it into rows that are not the subject's.
-        let blocked: Vec<(String, u64)> = tx
-            .rows_stmt(&sql.blocked, &b)
-            .await?
+        let blocked: Vec<(String, u64)> = found
+            .blocked
             .iter()
             .map(|r| (col(r, 0), col(r, 1).parse().unwrap_or(0)))
             .filter(|(_, n)| *n > 0)
@@ -708,7 +817,7 @@ impl Engine {
                 count: *count,
             });
         }
-        let entities = self.erasure_counts(&mut tx, &plan, &sql, &b).await?;
+        let entities = self.erasure_entities(&plan, &found.counts);
         // A key that matches nothing anywhere is most likely a typo: say
         // so rather than certify the erasure of no one. (Found by hash, a
         // restored database may rightly hold nothing of the subject.) A
@@ -738,14 +847,14 @@ impl Engine {
                 ),
             });
         }
-        let hashes: Vec<String> = tx
-            .rows_stmt(&sql.pii_hashes, &b)
-            .await?
-            .iter()
-            .map(|r| col(r, 0))
-            .collect();
-        b.values[2] = serde_json::to_string(&hashes).unwrap_or_default();
-        tx.exec_batch(&sql.changes, &b).await?;
+        let hashes: Vec<String> = if whole && sql.step.is_some() {
+            found.hashes
+        } else {
+            // Read before the changes rewrite the values.
+            let hashes = tx.rows_stmt(&sql.pii_hashes, &b).await?;
+            tx.exec_batch(&sql.changes, &b).await?;
+            hashes.iter().map(|r| col(r, 0)).collect()
+        };
         tx.exec(
             &cold::shred_subject_key(d),
             &[Some(rec.data_key.clone()), Some(now.clone())],
@@ -1014,7 +1123,7 @@ impl Engine {
     pub async fn erasure_scan(&self, id: &str) -> Result<DbScan> {
         let rec = self.erasure(id).await?;
         let plan = self.erasure_plan(&rec.entity)?;
-        let sql = self.erasure_sql(&plan, SubjectBy::Hash);
+        let sql = self.erasure_sql(&plan, SubjectBy::Hash, None);
         let b = self.erasure_bindings(None, &rec.pii_hashes, &rec.subject);
         let mut tx = self.db.begin_write().await?;
         self.scope(&mut tx, &sql, &b).await?;
