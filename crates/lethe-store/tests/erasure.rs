@@ -695,3 +695,104 @@ on_both!(
     references_erasure_clears_are_sent_as_updated,
     references_erasure_clears_are_sent_as_updated
 );
+
+/// A hold on another person's review does not stop the erasure: on
+/// PostgreSQL the one-statement table step sees an active hold on an entity
+/// it changes, rolls back and runs as statements, which check the holds row
+/// by row and find none on the subject's rows.
+async fn a_hold_on_someone_elses_row_does_not_stop_the_erasure(b: Backend) {
+    let Some((db, engine)) = shop_with(b, &erasure_policy()).await else {
+        return;
+    };
+    let hold = engine
+        .hold("reviews", "3001", "litigation 2026-18", Some("legal"))
+        .await
+        .unwrap();
+    let (rec, key) = engine.erasure_create(&req("1")).await.unwrap();
+    let rec = engine
+        .erasure_run_tables(&rec.id, Some(&key))
+        .await
+        .unwrap();
+    assert!(rec.deletion_id.is_some());
+    assert_eq!(
+        all_ids(&engine, "reviews", "id").await,
+        vec!["3001", "3003"]
+    );
+    assert_eq!(
+        one(&engine, "SELECT email FROM users WHERE id = 1").await,
+        "erased-1@example.invalid"
+    );
+    let outbox = engine
+        .outbox(rec.deletion_id.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        outbox
+            .iter()
+            .any(|r| r.event == "erased" && r.entity == "reviews" && r.rows == 2),
+        "{outbox:?}"
+    );
+    // The hold stays, on its row.
+    let holds = engine.holds(false).await.unwrap();
+    assert!(holds.iter().any(|h| h.id == hold.id), "{holds:?}");
+    db.cleanup().await;
+}
+on_both!(
+    a_hold_on_someone_elses_row_does_not_stop_the_erasure,
+    a_hold_on_someone_elses_row_does_not_stop_the_erasure
+);
+
+/// A table erasure anonymizes that also loses a reference through a
+/// set_null relation from a table it deletes: two writes of the same rows,
+/// which one PostgreSQL statement would not both apply. Both happen.
+async fn anonymized_rows_also_detached_keep_both_changes(b: Backend) {
+    let policy = SHOP_POLICY
+        .replace(
+            "pii = { email = \"hash\", name = \"redact\" }",
+            "pii = { email = \"hash\", name = \"redact\" }\nerase = \"delete\"",
+        )
+        .replace(
+            "[entities.reviews]\nkey = [\"id\"]",
+            "[entities.reviews]\nkey = [\"id\"]\npii = { body = \"redact\" }\nerase = \"anonymize\"",
+        )
+        + "\n[erasure]\nsubject = \"users\"\n";
+    assert!(policy.contains("body = \"redact\""));
+    let Some((db, engine)) = shop_with(b, &policy).await else {
+        return;
+    };
+    let (rec, key) = engine.erasure_create(&req("1")).await.unwrap();
+    engine
+        .erasure_run_tables(&rec.id, Some(&key))
+        .await
+        .unwrap();
+    assert_eq!(
+        count(
+            &engine,
+            "SELECT CAST(count(*) AS TEXT) FROM users WHERE id = 1"
+        )
+        .await,
+        0
+    );
+    // User 1's reviews: redacted and detached, both.
+    assert_eq!(
+        q(
+            &engine,
+            "SELECT CAST(id AS TEXT), body, CAST(user_id AS TEXT) FROM reviews WHERE id IN (3000, 3002) ORDER BY id"
+        )
+        .await,
+        vec![
+            vec!["3000".to_string(), "[redacted]".to_string(), String::new()],
+            vec!["3002".to_string(), "[redacted]".to_string(), String::new()]
+        ]
+    );
+    // Others' untouched.
+    assert_eq!(
+        one(&engine, "SELECT body FROM reviews WHERE id = 3001").await,
+        "meh"
+    );
+    db.cleanup().await;
+}
+on_both!(
+    anonymized_rows_also_detached_keep_both_changes,
+    anonymized_rows_also_detached_keep_both_changes
+);
