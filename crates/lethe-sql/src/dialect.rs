@@ -529,6 +529,20 @@ impl Dialect {
         }
     }
 
+    /// `lhs IN (subquery)`, `lhs` one expression or several (a row value).
+    /// PostgreSQL compares one expression with `= ANY(ARRAY(subquery))`:
+    /// the subquery runs once, before the scan, and the planner reaches
+    /// the table through an index on `lhs` (also inside an `OR`, which
+    /// `IN` would turn into a filter over every row), without planning a
+    /// join for it.
+    pub fn any_of(self, lhs: &[String], subquery: &str) -> String {
+        match (self, lhs) {
+            (Dialect::Postgres, [one]) => format!("{one} = ANY(ARRAY({subquery}))"),
+            (_, [one]) => format!("{one} IN ({subquery})"),
+            _ => format!("({}) IN ({subquery})", lhs.join(", ")),
+        }
+    }
+
     /// `(a.c1, a.c2)` — a row value of columns.
     pub fn tuple(self, alias: &str, cols: &[String]) -> String {
         let parts: Vec<String> = cols

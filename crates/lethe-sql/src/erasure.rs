@@ -44,15 +44,6 @@ fn scope_tables(d: Dialect, i: usize) -> (String, String) {
     (name("t"), name("s"))
 }
 
-/// `(e1, e2)` or `e1`.
-fn row_value(exprs: &[String]) -> String {
-    if exprs.len() == 1 {
-        exprs[0].clone()
-    } else {
-        format!("({})", exprs.join(", "))
-    }
-}
-
 /// The SQL of one erasure, for one plan and schema. Keep it per policy and
 /// schema: only the bound values change between subjects.
 #[derive(Debug, Clone)]
@@ -263,7 +254,7 @@ pub fn render_erasure(
                 } else {
                     format!("SELECT {k} FROM {pt} z")
                 };
-                any.push(format!("{} IN ({parents})", row_value(&fields)));
+                any.push(d.any_of(&fields, &parents));
                 // A row a set_null relation detached from its parent (when
                 // the parent was deleted) still belongs to the subject: its
                 // previous reference is in Lethe's nullified values.
@@ -279,14 +270,17 @@ pub fn render_erasure(
                     // linked to someone else since is theirs.
                     let cleared: Vec<String> =
                         fields.iter().map(|f| format!("{f} IS NULL")).collect();
-                    any.push(format!(
-                        "({} AND {} IN (SELECT {} FROM {} n WHERE n.entity = {} AND {} IN ({parents})))",
-                        cleared.join(" AND "),
-                        row_value(&keys),
+                    let detached = format!(
+                        "SELECT {} FROM {} n WHERE n.entity = {} AND {}",
                         n_keys.join(", "),
                         d.own("nullified"),
                         d.lit(&e.name),
-                        row_value(&n_prev)
+                        d.any_of(&n_prev, &parents)
+                    );
+                    any.push(format!(
+                        "({} AND {})",
+                        cleared.join(" AND "),
+                        d.any_of(&keys, &detached)
                     ));
                 }
             }
@@ -404,10 +398,14 @@ pub fn render_erasure(
     let in_t = |i: usize, alias: &str| {
         let e = entity(&plan.steps[i]);
         let (t, _) = scope_tables(d, i);
+        let keys: Vec<String> = e
+            .key
+            .iter()
+            .map(|k| format!("{alias}.{}", d.ident(k)))
+            .collect();
         format!(
-            "{} IN (SELECT {} FROM {t} z)",
-            d.tuple(alias, &e.key),
-            d.list("z", &e.key)
+            "({})",
+            d.any_of(&keys, &format!("SELECT {} FROM {t} z", d.list("z", &e.key)))
         )
     };
     // Callers leave out what reads the store for an entity without an `s`
@@ -415,7 +413,10 @@ pub fn render_erasure(
     let in_s = |i: usize, alias: &str| {
         let (_, s) = scope_tables(d, i);
         if has_s(i) {
-            format!("{alias}.id IN (SELECT z.lethe_sid FROM {s} z)")
+            d.any_of(
+                &[format!("{alias}.id")],
+                &format!("SELECT z.lethe_sid FROM {s} z"),
+            )
         } else {
             "FALSE".to_string()
         }
@@ -514,18 +515,21 @@ pub fn render_erasure(
                 .position(|s| s.entity == r.child && s.action == Erase::Delete)
                 .map(|j| format!(" AND NOT {}", in_t(j, "c")))
                 .unwrap_or_default();
-            blocked.push(format!(
-                "SELECT {}, {cnt} FROM {} c WHERE {} IN (SELECT {} FROM {} z){erased}",
-                d.lit(&r.describe()),
-                d.table(&child.table),
-                row_value(
-                    &r.columns
-                        .iter()
-                        .map(|c| format!("c.{}", d.ident(c)))
-                        .collect::<Vec<_>>()
-                ),
+            let refs: Vec<String> = r
+                .columns
+                .iter()
+                .map(|c| format!("c.{}", d.ident(c)))
+                .collect();
+            let parents = format!(
+                "SELECT {} FROM {} z",
                 d.list("z", &e.key),
                 scope_tables(d, i).0
+            );
+            blocked.push(format!(
+                "SELECT {}, {cnt} FROM {} c WHERE {}{erased}",
+                d.lit(&r.describe()),
+                d.table(&child.table),
+                d.any_of(&refs, &parents)
             ));
         }
     }
@@ -704,11 +708,14 @@ pub fn render_erasure(
                             })
                             .collect();
                         let whose = alias.map_or_else(|| d.table(&child.table), str::to_string);
-                        format!(
-                            "{} IN (SELECT {} FROM {} z){}",
-                            row_value(&cols),
+                        let parents = format!(
+                            "SELECT {} FROM {} z",
                             d.list("z", &e.key),
-                            scope_tables(d, i).0,
+                            scope_tables(d, i).0
+                        );
+                        format!(
+                            "{}{}",
+                            d.any_of(&cols, &parents),
                             spared
                                 .map(|j| format!(" AND NOT {}", in_t(j, &whose)))
                                 .unwrap_or_default()
