@@ -1571,3 +1571,56 @@ on_both!(
     audit_columns_beside_the_entry_are_checked,
     audit_columns_beside_the_entry_are_checked
 );
+
+/// A cascade of more keys than one outbox record holds is split into parts
+/// of at most 10,000 keys, numbered from 0, each key in exactly one part.
+async fn large_cascades_are_sent_in_parts(b: Backend) {
+    let Some((db, engine)) = shop(b).await else {
+        return;
+    };
+    db.exec_one(
+        "INSERT INTO wishlist_items (id, user_id, product_id) \
+         WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 25001) \
+         SELECT 100000 + i, 1, 10 FROM n",
+    )
+    .await;
+    let done = engine
+        .delete(&DeleteRequest::new("users", "1"))
+        .await
+        .expect("delete");
+    let mut parts: Vec<(i64, u64, usize)> = engine
+        .outbox(&done.deletion_id)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.entity == "wishlist_items")
+        .map(|r| (r.part, r.rows, r.keys.as_array().map_or(0, Vec::len)))
+        .collect();
+    parts.sort();
+    // The fixture's wishlist line of user 1 and the 25,001 added.
+    assert_eq!(
+        parts,
+        vec![(0, 10_000, 10_000), (1, 10_000, 10_000), (2, 5_002, 5_002)]
+    );
+    let mut keys: Vec<i64> = engine
+        .outbox(&done.deletion_id)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|r| r.entity == "wishlist_items")
+        .flat_map(|r| r.keys.as_array().cloned().unwrap_or_default())
+        .filter_map(|k| k.as_i64())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 25_002);
+    assert_eq!(
+        all_ids(&engine, "wishlist_items", "id").await,
+        vec!["2001", "2002"]
+    );
+    db.cleanup().await;
+}
+on_both!(
+    large_cascades_are_sent_in_parts,
+    large_cascades_are_sent_in_parts
+);
