@@ -64,10 +64,7 @@ pub async fn erase(
     req: &EraseRequest,
     places: &Places,
 ) -> Result<ErasureRecord, StoreError> {
-    let (rec, key) = engine.erasure_create(req).await?;
-    if rec.deletion_id.is_none() {
-        engine.erasure_run_tables(&rec.id, Some(&key)).await?;
-    }
+    let rec = engine.erasure_start(req).await?;
     advance(engine, &rec.id, places).await
 }
 
@@ -86,7 +83,7 @@ pub async fn advance(
         return Ok(rec);
     }
     if rec.deletion_id.is_none() {
-        engine.erasure_run_tables(&rec.id, None).await?;
+        engine.erasure_run_tables(&rec, None).await?;
     }
     let rec = engine.erasure_sync_sinks(&rec.id).await?;
     if let Some(s) = rec

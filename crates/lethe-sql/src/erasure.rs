@@ -1004,14 +1004,19 @@ pub fn render_erasure(
             changed.join(", ")
         ));
     }
-    for (i, st) in plan.steps.iter().enumerate() {
-        if !has_s(i) {
-            recheck.push(format!(
-                "SELECT {e} WHERE EXISTS (SELECT 1 FROM {} a WHERE a.entity = {e})",
-                d.own("archive"),
-                e = d.lit(&st.entity)
-            ));
-        }
+    let unsearched: Vec<String> = plan
+        .steps
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| !has_s(*i))
+        .map(|(_, st)| d.lit(&st.entity))
+        .collect();
+    if !unsearched.is_empty() {
+        recheck.push(format!(
+            "SELECT 'archive store' WHERE EXISTS (SELECT 1 FROM {} a WHERE a.entity IN ({}))",
+            d.own("archive"),
+            unsearched.join(", ")
+        ));
     }
     let recheck = Stmt {
         sql: recheck.join("\nUNION ALL "),

@@ -104,7 +104,7 @@ pub struct ErasureStepRecord {
 }
 
 /// An erasure request as stored, with its steps.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ErasureRecord {
     pub id: String,
     pub request_id: String,
@@ -133,6 +133,42 @@ pub struct ErasureRecord {
 }
 
 impl ErasureRecord {
+    /// A new request, as stored: pending since now, its summary `{}`, no
+    /// steps yet ([`Engine::pending_steps`]).
+    fn pending(
+        id: String,
+        request_id: String,
+        entity: &str,
+        subject: String,
+        data_key: String,
+        actor: Option<String>,
+        reason: Option<String>,
+    ) -> ErasureRecord {
+        let now = now_text().1;
+        ErasureRecord {
+            id,
+            request_id,
+            entity: entity.to_string(),
+            subject,
+            // Empty text is stored as NULL.
+            actor: actor.filter(|s| !s.is_empty()),
+            reason: reason.filter(|s| !s.is_empty()),
+            state: "pending".into(),
+            created_at: now.clone(),
+            updated_at: now,
+            completed_at: None,
+            error: None,
+            deletion_id: None,
+            summary: json!({}),
+            verification: None,
+            certificate: None,
+            certificate_hash: None,
+            steps: Vec::new(),
+            data_key,
+            pii_hashes: Vec::new(),
+        }
+    }
+
     fn from_row(r: &[Option<String>]) -> ErasureRecord {
         let opt = |i: usize| Some(col(r, i)).filter(|s| !s.is_empty());
         let json =
@@ -218,16 +254,6 @@ pub struct LedgerEntry {
 
 /// What [`LedgerEntry::key_check`] hashes.
 const KEY_CHECK_TEXT: &str = "lethe erasure ledger key check";
-
-/// A request about to be stored.
-struct NewRequest<'a> {
-    request_id: &'a str,
-    entity: &'a str,
-    subject: &'a str,
-    data_key: &'a str,
-    actor: Option<&'a str>,
-    reason: Option<&'a str>,
-}
 
 /// Names of the fixed steps.
 pub const STEP_ARCHIVE: &str = "archive store";
@@ -479,6 +505,58 @@ impl Engine {
     /// existing request when `request_id` was used before (for the same
     /// subject; another subject is refused).
     pub async fn erasure_create(&self, req: &EraseRequest) -> Result<(ErasureRecord, KeyValue)> {
+        let (rec, key, stored) = self.erasure_new(req).await?;
+        if !stored {
+            let mut tx = self.db.begin_write().await?;
+            self.insert_request(&mut tx, &rec).await?;
+            tx.commit().await?;
+        }
+        Ok((rec, key))
+    }
+
+    /// What `lethe erase` does first: creates the request and runs its
+    /// table step ([`Engine::erasure_run_tables`]) in one transaction, so a
+    /// request that completes its table step costs one commit. When the
+    /// step fails, the request is recorded all the same, `failed` with the
+    /// reason, as if created first; a request id used before continues that
+    /// request.
+    pub async fn erasure_start(&self, req: &EraseRequest) -> Result<ErasureRecord> {
+        let (rec, key, stored) = self.erasure_new(req).await?;
+        if stored {
+            return self.erasure_run_tables(&rec, Some(&key)).await;
+        }
+        match with_retries(|| self.run_tables_once(&rec, Some(&key), true, true)).await {
+            Ok(()) => self.erasure(&rec.id).await,
+            Err(e) => {
+                // Recorded for `lethe erasures show`, as a request created
+                // first would be; the step's own error is what is reported.
+                let _ = self.insert_failed(&rec, &e.to_string()).await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Stores new request `rec` as failed with `error`.
+    async fn insert_failed(&self, rec: &ErasureRecord, error: &str) -> Result<()> {
+        let mut tx = self.db.begin_write().await?;
+        self.insert_request(&mut tx, rec).await?;
+        tx.exec(
+            &q::set_state(self.dialect()),
+            &[
+                Some(rec.id.clone()),
+                Some("failed".into()),
+                Some(now_text().1),
+                Some(error.to_string()),
+            ],
+        )
+        .await?;
+        tx.commit().await
+    }
+
+    /// The request `req` asks for, as it would be stored (pending, with its
+    /// steps pending) and the subject's key; or, with `true`, the stored
+    /// request of the same request id.
+    async fn erasure_new(&self, req: &EraseRequest) -> Result<(ErasureRecord, KeyValue, bool)> {
         self.require_internal()?;
         let plan = self.erasure_plan(&req.entity)?;
         let key = self.key(&req.entity, &req.key)?;
@@ -505,46 +583,24 @@ impl Engine {
                     existing.id
                 )));
             }
-            return Ok((existing, key));
+            return Ok((existing, key, true));
         }
         let data_key = self.data_key_of(&req.entity, &key);
-        let new = NewRequest {
-            request_id: &request_id,
-            entity: &req.entity,
-            subject: &subject,
-            data_key: &data_key,
-            actor: req.actor.as_deref(),
-            reason: req.reason.as_deref(),
-        };
-        self.insert_request(&id, &new, &plan).await?;
-        Ok((self.erasure(&id).await?, key))
+        let mut rec = ErasureRecord::pending(
+            id,
+            request_id,
+            &req.entity,
+            subject,
+            data_key,
+            req.actor.clone(),
+            req.reason.clone(),
+        );
+        rec.steps = self.pending_steps(&plan, &rec.created_at);
+        Ok((rec, key, false))
     }
 
-    /// Inserts a pending request and its steps, in plan order: each
-    /// table, the archive store, the data key, each sink, verification.
-    async fn insert_request(
-        &self,
-        id: &str,
-        new: &NewRequest<'_>,
-        plan: &ErasurePlan,
-    ) -> Result<()> {
-        let d = self.dialect();
-        let now = now_text().1;
-        let mut tx = self.db.begin_write().await?;
-        tx.exec(
-            &q::insert_request(d),
-            &[
-                Some(id.to_string()),
-                Some(new.request_id.to_string()),
-                Some(new.entity.to_string()),
-                Some(new.subject.to_string()),
-                Some(new.data_key.to_string()),
-                new.actor.map(str::to_string),
-                new.reason.map(str::to_string),
-                Some(now.clone()),
-            ],
-        )
-        .await?;
+    /// The steps of a new request for `plan`, all pending since `now`.
+    fn pending_steps(&self, plan: &ErasurePlan, now: &str) -> Vec<ErasureStepRecord> {
         let mut names: Vec<(String, String)> = plan
             .steps
             .iter()
@@ -559,16 +615,54 @@ impl Engine {
                 .map(|(s, k)| (sink_step(&s), k)),
         );
         names.push((STEP_VERIFY.into(), "verify".into()));
+        names
+            .into_iter()
+            .zip(1..)
+            .map(|((name, kind), seq)| ErasureStepRecord {
+                seq,
+                name,
+                kind,
+                state: "pending".into(),
+                // As stored: `{}` until the step records something.
+                detail: json!({}),
+                updated_at: now.to_string(),
+            })
+            .collect()
+    }
+
+    /// Inserts request `rec` (pending, from [`Engine::erasure_new`]) and its
+    /// steps in `tx`.
+    async fn insert_request(&self, tx: &mut Tx, rec: &ErasureRecord) -> Result<()> {
+        let d = self.dialect();
         tx.exec(
-            &q::insert_steps(d),
+            &q::insert_request(d),
             &[
-                Some(id.to_string()),
-                Some(json!(names).to_string()),
-                Some(now.clone()),
+                Some(rec.id.clone()),
+                Some(rec.request_id.clone()),
+                Some(rec.entity.clone()),
+                Some(rec.subject.clone()),
+                Some(rec.data_key.clone()),
+                rec.actor.clone(),
+                rec.reason.clone(),
+                Some(rec.created_at.clone()),
             ],
         )
         .await?;
-        tx.commit().await
+        let names: Vec<(&str, &str)> = rec
+            .steps
+            .iter()
+            .map(|s| (s.name.as_str(), s.kind.as_str()))
+            .collect();
+        tx.exec(
+            &q::insert_steps(d),
+            &[
+                Some(rec.id.clone()),
+                Some(json!(names).to_string()),
+                Some(rec.created_at.clone()),
+            ],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn erasure_find(&self, id: &str) -> Result<Option<ErasureRecord>> {
@@ -668,24 +762,25 @@ impl Engine {
         tx.commit().await
     }
 
-    /// Runs the table step of request `id`: in one transaction, every
+    /// Runs the table step of request `rec` (as [`Engine::erasure_create`]
+    /// or [`Engine::erasure`] returned it): in one transaction, every
     /// subject row of every entity is deleted or anonymized (in its table,
     /// active or deleted, and in the archive store), the data key is
     /// destroyed, `erased` outbox records, the deletion record, the audit
     /// entry and the ledger entry are written, and the steps are marked
     /// done. With `key`, the subject is found by its key; without, by the
     /// request's hash of it (a resumed request). Does nothing when the step
-    /// is done already.
+    /// is done already (also when `rec` is older than that: the step's
+    /// transaction checks). Returns the request as it is now.
     pub async fn erasure_run_tables(
         &self,
-        id: &str,
+        rec: &ErasureRecord,
         key: Option<&KeyValue>,
     ) -> Result<ErasureRecord> {
-        let rec = self.erasure(id).await?;
         if rec.deletion_id.is_some() {
-            return Ok(rec);
+            return self.erasure(&rec.id).await;
         }
-        match with_retries(|| self.run_tables_once(&rec, key, true)).await {
+        match with_retries(|| self.run_tables_once(rec, key, true, false)).await {
             Err(e) => {
                 // Recorded for `lethe erasures show`; nothing changed.
                 let msg = e.to_string();
@@ -697,12 +792,15 @@ impl Engine {
     }
 
     /// One attempt at the table step, in one transaction: with `whole`, as
-    /// the one statement of [`ErasureSql::step`] where the dialect has it.
+    /// the one statement of [`ErasureSql::step`] where the dialect has it;
+    /// with `insert`, the transaction first inserts the request `rec`
+    /// (new, not stored yet).
     async fn run_tables_once(
         &self,
         rec: &ErasureRecord,
         key: Option<&KeyValue>,
         whole: bool,
+        insert: bool,
     ) -> Result<()> {
         let d = self.dialect();
         let plan = self.erasure_plan(&rec.entity)?;
@@ -715,20 +813,25 @@ impl Engine {
         let now = b.now.clone();
         let deletion_id = b.deletion_id.clone();
         let mut tx = self.db.begin_write().await?;
-        // The gate: one run at a time, and none after the step is done.
-        let claimed = tx
-            .exec(
-                &format!(
-                    "UPDATE {} SET updated_at = updated_at WHERE {} = $1 AND deletion_id IS NULL",
-                    d.own("erasures"),
-                    d.text("id")
-                ),
-                &[Some(rec.id.clone())],
-            )
-            .await?;
-        if claimed == 0 {
-            tx.rollback().await?;
-            return Ok(());
+        if insert {
+            // New in this transaction: no one else can run it.
+            self.insert_request(&mut tx, rec).await?;
+        } else {
+            // The gate: one run at a time, and none after the step is done.
+            let claimed = tx
+                .exec(
+                    &format!(
+                        "UPDATE {} SET updated_at = updated_at WHERE {} = $1 AND deletion_id IS NULL",
+                        d.own("erasures"),
+                        d.text("id")
+                    ),
+                    &[Some(rec.id.clone())],
+                )
+                .await?;
+            if claimed == 0 {
+                tx.rollback().await?;
+                return Ok(());
+            }
         }
         tx.exec(d.enable_bypass(), &[]).await?;
         // The archive store is searched only for the entities it holds rows
@@ -758,7 +861,7 @@ impl Engine {
                 // them one by one.
                 Ok(rows) if rows.iter().any(|r| col(r, 0) == "recheck") => {
                     tx.rollback().await?;
-                    return Box::pin(self.run_tables_once(rec, key, false)).await;
+                    return Box::pin(self.run_tables_once(rec, key, false, insert)).await;
                 }
                 Ok(rows) => Found::from_step(rows),
                 // The database refused a change (a foreign key from rows
@@ -767,7 +870,7 @@ impl Engine {
                 // which relation blocks, or fails the same way.
                 Err(StoreError::Database(_) | StoreError::Refused(_)) => {
                     tx.rollback().await?;
-                    return Box::pin(self.run_tables_once(rec, key, false)).await;
+                    return Box::pin(self.run_tables_once(rec, key, false, insert)).await;
                 }
                 Err(e) => return Err(e),
             },
@@ -1366,20 +1469,25 @@ impl Engine {
         let rec = match self.erasure_find(&request_id).await? {
             Some(r) => r,
             None => {
-                let id = uuid::Uuid::now_v7().to_string();
-                let reason = format!("reapply ledger entry {} of {}", entry.seq, entry.erased_at);
-                let new = NewRequest {
-                    request_id: &request_id,
-                    entity: &entry.entity,
-                    subject: &entry.subject,
-                    data_key: &entry.data_key,
-                    actor,
-                    reason: Some(&reason),
-                };
-                self.insert_request(&id, &new, &plan).await?;
-                self.erasure(&id).await?
+                let mut rec = ErasureRecord::pending(
+                    uuid::Uuid::now_v7().to_string(),
+                    request_id,
+                    &entry.entity,
+                    entry.subject.clone(),
+                    entry.data_key.clone(),
+                    actor.map(str::to_string),
+                    Some(format!(
+                        "reapply ledger entry {} of {}",
+                        entry.seq, entry.erased_at
+                    )),
+                );
+                rec.steps = self.pending_steps(&plan, &rec.created_at);
+                let mut tx = self.db.begin_write().await?;
+                self.insert_request(&mut tx, &rec).await?;
+                tx.commit().await?;
+                rec
             }
         };
-        self.erasure_run_tables(&rec.id, None).await
+        self.erasure_run_tables(&rec, None).await
     }
 }

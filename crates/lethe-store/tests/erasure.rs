@@ -90,10 +90,7 @@ async fn erase_reaches_every_copy(b: Backend) {
     let (rec, key) = engine.erasure_create(&req("1")).await.unwrap();
     assert_eq!(rec.state, "pending");
     assert!(rec.steps.iter().all(|s| s.state == "pending"));
-    let rec = engine
-        .erasure_run_tables(&rec.id, Some(&key))
-        .await
-        .unwrap();
+    let rec = engine.erasure_run_tables(&rec, Some(&key)).await.unwrap();
     assert_eq!(rec.state, "in_progress");
     for s in rec.steps.iter().filter(|s| s.kind != "verify") {
         assert_eq!(s.state, "done", "{s:?}");
@@ -189,10 +186,7 @@ async fn erase_reaches_every_copy(b: Backend) {
     assert!(scan.residue.is_empty(), "{:?}", scan.residue);
     assert_eq!(scan.kept.len(), 1);
     assert_eq!(scan.kept[0].entity, "orders");
-    let again = engine
-        .erasure_run_tables(&rec.id, Some(&key))
-        .await
-        .unwrap();
+    let again = engine.erasure_run_tables(&rec, Some(&key)).await.unwrap();
     assert_eq!(again.deletion_id, rec.deletion_id);
     let (same, _) = engine.erasure_create(&req("1")).await.unwrap();
     assert_eq!(same.id, rec.id);
@@ -209,10 +203,7 @@ async fn scan_finds_what_was_left(b: Backend) {
         return;
     };
     let (rec, key) = engine.erasure_create(&req("1")).await.unwrap();
-    engine
-        .erasure_run_tables(&rec.id, Some(&key))
-        .await
-        .unwrap();
+    engine.erasure_run_tables(&rec, Some(&key)).await.unwrap();
     // Someone copies the e-mail into another user's row behind Lethe's
     // back, and a review of user 1 comes back from a stale replica.
     db.exec("UPDATE users SET name = 'ann@example.com' WHERE id = 3")
@@ -285,7 +276,7 @@ async fn bad_requests_change_nothing(b: Backend) {
     // with that reason, nothing written.
     let (nobody, key) = engine.erasure_create(&req("424242")).await.unwrap();
     let e = engine
-        .erasure_run_tables(&nobody.id, Some(&key))
+        .erasure_run_tables(&nobody, Some(&key))
         .await
         .unwrap_err();
     assert_eq!(e.code(), "not_found", "{e}");
@@ -296,10 +287,7 @@ async fn bad_requests_change_nothing(b: Backend) {
     // A ledger entry from a database with another hash key matches no
     // one here: refused before anything runs.
     let (rec, key) = engine.erasure_create(&req("2")).await.unwrap();
-    engine
-        .erasure_run_tables(&rec.id, Some(&key))
-        .await
-        .unwrap();
+    engine.erasure_run_tables(&rec, Some(&key)).await.unwrap();
     let after_2 = q(
         &engine,
         "SELECT CAST(id AS TEXT), email FROM users ORDER BY id",
@@ -334,7 +322,7 @@ async fn bad_requests_change_nothing(b: Backend) {
     .unwrap();
     tx.commit().await.unwrap();
     let done = engine
-        .erasure_run_tables(&key_only.id, Some(&key))
+        .erasure_run_tables(&key_only, Some(&key))
         .await
         .unwrap();
     assert!(done.deletion_id.is_some());
@@ -373,7 +361,7 @@ async fn a_legal_hold_stops_the_erasure(b: Backend) {
         .unwrap();
     let (rec, key) = engine.erasure_create(&req("1")).await.unwrap();
     let err = engine
-        .erasure_run_tables(&rec.id, Some(&key))
+        .erasure_run_tables(&rec, Some(&key))
         .await
         .unwrap_err();
     let msg = err.to_string();
@@ -402,7 +390,7 @@ async fn a_legal_hold_stops_the_erasure(b: Backend) {
             .await
             .unwrap();
     }
-    let done = engine.erasure_run_tables(&rec.id, None).await.unwrap();
+    let done = engine.erasure_run_tables(&rec, None).await.unwrap();
     assert!(done.deletion_id.is_some());
     assert_eq!(
         all_ids(&engine, "reviews", "id").await,
@@ -470,10 +458,7 @@ subject = "users"
         .unwrap();
     assert_eq!(wl.stored, 2);
     let (rec, key) = engine.erasure_create(&req("3")).await.unwrap();
-    let rec = engine
-        .erasure_run_tables(&rec.id, Some(&key))
-        .await
-        .unwrap();
+    let rec = engine.erasure_run_tables(&rec, Some(&key)).await.unwrap();
     let stored = q(
         &engine,
         &format!("SELECT entity, CAST(row AS TEXT) FROM {archive} ORDER BY entity"),
@@ -506,20 +491,14 @@ async fn erasing_twice_is_harmless(b: Backend) {
         return;
     };
     let (rec, key) = engine.erasure_create(&req("1")).await.unwrap();
-    engine
-        .erasure_run_tables(&rec.id, Some(&key))
-        .await
-        .unwrap();
+    engine.erasure_run_tables(&rec, Some(&key)).await.unwrap();
     let after_first = q(&engine, "SELECT email, name FROM users WHERE id = 1").await;
     assert_eq!(after_first[0][0], engine.keyed_hash("ann@example.com"));
     let mut second = req("1");
     second.request_id = Some("ticket-1-again".into());
     let (rec2, key2) = engine.erasure_create(&second).await.unwrap();
     assert_ne!(rec2.id, rec.id);
-    let rec2 = engine
-        .erasure_run_tables(&rec2.id, Some(&key2))
-        .await
-        .unwrap();
+    let rec2 = engine.erasure_run_tables(&rec2, Some(&key2)).await.unwrap();
     assert_eq!(
         q(&engine, "SELECT email, name FROM users WHERE id = 1").await,
         after_first
@@ -547,7 +526,7 @@ async fn rows_outside_the_erasure_block_its_deletes(b: Backend) {
     };
     let (rec, key) = engine.erasure_create(&req("1")).await.unwrap();
     let err = engine
-        .erasure_run_tables(&rec.id, Some(&key))
+        .erasure_run_tables(&rec, Some(&key))
         .await
         .unwrap_err();
     assert_eq!(err.code(), "blocked", "{err}");
@@ -601,10 +580,7 @@ async fn rows_detached_by_set_null_are_found(b: Backend) {
     );
     let (rec, key) = engine.erasure_create(&req("3")).await.unwrap();
     let (seq_before, _) = engine.audit_head().await.unwrap();
-    let rec = engine
-        .erasure_run_tables(&rec.id, Some(&key))
-        .await
-        .unwrap();
+    let rec = engine.erasure_run_tables(&rec, Some(&key)).await.unwrap();
     // The row, its `erased` outbox record and the audit entry, together.
     let deletion = rec.deletion_id.clone().unwrap();
     let outbox = engine.outbox(&deletion).await.unwrap();
@@ -658,10 +634,7 @@ async fn references_erasure_clears_are_sent_as_updated(b: Backend) {
         return;
     };
     let (rec, key) = engine.erasure_create(&req("1")).await.unwrap();
-    let rec = engine
-        .erasure_run_tables(&rec.id, Some(&key))
-        .await
-        .unwrap();
+    let rec = engine.erasure_run_tables(&rec, Some(&key)).await.unwrap();
     assert_eq!(
         count(
             &engine,
@@ -709,10 +682,7 @@ async fn a_hold_on_someone_elses_row_does_not_stop_the_erasure(b: Backend) {
         .await
         .unwrap();
     let (rec, key) = engine.erasure_create(&req("1")).await.unwrap();
-    let rec = engine
-        .erasure_run_tables(&rec.id, Some(&key))
-        .await
-        .unwrap();
+    let rec = engine.erasure_run_tables(&rec, Some(&key)).await.unwrap();
     assert!(rec.deletion_id.is_some());
     assert_eq!(
         all_ids(&engine, "reviews", "id").await,
@@ -761,10 +731,7 @@ async fn anonymized_rows_also_detached_keep_both_changes(b: Backend) {
         return;
     };
     let (rec, key) = engine.erasure_create(&req("1")).await.unwrap();
-    engine
-        .erasure_run_tables(&rec.id, Some(&key))
-        .await
-        .unwrap();
+    engine.erasure_run_tables(&rec, Some(&key)).await.unwrap();
     assert_eq!(
         count(
             &engine,
@@ -795,4 +762,95 @@ async fn anonymized_rows_also_detached_keep_both_changes(b: Backend) {
 on_both!(
     anonymized_rows_also_detached_keep_both_changes,
     anonymized_rows_also_detached_keep_both_changes
+);
+
+/// The request `erasure_create` returns (built without reading it back) is
+/// the one the database holds, field for field; and a second create with
+/// the same request id returns it as stored.
+async fn a_created_request_is_what_the_database_holds(b: Backend) {
+    let Some((db, engine)) = shop_with(b, &erasure_policy()).await else {
+        return;
+    };
+    let (created, _) = engine.erasure_create(&req("2")).await.unwrap();
+    let stored = engine.erasure(&created.id).await.unwrap();
+    assert_eq!(created, stored);
+    assert!(created.steps.len() > 3, "{:?}", created.steps);
+    // No actor or reason: None on both sides, not empty text.
+    let bare = EraseRequest {
+        actor: None,
+        reason: Some(String::new()),
+        request_id: Some("ticket-bare".into()),
+        ..req("3")
+    };
+    let (created, _) = engine.erasure_create(&bare).await.unwrap();
+    assert_eq!(created, engine.erasure(&created.id).await.unwrap());
+    let (again, _) = engine.erasure_create(&bare).await.unwrap();
+    assert_eq!(again, created);
+    db.cleanup().await;
+}
+on_both!(
+    a_created_request_is_what_the_database_holds,
+    a_created_request_is_what_the_database_holds
+);
+
+/// `erasure_start` creates the request and runs its table step in one
+/// transaction. When the step is refused (a legal hold), nothing changes,
+/// and the request is there all the same, failed with the reason; the same
+/// request id, once the hold is released, continues it.
+async fn a_started_erasure_that_fails_is_recorded(b: Backend) {
+    let Some((db, engine)) = shop_with(b, &erasure_policy()).await else {
+        return;
+    };
+    let hold = engine
+        .hold("reviews", "3000", "litigation 2026-19", Some("legal"))
+        .await
+        .unwrap();
+    let err = engine.erasure_start(&req("1")).await.unwrap_err();
+    assert_eq!(err.code(), "legal_hold", "{err}");
+    assert_eq!(
+        one(&engine, "SELECT email FROM users WHERE id = 1").await,
+        "ann@example.com"
+    );
+    let failed = engine.erasure("ticket-1").await.unwrap();
+    assert_eq!(failed.state, "failed");
+    assert!(
+        failed
+            .error
+            .as_deref()
+            .unwrap_or("")
+            .contains("litigation 2026-19")
+    );
+    assert!(failed.deletion_id.is_none());
+    assert!(failed.steps.iter().all(|s| s.state == "pending"));
+    engine
+        .release_hold(
+            &lethe_store::HoldRef::Id(hold.id),
+            Some("settled"),
+            Some("legal"),
+        )
+        .await
+        .unwrap();
+    let done = engine.erasure_start(&req("1")).await.unwrap();
+    assert_eq!(done.id, failed.id);
+    assert!(done.deletion_id.is_some());
+    assert_eq!(done.state, "in_progress");
+    assert_eq!(
+        one(&engine, "SELECT email FROM users WHERE id = 1").await,
+        "erased-1@example.invalid"
+    );
+    // One request, one deletion record of kind erase.
+    assert_eq!(engine.erasures(None, 10).await.unwrap().len(), 1);
+    let erasures: Vec<_> = engine
+        .deletions(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.kind == "erase")
+        .collect();
+    assert_eq!(erasures.len(), 1);
+    db.cleanup().await;
+}
+on_both!(
+    a_started_erasure_that_fails_is_recorded,
+    a_started_erasure_that_fails_is_recorded
 );
