@@ -628,8 +628,14 @@ async fn references_erasure_clears_are_sent_as_updated(b: Backend) {
             "child = \"reviews\"\ncolumns = [\"user_id\"]\nparent = \"users\"\non_delete = \"set_null\"",
             "child = \"reviews\"\ncolumns = [\"user_id\"]\nparent = \"users\"\non_delete = \"set_null\"\nerasure = false",
         )
-        + "\n[erasure]\nsubject = \"users\"\n";
-    assert!(policy.contains("erasure = false"));
+        // A cache key made of the reference: the record must carry the
+        // value it had, the one the cache entry was stored under.
+        .replace(
+            "[entities.reviews]\nkey = [\"id\"]",
+            "[entities.reviews]\nkey = [\"id\"]\ncache_keys = [\"review:{user_id}:{id}\"]",
+        )
+        + "\n[erasure]\nsubject = \"users\"\n\n[sinks.cache]\nkind = \"redis\"\nurl = \"redis://127.0.0.1:6379/\"\n";
+    assert!(policy.contains("erasure = false") && policy.contains("cache_keys"));
     let Some((db, engine)) = shop_with(b, &policy).await else {
         return;
     };
@@ -656,6 +662,15 @@ async fn references_erasure_clears_are_sent_as_updated(b: Backend) {
     assert_eq!(updated.len(), 1, "{outbox:?}");
     assert_eq!(updated[0].entity, "reviews");
     assert_eq!(updated[0].rows, 2);
+    // Key and captured columns as they were before the reference was
+    // cleared.
+    assert_eq!(updated[0].columns, vec!["user_id".to_string()]);
+    let mut rows: Vec<serde_json::Value> = updated[0].keys.as_array().cloned().unwrap();
+    rows.sort_by_key(|r| r[0].as_i64());
+    assert_eq!(
+        rows,
+        vec![serde_json::json!([3000, 1]), serde_json::json!([3002, 1])]
+    );
     assert!(
         outbox
             .iter()
