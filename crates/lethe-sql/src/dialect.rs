@@ -92,8 +92,10 @@ impl Binder {
                     let i: usize = n.parse().unwrap_or(0);
                     match stmt.params.get(i.wrapping_sub(1)) {
                         Some(p) => out.push_str(&self.bind(p.clone())),
-                        // Not one of the statement's placeholders: as written.
+                        // Not one of the statement's placeholders (a bug in
+                        // the caller): as written.
                         None => {
+                            debug_assert!(false, "${n} is not a placeholder of {}", stmt.sql);
                             out.push('$');
                             out.push_str(&n);
                         }
@@ -770,12 +772,12 @@ mod tests {
         let first = b.bind(Param::Now);
         assert_eq!(first, "$1");
         let stmt = Stmt {
-            sql: "SELECT $2, '$1 stays', \"$2\", $1, $10 FROM t WHERE x ~ '^a$'".into(),
+            sql: "SELECT $2, '$1 stays', \"$2\", $1 FROM t WHERE x ~ '^a$'".into(),
             params: vec![Param::Key(0), Param::Now],
         };
         assert_eq!(
             b.absorb(&stmt),
-            "SELECT $1, '$1 stays', \"$2\", $2, $10 FROM t WHERE x ~ '^a$'"
+            "SELECT $1, '$1 stays', \"$2\", $2 FROM t WHERE x ~ '^a$'"
         );
         assert_eq!(
             b.finish(String::new()).params,

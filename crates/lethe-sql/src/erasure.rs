@@ -688,10 +688,10 @@ pub fn render_erasure(
                         .map(|c| format!("{} = NULL", d.ident(c)))
                         .collect();
                     // Rows of the child that erasure deletes (ahead of
-                    // this entity, children first) are gone by now; in one
-                    // statement they are still there, and must not be
-                    // written twice.
-                    let spared = deleted_at(&r.child).filter(|j| *j < i);
+                    // this entity, children first, or with it: a
+                    // self-reference) go anyway; in one statement they are
+                    // still there, and must not be written twice.
+                    let spared = deleted_at(&r.child).filter(|j| *j <= i);
                     writes.push((
                         child.table.as_str(),
                         Write::Cleared {

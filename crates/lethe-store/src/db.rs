@@ -319,6 +319,41 @@ impl Tx {
         self.rows(&stmt.sql, &b.values(stmt)).await
     }
 
+    /// [`Tx::rows_stmt`], telling apart what the database refused on
+    /// purpose (a constraint: foreign key, unique, not null, check; or a
+    /// guard trigger's raise): that comes back as `Ok(Err(..))`, and every
+    /// other failure (a lost connection, a statement the database cannot
+    /// run) as `Err`.
+    pub async fn rows_stmt_or_refusal(
+        &mut self,
+        stmt: &Stmt,
+        b: &Bindings,
+    ) -> Result<std::result::Result<Vec<Vec<Option<String>>>, StoreError>> {
+        let sql = AssertSqlSafe(stmt.sql.clone());
+        let params = b.values(stmt);
+        let fetched = match self {
+            Tx::Postgres(t) => bind_all!(sqlx::query(sql), &params)
+                .fetch_all(&mut **t)
+                .await
+                .map(text_rows),
+            Tx::Sqlite(t) => bind_all!(sqlx::query(sql), &params)
+                .fetch_all(&mut **t)
+                .await
+                .map(text_rows),
+        };
+        match fetched {
+            Ok(rows) => Ok(Ok(rows?)),
+            Err(sqlx::Error::Database(db))
+                if db.kind() != sqlx::error::ErrorKind::Other
+                    || db.code().as_deref() == Some("P0001")
+                    || db.message().contains("refused") =>
+            {
+                Ok(Err(sqlx::Error::Database(db).into()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
     pub async fn commit(self) -> Result<()> {
         match self {
             Tx::Postgres(t) => t.commit().await?,

@@ -528,6 +528,15 @@ impl Engine {
         match with_retries(|| self.run_tables_once(&rec, Some(&key), true, true)).await {
             Ok(()) => self.erasure(&rec.id).await,
             Err(e) => {
+                // Another start of the same request id got there first (its
+                // insert took the id while this one waited on it): continue
+                // that request, as a later start would.
+                if let Ok(Some(other)) = self.erasure_find(&rec.request_id).await
+                    && other.id != rec.id
+                    && other.subject == rec.subject
+                {
+                    return self.erasure_run_tables(&other, Some(&key)).await;
+                }
                 // Recorded for `lethe erasures show`, as a request created
                 // first would be; the step's own error is what is reported.
                 let _ = self.insert_failed(&rec, &e.to_string()).await;
@@ -856,7 +865,7 @@ impl Engine {
         let found = match &sql.step {
             // Everything in one statement; what the checks below refuse is
             // rolled back with the rest.
-            Some(step) if whole => match tx.rows_stmt(step, &b).await {
+            Some(step) if whole => match tx.rows_stmt_or_refusal(step, &b).await? {
                 // Holds, or rows archived meanwhile: the statements check
                 // them one by one.
                 Ok(rows) if rows.iter().any(|r| col(r, 0) == "recheck") => {
@@ -866,13 +875,15 @@ impl Engine {
                 Ok(rows) => Found::from_step(rows),
                 // The database refused a change (a foreign key from rows
                 // outside the erasure, a trigger): nothing changed. The
-                // step by statements checks before it changes, and says
-                // which relation blocks, or fails the same way.
-                Err(StoreError::Database(_) | StoreError::Refused(_)) => {
-                    tx.rollback().await?;
+                // statements check before they change, and say which
+                // relation blocks, or fail the same way.
+                Err(refused) => {
+                    tracing::debug!(error = %refused, "the one-statement erasure step was refused; running it as statements");
+                    if tx.rollback().await.is_err() {
+                        return Err(refused);
+                    }
                     return Box::pin(self.run_tables_once(rec, key, false, insert)).await;
                 }
-                Err(e) => return Err(e),
             },
             _ => {
                 self.scope(&mut tx, &sql, &b).await?;

@@ -869,3 +869,35 @@ on_both!(
     a_started_erasure_that_fails_is_recorded,
     a_started_erasure_that_fails_is_recorded
 );
+
+/// Two `erasure_start`s of the same new request id at once: one creates the
+/// request and runs its table step, the other continues that request; both
+/// return it, and the subject is erased once.
+async fn concurrent_starts_of_one_request_erase_once(b: Backend) {
+    let Some((db, engine)) = shop_with(b, &erasure_policy()).await else {
+        return;
+    };
+    let (r1, r2) = (req("1"), req("1"));
+    let (a, b2) = tokio::join!(engine.erasure_start(&r1), engine.erasure_start(&r2));
+    let (a, b2) = (a.unwrap(), b2.unwrap());
+    assert_eq!(a.id, b2.id);
+    assert!(a.deletion_id.is_some() && a.deletion_id == b2.deletion_id);
+    assert_eq!(engine.erasures(None, 10).await.unwrap().len(), 1);
+    let erasures = engine
+        .deletions(None, 100)
+        .await
+        .unwrap()
+        .into_iter()
+        .filter(|d| d.kind == "erase")
+        .count();
+    assert_eq!(erasures, 1);
+    assert_eq!(
+        one(&engine, "SELECT email FROM users WHERE id = 1").await,
+        "erased-1@example.invalid"
+    );
+    db.cleanup().await;
+}
+on_both!(
+    concurrent_starts_of_one_request_erase_once,
+    concurrent_starts_of_one_request_erase_once
+);
