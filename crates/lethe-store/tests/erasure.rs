@@ -35,6 +35,28 @@ fn req(key: &str) -> EraseRequest {
     }
 }
 
+/// The erasure's outbox announces user 1's two reviews as erased.
+async fn assert_reviews_erased(engine: &Engine, deletion_id: &str) {
+    let outbox = engine.outbox(deletion_id).await.unwrap();
+    assert!(
+        outbox
+            .iter()
+            .any(|r| r.event == "erased" && r.entity == "reviews" && r.rows == 2),
+        "{outbox:?}"
+    );
+}
+
+/// Deletion records of kind `erase`.
+async fn erase_records(engine: &Engine) -> usize {
+    engine
+        .deletions(None, 100)
+        .await
+        .unwrap()
+        .iter()
+        .filter(|d| d.kind == "erase")
+        .count()
+}
+
 async fn count(engine: &Engine, sql: &str) -> i64 {
     one(engine, sql).await.parse().unwrap_or(-1)
 }
@@ -696,6 +718,7 @@ async fn a_hold_on_someone_elses_row_does_not_stop_the_erasure(b: Backend) {
         .hold("reviews", "3001", "litigation 2026-18", Some("legal"))
         .await
         .unwrap();
+    let (seq_before, _) = engine.audit_head().await.unwrap();
     let (rec, key) = engine.erasure_create(&req("1")).await.unwrap();
     let rec = engine.erasure_run_tables(&rec, Some(&key)).await.unwrap();
     assert!(rec.deletion_id.is_some());
@@ -707,17 +730,10 @@ async fn a_hold_on_someone_elses_row_does_not_stop_the_erasure(b: Backend) {
         one(&engine, "SELECT email FROM users WHERE id = 1").await,
         "erased-1@example.invalid"
     );
-    let outbox = engine
-        .outbox(rec.deletion_id.as_deref().unwrap())
-        .await
-        .unwrap();
-    assert!(
-        outbox
-            .iter()
-            .any(|r| r.event == "erased" && r.entity == "reviews" && r.rows == 2),
-        "{outbox:?}"
-    );
-    // The hold stays, on its row.
+    assert_reviews_erased(&engine, rec.deletion_id.as_deref().unwrap()).await;
+    // One audit entry, one deletion record; the hold stays, on its row.
+    assert_eq!(engine.audit_head().await.unwrap().0, seq_before + 1);
+    assert_eq!(erase_records(&engine).await, 1);
     let holds = engine.holds(false).await.unwrap();
     assert!(holds.iter().any(|h| h.id == hold.id), "{holds:?}");
     db.cleanup().await;
@@ -820,8 +836,12 @@ async fn a_started_erasure_that_fails_is_recorded(b: Backend) {
         .hold("reviews", "3000", "litigation 2026-19", Some("legal"))
         .await
         .unwrap();
+    let (seq_before, _) = engine.audit_head().await.unwrap();
     let err = engine.erasure_start(&req("1")).await.unwrap_err();
     assert_eq!(err.code(), "legal_hold", "{err}");
+    // Refused: no audit entry, no deletion record.
+    assert_eq!(engine.audit_head().await.unwrap().0, seq_before);
+    assert_eq!(erase_records(&engine).await, 0);
     assert_eq!(
         one(&engine, "SELECT email FROM users WHERE id = 1").await,
         "ann@example.com"
@@ -853,16 +873,13 @@ async fn a_started_erasure_that_fails_is_recorded(b: Backend) {
         one(&engine, "SELECT email FROM users WHERE id = 1").await,
         "erased-1@example.invalid"
     );
-    // One request, one deletion record of kind erase.
+    // One request, one deletion record of kind erase, and the erased rows
+    // announced.
     assert_eq!(engine.erasures(None, 10).await.unwrap().len(), 1);
-    let erasures: Vec<_> = engine
-        .deletions(None, 100)
-        .await
-        .unwrap()
-        .into_iter()
-        .filter(|d| d.kind == "erase")
-        .collect();
-    assert_eq!(erasures.len(), 1);
+    assert_eq!(erase_records(&engine).await, 1);
+    // The hold's release, then the erasure.
+    assert_eq!(engine.audit_head().await.unwrap().0, seq_before + 2);
+    assert_reviews_erased(&engine, done.deletion_id.as_deref().unwrap()).await;
     db.cleanup().await;
 }
 on_both!(
@@ -877,20 +894,27 @@ async fn concurrent_starts_of_one_request_erase_once(b: Backend) {
     let Some((db, engine)) = shop_with(b, &erasure_policy()).await else {
         return;
     };
+    let (seq_before, _) = engine.audit_head().await.unwrap();
     let (r1, r2) = (req("1"), req("1"));
     let (a, b2) = tokio::join!(engine.erasure_start(&r1), engine.erasure_start(&r2));
     let (a, b2) = (a.unwrap(), b2.unwrap());
     assert_eq!(a.id, b2.id);
     assert!(a.deletion_id.is_some() && a.deletion_id == b2.deletion_id);
+    // Erased once: one request, one deletion record, one audit entry, and
+    // each entity's rows announced once.
     assert_eq!(engine.erasures(None, 10).await.unwrap().len(), 1);
-    let erasures = engine
-        .deletions(None, 100)
+    assert_eq!(erase_records(&engine).await, 1);
+    assert_eq!(engine.audit_head().await.unwrap().0, seq_before + 1);
+    let outbox = engine
+        .outbox(a.deletion_id.as_deref().unwrap())
         .await
-        .unwrap()
-        .into_iter()
-        .filter(|d| d.kind == "erase")
-        .count();
-    assert_eq!(erasures, 1);
+        .unwrap();
+    let reviews: Vec<_> = outbox
+        .iter()
+        .filter(|r| r.event == "erased" && r.entity == "reviews")
+        .collect();
+    assert_eq!(reviews.len(), 1, "{outbox:?}");
+    assert_eq!(reviews[0].rows, 2);
     assert_eq!(
         one(&engine, "SELECT email FROM users WHERE id = 1").await,
         "erased-1@example.invalid"
