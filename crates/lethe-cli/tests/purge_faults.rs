@@ -91,6 +91,24 @@ async fn count(engine: &Engine, sql: &str) -> u64 {
     rows[0][0].clone().unwrap_or_default().parse().unwrap()
 }
 
+/// A SIGKILLed client leaves its PostgreSQL backend running: a COMMIT it
+/// had sent still lands after the kill (CI once counted the rows left
+/// before the last batch's commit did). Wait until no other backend of this
+/// database is inside a statement or a transaction, so what is counted next
+/// is final.
+async fn settle_killed_backends(engine: &Engine) {
+    const BUSY: &str = "SELECT CAST(count(*) AS TEXT) FROM pg_stat_activity \
+        WHERE datname = current_database() AND pid <> pg_backend_pid() \
+        AND backend_type = 'client backend' AND state <> 'idle'";
+    for _ in 0..300 {
+        if count(engine, BUSY).await == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("the killed purge's backend is still busy after 30 s");
+}
+
 async fn purge_survives_sigkill(pg: bool) {
     let dir = Dir(std::env::temp_dir().join(format!(
         "lethe-purge-faults-{}",
@@ -215,6 +233,9 @@ async fn purge_survives_sigkill(pg: bool) {
     child.kill().unwrap();
     let status = child.wait().unwrap();
     assert!(!status.success(), "killed mid-purge: {status:?}");
+    if pg {
+        settle_killed_backends(&engine).await;
+    }
 
     const EXPIRED_NOTES: &str =
         "SELECT CAST(count(*) AS TEXT) FROM notes WHERE folder_id IN (1, 2)";
