@@ -39,9 +39,46 @@ pub const REDACTED: &str = "[redacted]";
 fn scope_tables(d: Dialect, i: usize) -> (String, String) {
     let name = |k: &str| match d {
         Dialect::Postgres => format!("{TEMP_SCOPE}{k}{i}"),
-        Dialect::Sqlite => format!("temp.lethe_erase_{k}{i}"),
+        Dialect::Sqlite => format!("temp.{SHAPE_UNSET}{k}{i}"),
     };
     (name("t"), name("s"))
+}
+
+/// SQLite's scope tables are kept per connection and emptied, not dropped:
+/// a `CREATE` or `DROP` changes the schema, which costs a write of the
+/// temporary schema and makes SQLite prepare every cached statement of the
+/// connection again. They are named after their shape (a hash of the
+/// statements that create them, rendered with this placeholder), so that a
+/// connection never fills a table made for another policy or schema.
+const SHAPE_UNSET: &str = "lethe_erase_0000000000000000_";
+
+/// Names SQLite's scope tables after the statements that shape them.
+fn name_by_shape(sql: &mut ErasureSql) {
+    // FNV-1a: stable across builds (std's hasher is not), so the names
+    // in the SQL snapshots stay put.
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in sql.scope.iter().flat_map(|s| s.sql.bytes().chain([0])) {
+        h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+    }
+    let named = format!("lethe_erase_{h:016x}_");
+    let all = sql
+        .scope
+        .iter_mut()
+        .chain([
+            &mut sql.counts,
+            &mut sql.rows,
+            &mut sql.pii_hashes,
+            &mut sql.held,
+            &mut sql.blocked,
+            &mut sql.residue,
+        ])
+        .chain(sql.changes.iter_mut())
+        .chain(sql.cleanup.iter_mut())
+        .chain(sql.scan.iter_mut())
+        .chain(sql.step.iter_mut());
+    for s in all {
+        s.sql = s.sql.replace(SHAPE_UNSET, &named);
+    }
 }
 
 /// The SQL of one erasure, for one plan and schema. Keep it per policy and
@@ -336,7 +373,7 @@ pub fn render_erasure(
         if !has_s(i) {
             match d {
                 Dialect::Sqlite => cleanup.push(Stmt {
-                    sql: format!("DROP TABLE IF EXISTS {t}"),
+                    sql: format!("DELETE FROM {t}"),
                     params: Vec::new(),
                 }),
                 Dialect::Postgres => scope.push(Stmt {
@@ -375,7 +412,7 @@ pub fn render_erasure(
             Dialect::Sqlite => {
                 for table in [&t, &s] {
                     cleanup.push(Stmt {
-                        sql: format!("DROP TABLE IF EXISTS {table}"),
+                        sql: format!("DELETE FROM {table}"),
                         params: Vec::new(),
                     });
                 }
@@ -1032,7 +1069,7 @@ pub fn render_erasure(
         )
     });
 
-    ErasureSql {
+    let mut sql = ErasureSql {
         scope,
         counts,
         rows,
@@ -1044,7 +1081,11 @@ pub fn render_erasure(
         residue,
         scan,
         step,
+    };
+    if d == Dialect::Sqlite {
+        name_by_shape(&mut sql);
     }
+    sql
 }
 
 /// How a change writes the rows of a table, to tell whether two changes of
@@ -1210,8 +1251,10 @@ fn deleted_flag(d: Dialect, e: &Entity, alias: &str) -> String {
     }
 }
 
-/// `CREATE TEMP TABLE name AS select`, dropped at commit on PostgreSQL;
-/// SQLite drops a leftover of an earlier run first.
+/// `CREATE TEMP TABLE name AS select`, dropped at commit on PostgreSQL.
+/// On SQLite the table is created once per connection ([`SHAPE_UNSET`]),
+/// emptied (of what an interrupted run may have left; every run empties it
+/// before it commits) and filled.
 fn temp_table(d: Dialect, name: &str, select: &Stmt) -> Vec<Stmt> {
     let create = |sql: String| Stmt {
         sql,
@@ -1224,15 +1267,16 @@ fn temp_table(d: Dialect, name: &str, select: &Stmt) -> Vec<Stmt> {
             select.sql
         ))],
         Dialect::Sqlite => vec![
-            Stmt {
-                sql: format!("DROP TABLE IF EXISTS {name}"),
-                params: Vec::new(),
-            },
             create(format!(
-                "CREATE TEMP TABLE {} AS {}",
+                "CREATE TEMP TABLE IF NOT EXISTS {} AS SELECT * FROM ({}) WHERE 0",
                 name.trim_start_matches("temp."),
                 select.sql
             )),
+            Stmt {
+                sql: format!("DELETE FROM {name}"),
+                params: Vec::new(),
+            },
+            create(format!("INSERT INTO {name} {}", select.sql)),
         ],
     }
 }

@@ -925,3 +925,81 @@ on_both!(
     concurrent_starts_of_one_request_erase_once,
     concurrent_starts_of_one_request_erase_once
 );
+
+/// Erasures one after another on one connection: a dry run, a completed
+/// erasure, one refused by a hold and another completed. SQLite keeps its
+/// scope tables on the connection and empties them; whatever a refused or
+/// previewed erasure collected must never reach the next one's changes.
+async fn erasures_in_turn_on_one_connection_touch_only_their_subject(b: Backend) {
+    let Some((db, setup)) = shop_with(b, &erasure_policy()).await else {
+        return;
+    };
+    setup.db().close().await;
+    let engine = Engine::connect_with(
+        policy(&erasure_policy()),
+        &db.url,
+        lethe_store::ConnectOptions {
+            max_connections: Some(1),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap();
+    let hold = engine
+        .hold("reviews", "3001", "litigation 2026-19", Some("legal"))
+        .await
+        .unwrap();
+    let preview = engine.erasure_preview("users", "2").await.unwrap();
+    assert!(preview.rows.iter().any(|r| r.entity == "reviews"));
+    engine.erasure_start(&req("1")).await.unwrap();
+    assert_eq!(
+        all_ids(&engine, "reviews", "id").await,
+        vec!["3001", "3003"]
+    );
+    let err = engine.erasure_start(&req("2")).await.unwrap_err();
+    assert_eq!(err.code(), "legal_hold", "{err}");
+    let rec = engine.erasure_start(&req("3")).await.unwrap();
+    // User 3's review only: user 2's (collected by the refused erasure and
+    // the dry run) stays, and so does user 2.
+    assert_eq!(all_ids(&engine, "reviews", "id").await, vec!["3001"]);
+    assert_eq!(
+        one(&engine, "SELECT email FROM users WHERE id = 2").await,
+        "bob@example.com"
+    );
+    let outbox = engine
+        .outbox(rec.deletion_id.as_deref().unwrap())
+        .await
+        .unwrap();
+    assert!(
+        outbox
+            .iter()
+            .any(|r| r.event == "erased" && r.entity == "reviews" && r.rows == 1),
+        "{outbox:?}"
+    );
+    engine
+        .release_hold(
+            &lethe_store::HoldRef::Id(hold.id),
+            Some("settled"),
+            Some("legal"),
+        )
+        .await
+        .unwrap();
+    // Released, user 2's request continues: only their review goes.
+    engine.erasure_start(&req("2")).await.unwrap();
+    assert!(all_ids(&engine, "reviews", "id").await.is_empty());
+    assert_eq!(
+        q(&engine, "SELECT email FROM users ORDER BY id").await,
+        vec![
+            vec!["erased-1@example.invalid".to_string()],
+            vec!["erased-2@example.invalid".to_string()],
+            vec!["erased-3@example.invalid".to_string()],
+        ]
+    );
+    assert_eq!(erase_records(&engine).await, 3);
+    engine.db().close().await;
+    db.cleanup().await;
+}
+on_both!(
+    erasures_in_turn_on_one_connection_touch_only_their_subject,
+    erasures_in_turn_on_one_connection_touch_only_their_subject
+);
