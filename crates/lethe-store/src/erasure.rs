@@ -103,6 +103,37 @@ pub struct ErasureStepRecord {
     pub updated_at: String,
 }
 
+/// What a completed table step wrote to its request: the request's
+/// deletion record, PII hashes and summary, and its steps now `done`.
+struct TablesDone {
+    deletion_id: String,
+    hashes: Vec<String>,
+    summary: Value,
+    /// Step name -> detail.
+    steps: serde_json::Map<String, Value>,
+    now: String,
+}
+
+impl TablesDone {
+    /// `rec` (as it was before the step) as the step left it stored: what
+    /// `q::set_steps` and `q::record_tables` write.
+    fn applied_to(self, mut rec: ErasureRecord) -> ErasureRecord {
+        for step in &mut rec.steps {
+            if let Some(detail) = self.steps.get(&step.name) {
+                step.state = "done".into();
+                step.detail = detail.clone();
+                step.updated_at = self.now.clone();
+            }
+        }
+        rec.deletion_id = Some(self.deletion_id);
+        rec.pii_hashes = self.hashes;
+        rec.summary = self.summary;
+        rec.state = "in_progress".into();
+        rec.updated_at = self.now;
+        rec
+    }
+}
+
 /// An erasure request as stored, with its steps.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ErasureRecord {
@@ -526,7 +557,10 @@ impl Engine {
             return self.erasure_run_tables(&rec, Some(&key)).await;
         }
         match with_retries(|| self.run_tables_once(&rec, Some(&key), true, true)).await {
-            Ok(()) => self.erasure(&rec.id).await,
+            // Inserted by this transaction: the stored request is `rec` with
+            // what the step wrote, no need to read it back.
+            Ok(Some(done)) => Ok(done.applied_to(rec)),
+            Ok(None) => self.erasure(&rec.id).await,
             Err(e) => {
                 // Another start of the same request id got there first (its
                 // insert took the id while this one waited on it): continue
@@ -572,11 +606,6 @@ impl Engine {
         let d = self.dialect();
         let subject_stmt = subject_hash(d, self.schema(), &self.policy().entities[&req.entity]);
         let b = self.erasure_bindings(Some(&key), &[], "");
-        let hash_rows = self
-            .db
-            .rows(&subject_stmt.sql, &b.values(&subject_stmt))
-            .await?;
-        let subject = hash_rows.first().map(|r| col(r, 0)).unwrap_or_default();
         let id = uuid::Uuid::now_v7().to_string();
         let request_id = req
             .request_id
@@ -585,7 +614,14 @@ impl Engine {
         if request_id.trim().is_empty() {
             return Err(StoreError::Invalid("--request-id must not be empty".into()));
         }
-        if let Some(existing) = self.erasure_find(&request_id).await? {
+        // Two reads on two connections, at once.
+        let values = b.values(&subject_stmt);
+        let (hash_rows, existing) = tokio::join!(
+            self.db.rows(&subject_stmt.sql, &values),
+            self.erasure_find(&request_id)
+        );
+        let subject = hash_rows?.first().map(|r| col(r, 0)).unwrap_or_default();
+        if let Some(existing) = existing? {
             if existing.subject != subject || existing.entity != req.entity {
                 return Err(StoreError::Invalid(format!(
                     "request id \"{request_id}\" is already used by erasure {} of another subject",
@@ -796,7 +832,7 @@ impl Engine {
                 let _ = self.erasure_set_state(&rec.id, "failed", Some(&msg)).await;
                 Err(e)
             }
-            Ok(()) => self.erasure(&rec.id).await,
+            Ok(_) => self.erasure(&rec.id).await,
         }
     }
 
@@ -810,7 +846,7 @@ impl Engine {
         key: Option<&KeyValue>,
         whole: bool,
         insert: bool,
-    ) -> Result<()> {
+    ) -> Result<Option<TablesDone>> {
         let d = self.dialect();
         let plan = self.erasure_plan(&rec.entity)?;
         let by = if key.is_some() {
@@ -839,7 +875,7 @@ impl Engine {
                 .await?;
             if claimed == 0 {
                 tx.rollback().await?;
-                return Ok(());
+                return Ok(None);
             }
         }
         tx.exec(d.enable_bypass(), &[]).await?;
@@ -1026,7 +1062,7 @@ impl Engine {
             &q::set_steps(d),
             &[
                 Some(rec.id.clone()),
-                Some(Value::Object(done).to_string()),
+                Some(Value::Object(done.clone()).to_string()),
                 Some("done".into()),
                 Some(now.clone()),
             ],
@@ -1102,7 +1138,14 @@ impl Engine {
             ),
         )
         .await?;
-        tx.commit().await
+        tx.commit().await?;
+        Ok(Some(TablesDone {
+            deletion_id,
+            hashes,
+            summary,
+            steps: done,
+            now,
+        }))
     }
 
     /// Brings the sink steps of a request up to date with the deliveries

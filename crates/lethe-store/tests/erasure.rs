@@ -817,6 +817,14 @@ async fn a_created_request_is_what_the_database_holds(b: Backend) {
     assert_eq!(created, engine.erasure(&created.id).await.unwrap());
     let (again, _) = engine.erasure_create(&bare).await.unwrap();
     assert_eq!(again, created);
+    // A started request, its table step done: what `erasure_start` returns
+    // (built in memory) is what the database holds, steps, summary and
+    // hashes included.
+    let started = engine.erasure_start(&req("1")).await.unwrap();
+    assert!(started.deletion_id.is_some());
+    assert!(!started.pii_hashes.is_empty());
+    assert!(started.steps.iter().any(|s| s.state == "done"));
+    assert_eq!(started, engine.erasure(&started.id).await.unwrap());
     db.cleanup().await;
 }
 on_both!(
