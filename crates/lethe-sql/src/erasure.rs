@@ -1140,11 +1140,26 @@ fn one_step(
         .iter()
         .map(|(name, select)| format!("{} AS ({})", cte(name.clone()), cte(b.absorb(select))))
         .collect();
+    // The outbox records of every entity in one INSERT: one table write
+    // to plan and run instead of one per entity.
+    let insert = outbox::insert_into(d);
+    let mut records: Vec<String> = Vec::new();
+    let mut writes: Vec<String> = Vec::new();
+    for p in parts {
+        let sql = cte(b.absorb(p));
+        match sql.strip_prefix(&insert) {
+            Some(select) => records.push(format!("({})", select.trim())),
+            None => writes.push(sql),
+        }
+    }
+    if !records.is_empty() {
+        writes.push(format!("{insert} {}", records.join(" UNION ALL ")));
+    }
     with.extend(
-        parts
+        writes
             .iter()
             .enumerate()
-            .map(|(k, p)| format!("lethe_c{k} AS ({})", cte(b.absorb(p)))),
+            .map(|(k, sql)| format!("lethe_c{k} AS ({sql})")),
     );
     if !purged.is_empty() {
         let now = d.now(&mut b);
