@@ -61,21 +61,28 @@ fn name_by_shape(sql: &mut ErasureSql) {
         h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
     }
     let named = format!("lethe_erase_{h:016x}_");
-    let all = sql
-        .scope
+    // Every field by name: a statement added to `ErasureSql` must be
+    // listed here, or this does not compile.
+    let ErasureSql {
+        scope,
+        counts,
+        rows,
+        pii_hashes,
+        changes,
+        cleanup,
+        held,
+        blocked,
+        residue,
+        scan,
+        step,
+    } = sql;
+    let all = scope
         .iter_mut()
-        .chain([
-            &mut sql.counts,
-            &mut sql.rows,
-            &mut sql.pii_hashes,
-            &mut sql.held,
-            &mut sql.blocked,
-            &mut sql.residue,
-        ])
-        .chain(sql.changes.iter_mut())
-        .chain(sql.cleanup.iter_mut())
-        .chain(sql.scan.iter_mut())
-        .chain(sql.step.iter_mut());
+        .chain([counts, rows, pii_hashes, held, blocked, residue])
+        .chain(changes.iter_mut())
+        .chain(cleanup.iter_mut())
+        .chain(scan.iter_mut())
+        .chain(step.iter_mut());
     for s in all {
         s.sql = s.sql.replace(SHAPE_UNSET, &named);
     }

@@ -957,6 +957,7 @@ async fn erasures_in_turn_on_one_connection_touch_only_their_subject(b: Backend)
         .hold("reviews", "3001", "litigation 2026-19", Some("legal"))
         .await
         .unwrap();
+    let (seq_before, _) = engine.audit_head().await.unwrap();
     let preview = engine.erasure_preview("users", "2").await.unwrap();
     assert!(preview.rows.iter().any(|r| r.entity == "reviews"));
     engine.erasure_start(&req("1")).await.unwrap();
@@ -1004,6 +1005,10 @@ async fn erasures_in_turn_on_one_connection_touch_only_their_subject(b: Backend)
         ]
     );
     assert_eq!(erase_records(&engine).await, 3);
+    // One audit entry per completed erasure and one for the release; none
+    // for the dry run or the refused start; the chain holds.
+    assert_eq!(engine.audit_head().await.unwrap().0, seq_before + 4);
+    assert!(engine.audit_verify(None).await.unwrap().ok);
     engine.db().close().await;
     db.cleanup().await;
 }
