@@ -78,7 +78,7 @@ impl ArchiveCommand {
 }
 
 /// The policy file's directory: relative export directories start there.
-fn policy_dir(cli: &Cli) -> PathBuf {
+pub(crate) fn policy_dir(cli: &Cli) -> PathBuf {
     cli.policy
         .parent()
         .filter(|p| !p.as_os_str().is_empty())
@@ -236,31 +236,23 @@ pub async fn archive(cli: &Cli, cmd: &ArchiveCommand) -> Result<u8, StoreError> 
             }
         }
         ArchiveCommand::List { json } => {
-            let rows = engine
-                .db()
-                .rows(&lethe_sql::cold::exports(engine.dialect()), &[])
-                .await?;
-            let text =
-                |r: &[Option<String>], i: usize| r.get(i).cloned().flatten().unwrap_or_default();
+            let rows = engine.exports(None).await?;
             if *json {
-                let v: Vec<serde_json::Value> = rows
-                    .iter()
-                    .map(|r| {
-                        json!({
-                            "location": text(r, 0), "entity": text(r, 1), "day": text(r, 2),
-                            "path": text(r, 3), "rows": text(r, 4).parse::<u64>().unwrap_or(0),
-                            "bytes": text(r, 5).parse::<u64>().unwrap_or(0), "sha256": text(r, 6),
-                            "manifest": text(r, 7), "exported_at": text(r, 8),
-                        })
-                    })
-                    .collect();
-                print_json(&json!(v));
+                print_json(&json!(rows));
             } else if rows.is_empty() {
                 println!("nothing exported yet (`lethe archive export`)");
             } else {
                 let t: Vec<Vec<String>> = rows
                     .iter()
-                    .map(|r| vec![text(r, 1), text(r, 2), text(r, 4), text(r, 0), text(r, 3)])
+                    .map(|r| {
+                        vec![
+                            r.entity.clone(),
+                            r.day.clone(),
+                            r.rows.to_string(),
+                            r.location.clone(),
+                            r.path.clone(),
+                        ]
+                    })
                     .collect();
                 print!(
                     "{}",

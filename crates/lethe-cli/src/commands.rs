@@ -164,6 +164,7 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
                 reason: reason.clone(),
                 set: set.clone(),
                 drop_missing: *drop_missing,
+                ..Default::default()
             };
             if *dry_run {
                 let p = engine.restore_preview_with(deletion_id, &opts).await?;
@@ -415,7 +416,11 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
                 }
             }
         }
-        Command::Demo { dir } => crate::demo::run(dir.clone()).await,
+        Command::Demo { dir, serve, listen } => {
+            crate::demo::run(dir.clone(), serve.then_some(*listen)).await
+        }
+        Command::Serve(a) => crate::serve::serve(cli, a).await,
+        Command::Token { command } => crate::serve::token(cli, command).await,
     }
 }
 

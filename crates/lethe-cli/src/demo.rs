@@ -1,5 +1,6 @@
 //! `lethe demo`: the whole tour on an embedded SQLite shop, no server needed.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use lethe_core::parse_policy;
@@ -247,7 +248,7 @@ async fn names(db: &Db, sql: &str) -> Result<Vec<String>, StoreError> {
         .collect())
 }
 
-pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
+pub async fn run(dir: Option<PathBuf>, serve: Option<SocketAddr>) -> Result<u8, StoreError> {
     let dir = dir.unwrap_or_else(|| {
         std::env::temp_dir().join(format!("lethe-demo-{}", uuid::Uuid::now_v7().simple()))
     });
@@ -646,6 +647,27 @@ pub async fn run(dir: Option<PathBuf>) -> Result<u8, StoreError> {
     println!("  lethe deliveries");
     println!("  lethe reconcile");
     println!("  tail {}", dir.join("events.jsonl").display());
+    if let Some(addr) = serve {
+        heading(14, "Open the console (lethe serve)");
+        let token = engine
+            .token_create("demo-admin", lethe_store::Role::Admin, Some("demo"))
+            .await?;
+        let opts = lethe_server::ServeOptions {
+            base_dir: dir.clone(),
+            ..Default::default()
+        };
+        let banner = format!(
+            "Sign in to the console with this admin token (also for curl: -H 'Authorization: Bearer {token}'):\n  {token}"
+        );
+        return crate::serve::run(
+            engine,
+            lethe_erasure::Places::default(),
+            opts,
+            addr,
+            Some(banner),
+        )
+        .await;
+    }
     engine.db().close().await;
     Ok(if v.ok { exit::OK } else { exit::VERIFY_FAILED })
 }

@@ -160,7 +160,7 @@ impl ErasuresCommand {
 
 /// Where verification looks beyond the database: the policy's export
 /// location, when it has one and anything was exported there.
-fn places(cli: &Cli, engine: &Engine) -> Result<Places, StoreError> {
+pub(crate) fn places(cli: &Cli, engine: &Engine) -> Result<Places, StoreError> {
     let export = match engine.policy().export {
         None => None,
         Some(_) => match crate::cold::location(cli, engine.policy(), None, false) {

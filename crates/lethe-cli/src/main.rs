@@ -9,6 +9,7 @@ mod erasure;
 mod exit;
 mod output;
 mod retention;
+mod serve;
 mod table;
 
 use std::path::PathBuf;
@@ -301,12 +302,36 @@ enum Command {
         #[command(subcommand)]
         command: erasure::ErasuresCommand,
     },
+    /// Serve the HTTP API, the web console, /openapi.json and /metrics,
+    /// with the outbox relay and the scheduled jobs in the same process.
+    /// Several instances may run against one PostgreSQL. Calls need a
+    /// token (`lethe token create`). Stops on Ctrl-C or SIGTERM after the
+    /// requests, deliveries and jobs in hand.
+    Serve(serve::ServeArgs),
+    /// API tokens for `lethe serve`: create (the secret is shown once),
+    /// list, revoke. Roles: viewer, operator, admin.
+    Token {
+        #[command(subcommand)]
+        command: serve::TokenCommand,
+    },
     /// Walk through Lethe on an embedded SQLite shop (no server needed).
     Demo {
         /// Directory for the demo database and policy (default: a new
         /// temporary directory).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// After the tour, serve the console on the demo database (prints
+        /// the address and an admin token) until Ctrl-C.
+        #[arg(long)]
+        serve: bool,
+        /// Address for --serve.
+        #[arg(
+            long,
+            default_value = "127.0.0.1:8080",
+            value_name = "ADDR",
+            requires = "serve"
+        )]
+        listen: std::net::SocketAddr,
     },
 }
 
@@ -333,11 +358,12 @@ impl Command {
             Command::Hold { command } => command.json(),
             Command::Erase(a) => a.json,
             Command::Erasures { command } => command.json(),
+            Command::Token { command } => command.json(),
             Command::Archive { command } => command.json(),
             Command::Audit { command } => match command {
                 AuditCommand::Verify { json, .. } | AuditCommand::Head { json } => *json,
             },
-            Command::Init { .. } | Command::Demo { .. } => false,
+            Command::Init { .. } | Command::Demo { .. } | Command::Serve(_) => false,
         }
     }
 }

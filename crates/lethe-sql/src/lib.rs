@@ -5,6 +5,7 @@
 //! never branch on the database kind.
 
 pub mod archive;
+pub mod browse;
 pub mod cold;
 pub mod delete;
 pub mod deliveries;
@@ -22,6 +23,7 @@ pub mod restore;
 pub mod sqlite_rebuild;
 pub mod stats;
 pub mod strategy;
+pub mod tokens;
 
 pub use delete::{DeleteProgram, Mode, ProgramStmt, render_delete};
 pub use dialect::{Binder, Dialect, Param, Stmt};

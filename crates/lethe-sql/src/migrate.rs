@@ -19,9 +19,17 @@ pub const INTERNAL_V2: &str = "lethe:internal:v2";
 pub const INTERNAL_V3: &str = "lethe:internal:v3";
 /// v4: erasure (requests, their steps, the ledger).
 pub const INTERNAL_V4: &str = "lethe:internal:v4";
+/// v5: API tokens for `lethe serve`.
+pub const INTERNAL_V5: &str = "lethe:internal:v5";
 /// Every version of Lethe's own tables, in the order they are applied. A new
 /// change to them is a new version here, never an edit of an applied one.
-pub const INTERNAL_VERSIONS: &[&str] = &[INTERNAL_VERSION, INTERNAL_V2, INTERNAL_V3, INTERNAL_V4];
+pub const INTERNAL_VERSIONS: &[&str] = &[
+    INTERNAL_VERSION,
+    INTERNAL_V2,
+    INTERNAL_V3,
+    INTERNAL_V4,
+    INTERNAL_V5,
+];
 /// The hash an empty audit chain starts from.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
@@ -325,7 +333,29 @@ fn internal_steps(d: Dialect, installed: &[String]) -> Vec<MigrationStep> {
             foreign_keys_off: false,
         });
     }
+    if !has(INTERNAL_V5) {
+        steps.push(MigrationStep {
+            id: INTERNAL_V5.to_string(),
+            description: "add API tokens for `lethe serve` (names, roles, hashes of the secrets)"
+                .into(),
+            statements: internal_v5_statements(d),
+            blocked: None,
+            foreign_keys_off: false,
+        });
+    }
     steps
+}
+
+/// v5. An API token is stored as the SHA-256 of its secret (256 random
+/// bits, so a fast hash is enough); the name is what the audit log records
+/// as the actor.
+fn internal_v5_statements(d: Dialect) -> Vec<String> {
+    let ts = d.timestamp_type();
+    vec![format!(
+        "CREATE TABLE {} (name TEXT PRIMARY KEY, role TEXT NOT NULL CHECK (role IN ('viewer', 'operator', 'admin')), \
+         hash TEXT NOT NULL UNIQUE, created_at {ts} NOT NULL, created_by TEXT, revoked_at {ts})",
+        d.own("api_tokens")
+    )]
 }
 
 /// v4. An erasure request names its subject only by keyed hash (`subject`:

@@ -98,6 +98,7 @@ pub async fn append_alone(
 
 /// The result of [`verify`].
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VerifyReport {
     pub ok: bool,
     /// Entries checked.

@@ -43,6 +43,7 @@ pub struct QueuedMessage {
 
 /// A delivery as `lethe deliveries` lists it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliveryRow {
     pub id: i64,
     pub sink: String,
@@ -60,6 +61,7 @@ pub struct DeliveryRow {
 
 /// Deliveries and rows per sink and state.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeliverySummary {
     pub sink: String,
     pub state: String,

@@ -45,6 +45,9 @@ pub struct RestoreOptions {
     pub set: Vec<crate::reshape::SetValue>,
     /// Restore even though columns dropped since held values (they are lost).
     pub drop_missing: bool,
+    /// Free-form context recorded in the audit entry (request id, ...). Must
+    /// not hold PII.
+    pub context: Value,
 }
 
 /// A request to delete one root row and its cascade.
@@ -1005,19 +1008,23 @@ impl Engine {
             .iter()
             .map(|c| (c.entity.clone(), Value::from(c.rows)))
             .collect();
+        let mut fields = json!({
+            "actor": actor,
+            "reason": reason,
+            "entity": rec.entity,
+            "key": rec.key,
+            "counts": counts,
+        });
+        if !opts.context.is_null() {
+            fields["context"] = opts.context.clone();
+        }
         let hash = audit::append(
             &mut tx,
             d,
             &now,
             "restore",
             Some(&rec.id),
-            json!({
-                "actor": actor,
-                "reason": reason,
-                "entity": rec.entity,
-                "key": rec.key,
-                "counts": counts,
-            }),
+            fields,
             (&mark, mark_params),
         )
         .await?;

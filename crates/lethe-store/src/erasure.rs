@@ -48,6 +48,7 @@ pub struct EraseRequest {
 /// Rows of one entity in one place (`active`, `deleted` in its table,
 /// `stored` in the archive store).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlaceCount {
     pub entity: String,
     pub place: String,
@@ -56,6 +57,7 @@ pub struct PlaceCount {
 
 /// What erasure does to one entity, and to how many rows.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntityErasure {
     pub entity: String,
     pub table: String,
@@ -69,6 +71,7 @@ pub struct EntityErasure {
 
 /// One row a dry run found.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PreviewRow {
     pub entity: String,
     pub place: String,
@@ -77,6 +80,7 @@ pub struct PreviewRow {
 
 /// What an erasure would do. Changes nothing.
 #[derive(Debug, Clone, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErasurePreview {
     pub entity: String,
     pub key: Value,
@@ -92,6 +96,7 @@ pub struct ErasurePreview {
 
 /// One step of a request.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErasureStepRecord {
     pub seq: i64,
     pub name: String,
@@ -136,6 +141,7 @@ impl TablesDone {
 
 /// An erasure request as stored, with its steps.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ErasureRecord {
     pub id: String,
     pub request_id: String,
@@ -244,6 +250,7 @@ impl ErasureRecord {
 
 /// What the database scan of [`Engine::erasure_scan`] found.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Residue {
     /// Where: `table users`, `archive store`, `outbox`, a file path, a sink.
     pub place: String,
@@ -255,6 +262,7 @@ pub struct Residue {
 
 /// The database half of a verification.
 #[derive(Debug, Clone, Serialize, Default)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DbScan {
     pub residue: Vec<Residue>,
     /// Rows of kept entities still there, on purpose, with their basis.
@@ -265,6 +273,7 @@ pub struct DbScan {
 
 /// One ledger entry: what to erase again after a restore from backup.
 #[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LedgerEntry {
     pub seq: i64,
     pub erasure_id: String,

@@ -6,6 +6,7 @@ use lethe_core::{CoreError, PolicyError};
 /// A row that blocks a restore because an active row holds the same unique
 /// values.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UniqueConflict {
     pub entity: String,
     pub columns: String,
@@ -17,6 +18,7 @@ pub struct UniqueConflict {
 
 /// A restored row whose parent is deleted or missing.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ParentDeleted {
     /// `child.columns -> parent`.
     pub relation: String,

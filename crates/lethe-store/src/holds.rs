@@ -13,6 +13,7 @@ use crate::error::{Result, StoreError};
 
 /// One legal hold.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Hold {
     pub id: i64,
     pub entity: String,

@@ -56,6 +56,7 @@ impl Default for WorkerOptions {
 
 /// What a worker did.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct WorkerStats {
     /// Runs this worker did (succeeded or failed).
     pub ran: u64,
@@ -68,6 +69,7 @@ pub struct WorkerStats {
 
 /// One recorded run of a job.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct JobRun {
     pub job: String,
     pub scheduled_for: String,

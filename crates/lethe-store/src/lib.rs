@@ -6,6 +6,7 @@
 //! records.
 
 pub mod audit;
+pub mod browse;
 pub mod db;
 pub mod deliveries;
 pub mod engine;
@@ -20,8 +21,10 @@ pub mod records;
 pub mod reshape;
 pub mod stats;
 pub mod strategy;
+pub mod tokens;
 
 pub use audit::VerifyReport;
+pub use browse::{AuditEntry, ExportRecord, MAX_PAGE, Tombstone, TrashItem, TrashPage, TrashQuery};
 pub use db::{ConnectOptions, Db};
 pub use deliveries::{DeliveryRow, DeliverySummary, Queue, QueuedMessage};
 pub use engine::{DeleteRequest, Engine, RestoreOptions};
@@ -33,6 +36,7 @@ pub use records::*;
 pub use reshape::{SchemaChange, SetValue, ShapeProblem};
 pub use stats::{EntityStats, Space};
 pub use strategy::{StrategyMove, StrategyOptions, StrategyReport};
+pub use tokens::{Caller, Role, TokenInfo};
 
 /// A time as Lethe writes it: UTC, microseconds, fixed width, so SQLite
 /// compares stored times correctly as text.

@@ -57,6 +57,7 @@ impl Default for PurgeOptions {
 
 /// What a purge did (or would do) to one source of one entity's rows.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PurgeTask {
     pub entity: String,
     /// `table` (rows marked deleted), `snapshots` (hard deletes' copies)
@@ -81,6 +82,7 @@ pub struct PurgeTask {
 
 /// The result of [`Engine::purge`].
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PurgeReport {
     pub dry_run: bool,
     /// The purge's own record (a deletion of kind `purge`); `None` when

@@ -7,6 +7,7 @@ use crate::db::col;
 
 /// Rows changed in one entity by a deletion.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntityCount {
     pub entity: String,
     /// `soft` (marked), `archive` (moved to the archive store) or `hard`
@@ -17,6 +18,7 @@ pub struct EntityCount {
 
 /// Rows whose reference columns were set to NULL.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NullifiedCount {
     pub entity: String,
     pub rows: u64,
@@ -24,6 +26,7 @@ pub struct NullifiedCount {
 
 /// A restrict relation that blocks (or would block) a delete.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Blocker {
     pub relation: String,
     pub rows: u64,
@@ -31,6 +34,7 @@ pub struct Blocker {
 
 /// `lethe delete --dry-run`: what a delete would do.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct PlanReport {
     pub entity: String,
     pub key: Value,
@@ -47,6 +51,7 @@ impl PlanReport {
 
 /// A completed delete.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeletionOutcome {
     pub deletion_id: String,
     pub at: String,
@@ -61,6 +66,7 @@ pub struct DeletionOutcome {
 
 /// A completed restore.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RestoreOutcome {
     pub deletion_id: String,
     pub at: String,
@@ -71,6 +77,7 @@ pub struct RestoreOutcome {
 
 /// `lethe restore --dry-run`.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct RestorePreview {
     pub deletion_id: String,
     pub would_restore: Vec<EntityCount>,
@@ -87,6 +94,7 @@ pub struct RestorePreview {
 
 /// A deletion as recorded in Lethe's deletions table.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DeletionRecord {
     pub id: String,
     pub kind: String,
@@ -200,6 +208,7 @@ impl DeletionRecord {
 
 /// One outbox record: the keys of one entity affected by a deletion or restore.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct OutboxRecord {
     pub id: i64,
     pub event: String,
@@ -256,12 +265,14 @@ impl OutboxRecord {
 
 /// One applied or planned migration step.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MigrationReport {
     pub dry_run: bool,
     pub steps: Vec<MigrationStepReport>,
 }
 
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MigrationStepReport {
     pub id: String,
     pub description: String,

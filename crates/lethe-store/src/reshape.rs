@@ -61,6 +61,7 @@ impl FromStr for SetValue {
 /// One way the table differs from what a group of stored rows holds, and
 /// what the restore does about it.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SchemaChange {
     pub entity: String,
     pub column: String,
@@ -75,6 +76,7 @@ pub struct SchemaChange {
 
 /// A stored value, with the key of its row.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct StoredValue {
     pub key: Value,
     pub value: String,
@@ -82,6 +84,7 @@ pub struct StoredValue {
 
 /// Why stored rows cannot go back as they are.
 #[derive(Debug, Clone, Serialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ShapeProblem {
     pub entity: String,
     pub column: String,

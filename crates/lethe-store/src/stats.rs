@@ -12,6 +12,7 @@ use crate::error::Result;
 
 /// Room the deleted rows of one table take (PostgreSQL).
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Space {
     /// Bytes of the deleted rows' tuples (data plus tuple header).
     pub deleted_bytes: u64,
@@ -27,6 +28,7 @@ pub struct Space {
 
 /// One entity's numbers.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EntityStats {
     pub entity: String,
     pub table: String,
