@@ -16,6 +16,86 @@ use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use sqlx::{AssertSqlSafe, Connection as _, Executor, PgConnection, PgPool};
 
+/// A small shop: categories (restrict), products (soft, unique sku,
+/// 30 days), cart items (hard, cascade), users (the erasure subject),
+/// reviews (cascade from products, set_null from users), a file sink.
+pub const SCHEMA: &str = "
+CREATE TABLE categories (id bigint PRIMARY KEY, name text NOT NULL);
+CREATE TABLE products (id bigint PRIMARY KEY, category_id bigint REFERENCES categories (id), sku text NOT NULL, name text NOT NULL);
+CREATE TABLE cart_items (id bigint PRIMARY KEY, product_id bigint NOT NULL REFERENCES products (id), qty int NOT NULL);
+CREATE TABLE users (id bigint PRIMARY KEY, email text NOT NULL, name text NOT NULL);
+CREATE TABLE reviews (id bigint PRIMARY KEY, product_id bigint NOT NULL REFERENCES products (id), user_id bigint REFERENCES users (id), body text NOT NULL);
+CREATE INDEX ON products (category_id);
+CREATE INDEX ON cart_items (product_id);
+CREATE INDEX ON reviews (product_id);
+CREATE INDEX ON reviews (user_id);
+INSERT INTO categories VALUES (1, 'Books'), (2, 'Music'), (3, 'Empty');
+INSERT INTO products SELECT g, 1 + g % 2, 'SKU-' || g, 'Product ' || g FROM generate_series(1, 20) g;
+INSERT INTO cart_items SELECT 100 + g, g, 1 FROM generate_series(1, 20) g;
+INSERT INTO users VALUES (1, 'ada@example.com', 'Ada'), (2, 'bob@example.com', 'Bob');
+INSERT INTO reviews VALUES (500, 1, 1, 'Great'), (501, 2, 2, 'Fine');
+";
+
+pub const POLICY: &str = r#"
+[defaults]
+strategy = "soft"
+
+[entities.categories]
+key = ["id"]
+
+[entities.products]
+key = ["id"]
+unique = [["sku"]]
+retention = "30d"
+publish = ["events"]
+
+[entities.cart_items]
+key = ["id"]
+strategy = "hard"
+retention = "7d"
+publish = ["events"]
+
+[entities.users]
+key = ["id"]
+unique = [["email"]]
+pii = { email = "hash", name = "redact" }
+erase = "anonymize"
+
+[entities.reviews]
+key = ["id"]
+
+[erasure]
+subject = "users"
+
+[sinks.events]
+kind = "file"
+path = "events.jsonl"
+
+[[relations]]
+child = "products"
+columns = ["category_id"]
+parent = "categories"
+on_delete = "restrict"
+
+[[relations]]
+child = "cart_items"
+columns = ["product_id"]
+parent = "products"
+on_delete = "cascade"
+
+[[relations]]
+child = "reviews"
+columns = ["product_id"]
+parent = "products"
+on_delete = "cascade"
+
+[[relations]]
+child = "reviews"
+columns = ["user_id"]
+parent = "users"
+on_delete = "set_null"
+"#;
+
 pub fn pg_base_url() -> String {
     std::env::var("LETHE_TEST_PG")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1/postgres".to_string())
