@@ -21,7 +21,7 @@ use report::Figure;
 use scratch::Scratch;
 use sql::Dialect;
 use workloads::{
-    Settings, archive, deep_cascade, erase, latency, peak_rss, purge, purge_latency,
+    Settings, archive, deep_cascade, erase, http_deletes, latency, peak_rss, purge, purge_latency,
     relay_throughput, single_deletes,
 };
 
@@ -46,7 +46,9 @@ p99 of concurrent point reads by key while Lethe's purge runs, against idle (tar
 archive delete and restore the deep tree with every entity strategy = \"archive\", against hand-written\n          \
 archive tables (target: at most 1.5x)\n  \
 erase   GDPR erasure of one user owning 10,000 rows in 6 tables (deleted, anonymized, kept), request and\n          \
-table step, against hand-written deletes and an update in one transaction (target: at most 2x)\n\n\
+table step, against hand-written deletes and an update in one transaction (target: at most 2x)\n  \
+http    1,000 single-row deletes with one cascaded child through `lethe serve`'s HTTP API, one client, against\n          \
+the same deletes through the library in-process (target: at least 0.7x the rate, i.e. a ratio of at most 1.43x)\n\n\
 relay and latency need Redis (--redis) and relay NATS with JetStream (--nats).\n\
 Build first: cargo build --release -p lethe-cli -p lethe-bench\n\
 Set LETHE_LOG=sqlx=debug to log every statement (Lethe's and the baseline's) with its time."
@@ -97,6 +99,7 @@ enum Workload {
     PurgeLatency,
     Archive,
     Erase,
+    Http,
 }
 
 impl Workload {
@@ -111,6 +114,7 @@ impl Workload {
             Workload::PurgeLatency => purge_latency::NAME,
             Workload::Archive => archive::NAME,
             Workload::Erase => erase::NAME,
+            Workload::Http => http_deletes::NAME,
         }
     }
 
@@ -125,6 +129,7 @@ impl Workload {
             Workload::PurgeLatency => purge_latency::run(s, d, url).await,
             Workload::Archive => archive::run(s, d, url).await,
             Workload::Erase => erase::run(s, d, url).await,
+            Workload::Http => http_deletes::run(s, d, url).await,
         }
     }
 }
@@ -175,6 +180,7 @@ async fn run(args: &Args) -> Result<Vec<Figure>> {
             Workload::PurgeLatency,
             Workload::Archive,
             Workload::Erase,
+            Workload::Http,
         ],
     };
     // Fail now rather than after the other workloads have run.

@@ -4,6 +4,7 @@
 pub mod archive;
 pub mod deep_cascade;
 pub mod erase;
+pub mod http_deletes;
 pub mod latency;
 pub mod peak_rss;
 pub mod purge;

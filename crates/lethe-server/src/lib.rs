@@ -145,6 +145,11 @@ pub async fn serve(
         shutdown.await;
         let _ = stop_tx.send(true);
     });
+    // Responses go out in more than one write (headers, body): without
+    // TCP_NODELAY the second can wait for the client's delayed ACK.
+    let listener = axum::serve::ListenerExt::tap_io(listener, |tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     let served = axum::serve(listener, router)
         .with_graceful_shutdown(async move {
             let _ = http_stop.wait_for(|s| *s).await;

@@ -1624,3 +1624,142 @@ on_both!(
     large_cascades_are_sent_in_parts,
     large_cascades_are_sent_in_parts
 );
+
+/// What `lethe serve` shows callers: tombstones, the trash in keyset pages,
+/// the audit log newest first; all following a delete and its restore.
+async fn trash_and_tombstones_follow_deletions(b: Backend) {
+    let Some((db, engine)) = shop(b).await else {
+        return;
+    };
+    let done = engine
+        .delete(&DeleteRequest::new("users", "1").actor("alice"))
+        .await
+        .expect("delete");
+    let id = done.deletion_id.clone();
+
+    let t = engine.tombstone("users", "1").await.unwrap();
+    assert_eq!(
+        (
+            t.status.as_str(),
+            t.place.as_deref(),
+            t.deletion_id.as_deref()
+        ),
+        ("deleted", Some("table"), Some(id.as_str()))
+    );
+    assert!(t.deleted_at.is_some() && t.restorable_until.is_none());
+    let t = engine.tombstone("cart_items", "1000").await.unwrap();
+    assert_eq!(
+        (
+            t.status.as_str(),
+            t.place.as_deref(),
+            t.deletion_id.as_deref()
+        ),
+        ("deleted", Some("archive"), Some(id.as_str()))
+    );
+    let t = engine
+        .tombstone("order_items", "order_id=100,product_id=11")
+        .await
+        .unwrap();
+    assert_eq!(t.status, "deleted");
+    assert_eq!(t.key, json!({"order_id": 100, "product_id": 11}));
+    assert_eq!(
+        engine.tombstone("users", "2").await.unwrap().status,
+        "active"
+    );
+    assert_eq!(
+        engine.tombstone("users", "99").await.unwrap().status,
+        "unknown"
+    );
+    assert!(matches!(
+        engine.tombstone("users", "x").await,
+        Err(StoreError::Core(_))
+    ));
+
+    // The trash: marked rows with their values, stored rows with theirs.
+    let page = |search: Option<&str>, cursor: Option<String>, limit| lethe_store::TrashQuery {
+        deletion_id: None,
+        search: search.map(str::to_string),
+        cursor,
+        limit,
+    };
+    let users = engine.trash("users", &page(None, None, 50)).await.unwrap();
+    assert_eq!(users.items.len(), 1);
+    assert_eq!(users.items[0].key, json!({"id": 1}));
+    assert_eq!(users.items[0].row["email"], "ann@example.com");
+    assert_eq!(users.items[0].deletion_id, id);
+    let found = engine
+        .trash("users", &page(Some("ANN@"), None, 50))
+        .await
+        .unwrap();
+    assert_eq!(found.items.len(), 1);
+    let none = engine
+        .trash("users", &page(Some("%"), None, 50))
+        .await
+        .unwrap();
+    assert_eq!(none.items.len(), 0, "LIKE wildcards are taken literally");
+    let mut seen = Vec::new();
+    let mut cursor = None;
+    loop {
+        let p = engine
+            .trash("cart_items", &page(None, cursor.clone(), 1))
+            .await
+            .unwrap();
+        for it in &p.items {
+            assert_eq!(it.place, "archive");
+            assert_eq!(it.row["user_id"], 1);
+            seen.push(it.key["id"].as_i64().unwrap());
+        }
+        match p.next {
+            Some(n) => cursor = Some(n),
+            None => break,
+        }
+    }
+    seen.sort();
+    assert_eq!(seen, vec![1000, 1001]);
+    assert!(matches!(
+        engine
+            .trash("users", &page(None, Some("zz".into()), 5))
+            .await,
+        Err(StoreError::Invalid(_))
+    ));
+    assert!(matches!(
+        engine.trash("users", &page(None, None, 0)).await,
+        Err(StoreError::Invalid(_))
+    ));
+
+    // Restored: active again, the trash empty, the audit log newest first.
+    engine.restore(&id, Some("bob")).await.unwrap();
+    assert_eq!(
+        engine.tombstone("users", "1").await.unwrap().status,
+        "active"
+    );
+    assert_eq!(
+        engine.tombstone("cart_items", "1000").await.unwrap().status,
+        "active"
+    );
+    assert!(
+        engine
+            .trash("cart_items", &page(None, None, 50))
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+    let log = engine.audit_list(None, None, 10).await.unwrap();
+    assert_eq!(
+        log.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        vec!["restore", "delete"]
+    );
+    assert_eq!(log[0].entry["actor"], "bob");
+    let older = engine
+        .audit_list(Some(log[0].seq), Some("delete"), 10)
+        .await
+        .unwrap();
+    assert_eq!(older.len(), 1);
+    assert_eq!(older[0].deletion_id.as_deref(), Some(id.as_str()));
+    db.cleanup().await;
+}
+on_both!(
+    trash_and_tombstones_follow_deletions,
+    trash_and_tombstones_follow_deletions
+);
