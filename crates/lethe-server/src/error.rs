@@ -45,7 +45,7 @@ impl ApiError {
             status,
             code: code.into(),
             message: message.into(),
-            details: Value::Null,
+            details: Value::Object(Default::default()),
             hint: None,
         }
     }
@@ -106,7 +106,11 @@ impl From<StoreError> for ApiError {
             status: status_of(&e),
             code: e.code().to_string(),
             message: e.to_string(),
-            details: e.details(),
+            // Always an object, `{}` when the error has no details.
+            details: match e.details() {
+                Value::Null => Value::Object(Default::default()),
+                d => d,
+            },
             hint: e.hint(),
         }
     }

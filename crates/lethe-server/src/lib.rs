@@ -82,7 +82,7 @@ impl Default for ServeOptions {
 pub fn app(state: AppState) -> Result<Router, ApiError> {
     let opts = state.options.clone();
     let (api, doc) = routes::router().split_for_parts();
-    let doc = Arc::new(doc);
+    let doc = Arc::new(openapi::finish(doc));
     let request_id = HeaderName::from_static("x-request-id");
     let mut router = api
         .merge(console::router())

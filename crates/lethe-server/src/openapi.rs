@@ -45,7 +45,38 @@ impl Modify for Security {
     }
 }
 
+/// Completes the document the router collected.
+pub fn finish(mut doc: utoipa::openapi::OpenApi) -> utoipa::openapi::OpenApi {
+    // Every operation can answer an error not listed with it (a 401,
+    // a 503 when the database is down): all have the same body.
+    for item in doc.paths.paths.values_mut() {
+        for op in [
+            &mut item.get,
+            &mut item.post,
+            &mut item.delete,
+            &mut item.put,
+            &mut item.patch,
+        ]
+        .into_iter()
+        .flatten()
+        {
+            op.responses.responses.entry("default".into()).or_insert_with(|| {
+                    utoipa::openapi::ResponseBuilder::new()
+                        .description("An error: `{\"error\": {\"code\", \"message\", \"details\", \"hint\"}}`")
+                        .content(
+                            "application/json",
+                            utoipa::openapi::ContentBuilder::new()
+                                .schema(Some(utoipa::openapi::Ref::from_schema_name("ErrorBody")))
+                                .build(),
+                        )
+                        .into()
+                });
+        }
+    }
+    doc
+}
+
 /// The whole document, as `/openapi.json` serves it.
 pub fn openapi() -> utoipa::openapi::OpenApi {
-    crate::routes::router().into_openapi()
+    finish(crate::routes::router().into_openapi())
 }

@@ -19,6 +19,7 @@ pub struct AuditParams {
     /// Only this action (`delete`, `restore`, `purge`, `erase`, `hold`, ...).
     pub action: Option<String>,
     /// Entries per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 

@@ -126,6 +126,7 @@ pub struct ListParams {
     /// Only deletions whose root is this entity.
     pub entity: Option<String>,
     /// At most this many, newest first (1 to 500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 

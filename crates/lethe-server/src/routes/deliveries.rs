@@ -19,6 +19,7 @@ pub struct DeliveryParams {
     /// Only this sink.
     pub sink: Option<String>,
     /// At most this many messages, newest first (1 to 500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 

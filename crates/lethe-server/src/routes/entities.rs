@@ -96,6 +96,7 @@ pub struct TrashParams {
     /// The `next` of the previous page.
     pub cursor: Option<String>,
     /// Rows per page, 1 to 500 (default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 

@@ -95,6 +95,7 @@ pub struct ListParams {
     /// Only this state: `pending`, `in_progress`, `completed`, `failed`.
     pub state: Option<String>,
     /// At most this many, newest first (1 to 500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 

@@ -87,6 +87,7 @@ pub struct Jobs {
 #[into_params(parameter_in = Query)]
 pub struct LimitParam {
     /// At most this many (1 to 500, default 50).
+    #[param(minimum = 1, maximum = 500)]
     pub limit: Option<u32>,
 }
 
