@@ -17,7 +17,7 @@ function h(tag, attrs, ...children) {
     else if (k === "text") el.textContent = v;
     else el.setAttribute(k, v === true ? "" : v);
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === null || c === undefined || c === false) continue;
     el.append(c instanceof Node ? c : document.createTextNode(String(c)));
   }
@@ -26,6 +26,13 @@ function h(tag, attrs, ...children) {
 
 function show(...nodes) {
   main.replaceChildren(...nodes);
+}
+
+// Each navigation gets a number; a page whose data arrives after the user
+// (or a test) moved on to another page does not replace it.
+let routeSeq = 0;
+function showIf(seq, ...nodes) {
+  if (seq === routeSeq) show(...nodes);
 }
 
 function badge(text) {
@@ -152,6 +159,7 @@ async function entities() {
 }
 
 async function overview() {
+  const seq = routeSeq;
   const [stats, verify, del] = await Promise.all([
     api("GET", "/v1/stats"), api("GET", "/v1/audit/verify"), api("GET", "/v1/deliveries?limit=1"),
   ]);
@@ -171,7 +179,7 @@ async function overview() {
     }));
   const open = del.summary.filter((s) => s.state === "pending" || s.state === "retrying").reduce((a, s) => a + s.deliveries, 0);
   const dead = del.summary.filter((s) => s.state === "dead").reduce((a, s) => a + s.deliveries, 0);
-  show(
+  showIf(seq, 
     h("h1", {}, "Overview"),
     h("div", { class: "grid" },
       h("div", { class: "card" }, h("div", { class: "muted" }, "Audit chain"),
@@ -188,6 +196,7 @@ async function overview() {
 }
 
 async function trash(entity, params) {
+  const seq = routeSeq;
   const list = await entities();
   if (!entity) entity = list.length ? list[0].name : "";
   const q = params.get("q") || "";
@@ -205,7 +214,7 @@ async function trash(entity, params) {
     h("td", { class: "mono" }, JSON.stringify(it.row).slice(0, 120)),
     h("td", {}, it.deletion_id && canOperate()
       ? h("button", { class: "restore", onclick: () => restoreFlow(it.deletion_id) }, "Restore…") : null)));
-  show(
+  showIf(seq, 
     h("h1", {}, "Trash"),
     h("form", { class: "inline", onsubmit: (ev) => { ev.preventDefault(); location.hash = `#/trash/${encodeURIComponent(entity)}?q=${encodeURIComponent(search.value)}`; } },
       h("label", {}, "Entity", select), h("label", {}, "Search", search), h("button", {}, "Search")),
@@ -241,6 +250,7 @@ async function restoreFlow(id) {
 }
 
 async function deletePage(params) {
+  const seq = routeSeq;
   const list = await entities();
   const select = h("select", { id: "delete-entity" }, list.map((e) => h("option", { value: e.name, selected: e.name === params.get("entity") }, e.name)));
   const key = h("input", { id: "delete-key", placeholder: "42 or col=value,col=value", value: params.get("key") || "" });
@@ -267,15 +277,16 @@ async function deletePage(params) {
         } }, h("label", {}, "Reason", reason), h("button", { class: "danger", id: "confirm-delete" }, "Delete")) : null));
     } catch (e) { out.append(errorBox(e)); }
   };
-  show(h("h1", {}, "Delete"),
+  showIf(seq, h("h1", {}, "Delete"),
     h("p", { class: "muted" }, "See what a delete removes before you confirm it. Deletions can be restored from the trash."),
     h("form", { class: "inline", onsubmit: plan }, h("label", {}, "Entity", select), h("label", {}, "Key", key), h("button", { class: "primary", id: "plan" }, "Show plan")),
     out);
 }
 
 async function deletions() {
+  const seq = routeSeq;
   const list = await api("GET", "/v1/deletions?limit=100");
-  show(h("h1", {}, "Deletions"), h("section", {}, h("table", {},
+  showIf(seq, h("h1", {}, "Deletions"), h("section", {}, h("table", {},
     h("thead", {}, h("tr", {}, ["Deletion", "When", "Kind", "Root", "Rows", "Actor", "Status"].map((t) => h("th", {}, t)))),
     h("tbody", {}, list.map((d) => h("tr", {},
       h("td", { class: "mono" }, h("a", { href: `#/deletions/${d.id}` }, d.id.slice(0, 8))),
@@ -286,9 +297,10 @@ async function deletions() {
 }
 
 async function deletion(id) {
+  const seq = routeSeq;
   const d = await api("GET", `/v1/deletions/${id}`);
   const r = d.deletion;
-  show(h("h1", {}, `Deletion ${id}`),
+  showIf(seq, h("h1", {}, `Deletion ${id}`),
     h("section", {},
       h("p", {}, badge(d.status), ` ${r.kind} of ${r.entity} ${keyText(r.key)} at ${when(r.at)} by ${r.actor || "?"}${r.reason ? " — " + r.reason : ""}`),
       h("p", {}, `Rows: ${rowsText(r.affected)}`),
@@ -300,12 +312,13 @@ async function deletion(id) {
 }
 
 async function deliveries(params) {
+  const seq = routeSeq;
   const sink = params.get("sink") || "";
   const d = await api("GET", `/v1/deliveries?limit=100${sink ? "&sink=" + encodeURIComponent(sink) : ""}`);
   const per = {};
   for (const s of d.sinks) per[s] = { pending: 0, retrying: 0, delivered: 0, dead: 0 };
   for (const s of d.summary) (per[s.sink] = per[s.sink] || {})[s.state] = s.deliveries;
-  show(h("h1", {}, "Deliveries"),
+  showIf(seq, h("h1", {}, "Deliveries"),
     h("p", { class: "muted" }, `${d.undispatched} outbox record(s) not yet dispatched.`),
     h("table", { "data-testid": "sinks" }, h("thead", {}, h("tr", {}, ["Sink", "Pending", "Retrying", "Delivered", "Dead", ""].map((t) => h("th", {}, t)))),
       h("tbody", {}, Object.entries(per).map(([name, c]) => h("tr", {},
@@ -324,11 +337,12 @@ async function deliveries(params) {
 }
 
 async function erasures() {
+  const seq = routeSeq;
   const list = await api("GET", "/v1/erasures?limit=100");
   const entity = h("input", { id: "erase-entity", placeholder: "subject entity" });
   const key = h("input", { id: "erase-key", placeholder: "key" });
   const ticket = h("input", { id: "erase-request", placeholder: "your request id" });
-  show(h("h1", {}, "Erasure requests"),
+  showIf(seq, h("h1", {}, "Erasure requests"),
     canAdmin() ? h("section", {}, h("h2", {}, "New request (GDPR Art. 17)"),
       h("form", { class: "inline", onsubmit: (ev) => { ev.preventDefault(); guarded(async () => {
         const p = await api("POST", "/v1/erasures/preview", { entity: entity.value, key: key.value });
@@ -348,9 +362,10 @@ async function erasures() {
 }
 
 async function audit(params) {
+  const seq = routeSeq;
   const before = params.get("before");
   const [page, verify] = await Promise.all([api("GET", `/v1/audit?limit=50${before ? "&before=" + before : ""}`), api("GET", "/v1/audit/verify")]);
-  show(h("h1", {}, "Audit log"),
+  showIf(seq, h("h1", {}, "Audit log"),
     h("p", {}, "Chain: ", badge(verify.ok ? "ok" : "broken"), verify.ok ? ` ${verify.entries} entries, head ${verify.head.slice(0, 16)}…` : ` broken at entry ${verify.broken_at}: ${verify.problem}`),
     h("table", {}, h("thead", {}, h("tr", {}, ["Seq", "When", "Action", "Actor", "Entry"].map((t) => h("th", {}, t)))),
       h("tbody", {}, page.entries.map((e) => h("tr", {},
@@ -370,6 +385,7 @@ async function route() {
   for (const a of document.querySelectorAll("nav a")) {
     a.classList.toggle("active", a.getAttribute("href") === "#/" + (parts[0] || ""));
   }
+  const my = ++routeSeq;
   show(h("p", { class: "muted" }, "Loading…"));
   try {
     switch (parts[0]) {
@@ -380,10 +396,10 @@ async function route() {
       case "deliveries": return await deliveries(params);
       case "erasures": return await erasures();
       case "audit": return await audit(params);
-      default: return show(h("p", {}, "No such page. "), h("a", { href: "#/" }, "Overview"));
+      default: return showIf(my, h("p", {}, "No such page. "), h("a", { href: "#/" }, "Overview"));
     }
   } catch (e) {
-    show(errorBox(e));
+    showIf(my, errorBox(e));
   }
 }
 

@@ -221,6 +221,11 @@ async fn delete_then_restore_a_product_from_the_console() {
     browser.type_in("#token", &token).await;
     browser.click("#sign-in", "").await;
     browser.find("#who", "console-operator").await;
+    // The overview: a bar per entity.
+    let chart = browser.find("[data-testid=chart]", "products").await;
+    let chart = browser.text(&chart).await;
+    assert!(!chart.contains("[object"), "{chart}");
+    assert!(chart.contains("20 / 0 / 0"), "{chart}");
 
     // Delete product 7 from the delete screen: the plan comes first.
     browser
