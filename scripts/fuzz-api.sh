@@ -32,6 +32,7 @@ if [ -z "$lethe" ]; then
   cargo build -q -p lethe-cli
   lethe=target/debug/lethe
 fi
+lethe=$(realpath "$lethe")
 
 dir=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
@@ -45,6 +46,9 @@ done
 token=$(grep -o 'lethe_[0-9a-f]\{64\}' "$dir/serve.log" | head -n1)
 [ -n "$token" ] || { echo "the demo server did not start:" >&2; cat "$dir/serve.log" >&2; exit 1; }
 
+# From the temporary directory: schemathesis keeps its cache (.schemathesis/)
+# in the working directory.
+cd "$dir"
 st run "http://127.0.0.1:$port/openapi.json" \
   --header "Authorization: Bearer $token" \
   --checks "$checks" \

@@ -231,11 +231,6 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
             json,
         } => {
             let engine = engine(cli).await?;
-            if let Some(e) = entity
-                && engine.policy().entity(e).is_none()
-            {
-                return Err(lethe_core::plan::unknown_entity(engine.policy(), e).into());
-            }
             let list = engine.deletions(entity.as_deref(), *limit).await?;
             if *json {
                 print_json(&serde_json::Value::Array(

@@ -81,6 +81,7 @@ impl Default for ServeOptions {
 /// CORS when asked for.
 pub fn app(state: AppState) -> Result<Router, ApiError> {
     let opts = state.options.clone();
+    metrics::handle();
     let (api, doc) = routes::router().split_for_parts();
     let doc = Arc::new(openapi::finish(doc));
     let request_id = HeaderName::from_static("x-request-id");
@@ -95,10 +96,7 @@ pub fn app(state: AppState) -> Result<Router, ApiError> {
         )
         .fallback(error::not_found)
         .method_not_allowed_fallback(error::method_not_allowed)
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            metrics::track,
-        ))
+        .layer(axum::middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(opts.max_body))
         .layer(PropagateRequestIdLayer::new(request_id.clone()))
         .layer(SetRequestIdLayer::new(request_id, MakeRequestUuid))

@@ -14,7 +14,7 @@ use crate::state::AppState;
 
 /// The process-wide recorder (metrics are global in the `metrics` crate;
 /// several servers in one process, as in the tests, share it).
-fn handle() -> &'static PrometheusHandle {
+pub fn handle() -> &'static PrometheusHandle {
     static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
     HANDLE.get_or_init(|| {
         let recorder = PrometheusBuilder::new().build_recorder();
@@ -28,8 +28,7 @@ fn handle() -> &'static PrometheusHandle {
 
 /// Counts and times every request, and logs it by route template and
 /// request id, with no path values, query or body (they may hold PII).
-pub async fn track(State(_): State<AppState>, req: Request, next: Next) -> Response {
-    handle();
+pub async fn track(req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()

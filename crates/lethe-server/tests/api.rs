@@ -848,11 +848,89 @@ async fn retention_holds_and_erasure_through_the_api() {
         2
     );
 
-    // Purge: nothing is due yet (30 days), and the dry run says so.
+    // Purge: product 19 (and its cart item, a hard snapshot) deleted 40
+    // days ago is due; the purge removes both, and afterwards their
+    // tombstones say purged: the product through its own deletion, the
+    // cart item through the purge's outbox record.
+    let (st, d) = s
+        .post(
+            "/v1/deletions",
+            &t.operator,
+            json!({"entity": "products", "key": "19"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{d}");
+    let id = d["deletion_id"].as_str().unwrap().to_string();
+    for sql in [
+        "UPDATE products SET deleted_at = deleted_at - interval '40 days' WHERE id = 19",
+        "UPDATE lethe.archive SET deleted_at = deleted_at - interval '40 days' WHERE deletion_id = $1::uuid",
+        "UPDATE lethe.deletions SET at = at - interval '40 days' WHERE id = $1::uuid",
+    ] {
+        sqlx::query(sql).bind(&id).execute(&pool).await.unwrap();
+    }
+    let due = |r: &Value, entity: &str, field: &str| -> u64 {
+        r["tasks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["entity"] == entity)
+            .map(|t| t[field].as_u64().unwrap())
+            .sum()
+    };
     let (st, r) = s
         .post("/v1/purge", &t.admin, json!({"dry_run": true}))
         .await;
     assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(
+        (due(&r, "products", "due"), due(&r, "cart_items", "due")),
+        (1, 1),
+        "{r}"
+    );
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM products WHERE id = 19").await,
+        1
+    );
+    let (st, r) = s.post("/v1/purge", &t.admin, json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{r}");
+    assert_eq!(
+        (due(&r, "products", "done"), due(&r, "cart_items", "done")),
+        (1, 1),
+        "{r}"
+    );
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM products WHERE id = 19").await,
+        0
+    );
+    assert_eq!(
+        count(
+            &pool,
+            "SELECT count(*) FROM lethe.archive WHERE entity = 'cart_items'"
+        )
+        .await,
+        0
+    );
+    let purge_entry: Value = serde_json::from_str(
+        &sqlx::query(
+            "SELECT entry FROM lethe.audit WHERE action LIKE 'purge%' ORDER BY seq DESC LIMIT 1",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap()
+        .get::<String, _>(0),
+    )
+    .unwrap();
+    assert_eq!(purge_entry["actor"], "dpo@example.test", "{purge_entry}");
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM lethe.outbox WHERE event = 'purged' AND entity IN ('products', 'cart_items')").await,
+        2
+    );
+    let (_, tp) = s.get("/v1/entities/products/19", &t.viewer).await;
+    assert_eq!(tp["status"], "purged", "{tp}");
+    assert_eq!(tp["deletion_id"], id.as_str());
+    assert!(tp["purged_at"].is_string());
+    let (_, tc) = s.get("/v1/entities/cart_items/119", &t.viewer).await;
+    assert_eq!(tc["status"], "purged", "{tc}");
+    assert!(tc["purged_at"].is_string());
     let (st, j) = s.get("/v1/jobs", &t.viewer).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(j["jobs"], json!([]));
@@ -862,7 +940,7 @@ async fn retention_holds_and_erasure_through_the_api() {
         st_.as_array()
             .unwrap()
             .iter()
-            .any(|e| e["entity"] == "products" && e["active"] == 20)
+            .any(|e| e["entity"] == "products" && e["active"] == 19)
     );
 
     // Erasure of user 1: preview, then the request, run to the end.

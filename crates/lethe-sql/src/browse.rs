@@ -155,11 +155,13 @@ pub fn tombstone_in_store(d: Dialect, schema: &Schema, e: &Entity) -> String {
 
 /// The newest delete whose root is entity `$1` with key `$2`: the root key
 /// JSON exactly as the deletion recorded it (PII key values as keyed
-/// hashes): `(id)`.
+/// hashes): `(id, at, purged at or '')`.
 pub fn tombstone_root(d: Dialect) -> String {
     format!(
-        "SELECT {} FROM {} x WHERE x.root_entity = $1 AND x.kind = 'delete' AND x.root_key = {} ORDER BY x.at DESC LIMIT 1",
+        "SELECT {}, {}, COALESCE({}, '') FROM {} x WHERE x.root_entity = $1 AND x.kind = 'delete' AND x.root_key = {} ORDER BY x.at DESC LIMIT 1",
         d.text("x.id"),
+        d.timestamp_text("x.at"),
+        d.timestamp_text("x.purged_at"),
         d.own("deletions"),
         d.cast("$2", d.json_type()),
     )

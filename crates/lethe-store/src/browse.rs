@@ -142,10 +142,7 @@ impl Engine {
     /// the table and rows in the archive store, of deletions not restored.
     pub async fn trash(&self, entity: &str, q: &TrashQuery) -> Result<TrashPage> {
         self.require_internal()?;
-        let e = self
-            .policy
-            .entity(entity)
-            .ok_or_else(|| lethe_core::plan::unknown_entity(&self.policy, entity))?;
+        let e = self.entity(entity)?;
         if !(1..=MAX_PAGE).contains(&q.limit) {
             return Err(StoreError::Invalid(format!(
                 "limit must be between 1 and {MAX_PAGE}, not {}",
@@ -208,10 +205,7 @@ impl Engine {
     pub async fn tombstone(&self, entity: &str, key: &str) -> Result<Tombstone> {
         self.require_internal()?;
         let k = self.key(entity, key)?;
-        let e = self
-            .policy
-            .entity(entity)
-            .ok_or_else(|| lethe_core::plan::unknown_entity(&self.policy, entity))?;
+        let e = self.entity(entity)?;
         let d = self.dialect();
         let mut t = Tombstone {
             entity: e.name.clone(),
@@ -268,15 +262,14 @@ impl Engine {
             .db
             .rows(&browse::tombstone_root(d), &with_entity(&[Some(root_key)]))
             .await?;
-        if let Some(r) = root.first() {
-            let rec = self.deletion(&col(r, 0)).await?;
-            if rec.purged_at.is_some() {
-                t.status = "purged".into();
-                t.deletion_id = Some(rec.id);
-                t.deleted_at = Some(rec.at);
-                t.purged_at = rec.purged_at;
-                return Ok(t);
-            }
+        if let Some(r) = root.first()
+            && !col(r, 2).is_empty()
+        {
+            t.status = "purged".into();
+            t.deletion_id = Some(col(r, 0));
+            t.deleted_at = Some(col(r, 1));
+            t.purged_at = Some(col(r, 2));
+            return Ok(t);
         }
         let gone = self
             .db

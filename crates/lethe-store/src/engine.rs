@@ -359,12 +359,17 @@ impl Engine {
         Ok(report)
     }
 
+    /// The policy's entity `name`, or the unknown-entity error naming the
+    /// managed ones.
+    pub(crate) fn entity(&self, name: &str) -> Result<&lethe_core::Entity> {
+        self.policy
+            .entity(name)
+            .ok_or_else(|| lethe_core::plan::unknown_entity(&self.policy, name).into())
+    }
+
     /// Parses and type-checks a key for `entity`.
     pub fn key(&self, entity: &str, input: &str) -> Result<KeyValue> {
-        let e = self
-            .policy
-            .entity(entity)
-            .ok_or_else(|| lethe_core::plan::unknown_entity(&self.policy, entity))?;
+        let e = self.entity(entity)?;
         let key = KeyValue::parse(e, input)?;
         if let Some(t) = self.schema.table(&e.table) {
             key.validate(&e.name, t)?;
@@ -1041,6 +1046,9 @@ impl Engine {
     /// Deletions, newest first, optionally for one root entity.
     pub async fn deletions(&self, entity: Option<&str>, limit: u32) -> Result<Vec<DeletionRecord>> {
         self.require_internal()?;
+        if let Some(e) = entity {
+            self.entity(e)?;
+        }
         let rows = self
             .db
             .rows(

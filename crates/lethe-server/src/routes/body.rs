@@ -21,11 +21,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptBody<T
             .map(|v| v.starts_with("application/json") || v.contains("+json"));
         let bytes = Bytes::from_request(req, state).await.map_err(|e| {
             if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body_too_large",
-                    "the request body is larger than the server accepts (lethe serve --max-body)",
-                )
+                ApiError::body_too_large()
             } else {
                 ApiError::invalid(format!("cannot read the body: {}", e.body_text()))
             }
@@ -34,11 +30,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for OptBody<T
             return Ok(OptBody(T::default()));
         }
         if json == Some(false) {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                "the body must be JSON (Content-Type: application/json)",
-            ));
+            return Err(ApiError::not_json());
         }
         serde_json::from_slice(&bytes)
             .map(OptBody)

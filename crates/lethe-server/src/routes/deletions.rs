@@ -144,17 +144,6 @@ pub async fn list(
 ) -> Result<Json<Vec<DeletionRecord>>, ApiError> {
     ctx.require(Role::Viewer)?;
     let limit = super::limit(p.limit)?;
-    if let Some(e) = p.entity.as_deref()
-        && state.engine.policy().entity(e).is_none()
-    {
-        return Err(
-            lethe_store::StoreError::from(lethe_core::plan::unknown_entity(
-                state.engine.policy(),
-                e,
-            ))
-            .into(),
-        );
-    }
     Ok(Json(
         state.engine.deletions(p.entity.as_deref(), limit).await?,
     ))
@@ -270,6 +259,8 @@ pub async fn restore(
     ctx.require(Role::Operator)?;
     let opts = restore_options(&ctx, b)?;
     let done = state.engine.restore_with(&id, &opts).await?;
-    changed("restored", "");
+    if let Some(root) = done.restored.first() {
+        changed("restored", &root.entity);
+    }
     Ok(Json(done))
 }

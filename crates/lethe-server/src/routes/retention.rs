@@ -43,17 +43,6 @@ pub async fn purge(
     OptBody(b): OptBody<PurgeBody>,
 ) -> Result<Json<PurgeReport>, ApiError> {
     ctx.require(Role::Admin)?;
-    if let Some(e) = b.entity.as_deref()
-        && state.engine.policy().entity(e).is_none()
-    {
-        return Err(
-            lethe_store::StoreError::from(lethe_core::plan::unknown_entity(
-                state.engine.policy(),
-                e,
-            ))
-            .into(),
-        );
-    }
     let opts = PurgeOptions {
         entity: b.entity,
         dry_run: b.dry_run,
