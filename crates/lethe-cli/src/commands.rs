@@ -415,6 +415,7 @@ async fn run_inner(cli: &Cli) -> Result<u8, StoreError> {
             crate::demo::run(dir.clone(), serve.then_some(*listen)).await
         }
         Command::Serve(a) => crate::serve::serve(cli, a).await,
+        Command::Lint(a) => Ok(crate::lint::lint(cli, a).await),
         Command::Token { command } => crate::serve::token(cli, command).await,
     }
 }

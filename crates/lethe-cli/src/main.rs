@@ -7,6 +7,7 @@ mod delivery;
 mod demo;
 mod erasure;
 mod exit;
+mod lint;
 mod output;
 mod retention;
 mod serve;
@@ -314,6 +315,12 @@ enum Command {
         #[command(subcommand)]
         command: serve::TokenCommand,
     },
+    /// Find the queries that read soft-deleted rows or bypass Lethe: in
+    /// .sql files and the SQL string literals of Rust, Python, Ruby,
+    /// JavaScript/TypeScript, Go and Java code, or in the statements
+    /// PostgreSQL has run (--pg-stat-statements). Exit 0 clean, 1 findings,
+    /// 2 usage error.
+    Lint(lint::LintArgs),
     /// Walk through Lethe on an embedded SQLite shop (no server needed).
     Demo {
         /// Directory for the demo database and policy (default: a new
@@ -363,7 +370,7 @@ impl Command {
             Command::Audit { command } => match command {
                 AuditCommand::Verify { json, .. } | AuditCommand::Head { json } => *json,
             },
-            Command::Init { .. } | Command::Demo { .. } | Command::Serve(_) => false,
+            Command::Init { .. } | Command::Demo { .. } | Command::Serve(_) | Command::Lint(_) => false,
         }
     }
 }

@@ -63,3 +63,16 @@ pub fn space(d: Dialect, e: &Entity) -> Option<String> {
         d.lit(&format!("%{} IS NULL%", e.deleted_at))
     ))
 }
+
+/// Whether PostgreSQL's `pg_stat_statements` extension is installed in
+/// the current database: one row, `'1'` or `'0'`.
+pub const PG_STAT_STATEMENTS_INSTALLED: &str =
+    "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements') THEN '1' ELSE '0' END";
+
+/// The statements PostgreSQL has run in the current database, most called
+/// first: `(queryid, calls, query)`. Rows the role may not read show
+/// `<insufficient privilege>` and are left out.
+pub const PG_STAT_STATEMENTS: &str = "SELECT s.queryid::text, sum(s.calls)::text, s.query \
+FROM pg_stat_statements s JOIN pg_database d ON d.oid = s.dbid \
+WHERE d.datname = current_database() AND s.queryid IS NOT NULL \
+GROUP BY s.queryid, s.query ORDER BY sum(s.calls) DESC, s.queryid";
