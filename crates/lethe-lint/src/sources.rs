@@ -613,10 +613,10 @@ pub fn looks_like_sql(text: &str) -> bool {
     let mut words = text
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| !w.is_empty());
-    let Some(first) = words.next() else {
+    let Some(first_word) = words.next() else {
         return false;
     };
-    let first = first.to_ascii_lowercase();
+    let first = first_word.to_ascii_lowercase();
     let clause: &[&str] = match first.as_str() {
         "select" => &["from"],
         "with" => &["as"],
@@ -627,9 +627,18 @@ pub fn looks_like_sql(text: &str) -> bool {
         "merge" => &["into"],
         _ => return false,
     };
-    let rest: Vec<String> = words.take(400).map(|w| w.to_ascii_lowercase()).collect();
+    let rest: Vec<&str> = words.take(400).collect();
     if first == "truncate" {
         return rest.len() <= 6;
     }
-    rest.iter().any(|w| clause.contains(&w.as_str()))
+    let Some(kw) = rest
+        .iter()
+        .find(|w| clause.contains(&w.to_ascii_lowercase().as_str()))
+    else {
+        return false;
+    };
+    // Prose ("Select an order from the list") has the words but not the
+    // shape: SQL writes its keywords in capitals or has SQL punctuation.
+    let caps = |w: &str| w.chars().all(|c| !c.is_ascii_lowercase());
+    caps(first_word) || caps(kw) || text.contains(['*', '=', '(', '$', '?', ';'])
 }

@@ -25,6 +25,10 @@ pub mod stats;
 pub mod strategy;
 pub mod tokens;
 
+/// The comment every statement Lethe runs starts with (see `lethe lint
+/// --pg-stat-statements`, which leaves these statements out).
+pub const STATEMENT_TAG: &str = "/* lethe */ ";
+
 pub use delete::{DeleteProgram, Mode, ProgramStmt, render_delete};
 pub use dialect::{Binder, Dialect, Param, Stmt};
 pub use migrate::{

@@ -60,6 +60,13 @@ macro_rules! bind_all {
     }};
 }
 
+/// Every statement Lethe sends starts with [`lethe_sql::STATEMENT_TAG`], so
+/// views of what a database ran (`pg_stat_statements`, logs) can tell
+/// Lethe's own statements from the application's.
+fn tagged(sql: &str) -> AssertSqlSafe<String> {
+    AssertSqlSafe(format!("{}{sql}", lethe_sql::STATEMENT_TAG))
+}
+
 /// Options for [`Db::connect`].
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ConnectOptions {
@@ -183,7 +190,7 @@ impl Db {
     ) -> Result<Vec<Vec<Option<String>>>> {
         // One statement sees one snapshot by itself: no BEGIN/ROLLBACK
         // round trips around it.
-        let sql = AssertSqlSafe(sql.to_string());
+        let sql = tagged(sql);
         match self {
             Db::Postgres(p) => text_rows(bind_all!(sqlx::query(sql), params).fetch_all(p).await?),
             Db::Sqlite(p) => text_rows(bind_all!(sqlx::query(sql), params).fetch_all(p).await?),
@@ -199,7 +206,7 @@ impl Db {
             return Err(StoreError::Invalid("session locks need PostgreSQL".into()));
         };
         let mut conn = p.acquire().await?;
-        let row = sqlx::query(AssertSqlSafe(lock_sql.to_string()))
+        let row = sqlx::query(tagged(lock_sql))
             .bind(key.to_string())
             .fetch_one(&mut *conn)
             .await?;
@@ -232,7 +239,7 @@ impl Tx {
 
     /// Executes a statement; returns the number of rows affected.
     pub async fn exec(&mut self, sql: &str, params: &[Option<String>]) -> Result<u64> {
-        let sql = AssertSqlSafe(sql.to_string());
+        let sql = tagged(sql);
         Ok(match self {
             Tx::Postgres(t) => bind_all!(sqlx::query(sql), params)
                 .execute(&mut **t)
@@ -251,7 +258,7 @@ impl Tx {
         sql: &str,
         params: &[Option<String>],
     ) -> Result<Vec<Vec<Option<String>>>> {
-        let sql = AssertSqlSafe(sql.to_string());
+        let sql = tagged(sql);
         match self {
             Tx::Postgres(t) => text_rows(
                 bind_all!(sqlx::query(sql), params)
@@ -291,7 +298,13 @@ impl Tx {
                 self.exec(plain[0], &[]).await?;
             }
             _ => {
-                let sql = AssertSqlSafe(plain.join(";\n"));
+                let sql = AssertSqlSafe(
+                    plain
+                        .iter()
+                        .map(|s| format!("{}{s}", lethe_sql::STATEMENT_TAG))
+                        .collect::<Vec<_>>()
+                        .join(";\n"),
+                );
                 match self {
                     Tx::Postgres(t) => {
                         sqlx::raw_sql(sql).execute(&mut **t).await?;
@@ -329,7 +342,7 @@ impl Tx {
         stmt: &Stmt,
         b: &Bindings,
     ) -> Result<std::result::Result<Vec<Vec<Option<String>>>, StoreError>> {
-        let sql = AssertSqlSafe(stmt.sql.clone());
+        let sql = tagged(&stmt.sql);
         let params = b.values(stmt);
         let fetched = match self {
             Tx::Postgres(t) => bind_all!(sqlx::query(sql), &params)
@@ -398,7 +411,7 @@ impl Held {
     /// Runs `unlock_sql` (`$1` = the key) and gives the connection back.
     pub async fn release(mut self, unlock_sql: &str) -> Result<()> {
         if let Some(mut conn) = self.conn.take() {
-            sqlx::query(AssertSqlSafe(unlock_sql.to_string()))
+            sqlx::query(tagged(unlock_sql))
                 .bind(self.key.to_string())
                 .fetch_one(&mut *conn)
                 .await?;

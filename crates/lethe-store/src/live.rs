@@ -57,8 +57,13 @@ pub async fn pg_stat_statements(url: &str) -> Result<LiveStatements> {
         if query.starts_with('<') {
             continue;
         }
+        // Lethe tags its statements; those it ran before it did, and
+        // statements on its own tables, are recognised by their names.
         let lower = query.to_lowercase();
-        if lower.contains("lethe.") || lower.contains("lethe_") {
+        if query.starts_with(lethe_sql::STATEMENT_TAG.trim_end())
+            || lower.contains("lethe.")
+            || lower.contains("lethe_")
+        {
             out.lethe_own += 1;
             continue;
         }
