@@ -21,8 +21,8 @@ use report::Figure;
 use scratch::Scratch;
 use sql::Dialect;
 use workloads::{
-    Settings, archive, deep_cascade, erase, http_deletes, latency, peak_rss, purge, purge_latency,
-    relay_throughput, single_deletes,
+    Settings, archive, deep_cascade, erase, http_deletes, latency, lint, peak_rss, purge,
+    purge_latency, relay_throughput, single_deletes,
 };
 
 pub type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
@@ -100,6 +100,7 @@ enum Workload {
     Archive,
     Erase,
     Http,
+    Lint,
 }
 
 impl Workload {
@@ -115,6 +116,7 @@ impl Workload {
             Workload::Archive => archive::NAME,
             Workload::Erase => erase::NAME,
             Workload::Http => http_deletes::NAME,
+            Workload::Lint => lint::NAME,
         }
     }
 
@@ -130,6 +132,7 @@ impl Workload {
             Workload::Archive => archive::run(s, d, url).await,
             Workload::Erase => erase::run(s, d, url).await,
             Workload::Http => http_deletes::run(s, d, url).await,
+            Workload::Lint => lint::run(s, d, url).await,
         }
     }
 }
@@ -181,6 +184,7 @@ async fn run(args: &Args) -> Result<Vec<Figure>> {
             Workload::Archive,
             Workload::Erase,
             Workload::Http,
+            Workload::Lint,
         ],
     };
     // Fail now rather than after the other workloads have run.

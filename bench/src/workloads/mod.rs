@@ -6,6 +6,7 @@ pub mod deep_cascade;
 pub mod erase;
 pub mod http_deletes;
 pub mod latency;
+pub mod lint;
 pub mod peak_rss;
 pub mod purge;
 pub mod purge_latency;

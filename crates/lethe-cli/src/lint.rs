@@ -133,17 +133,18 @@ async fn run(cli: &Cli, args: &LintArgs) -> Result<u8, StoreError> {
         Format::Sarif => lethe_lint::render_sarif(&report),
     };
     match &args.output {
-        Some(path) => std::fs::write(path, &text).map_err(|e| {
-            StoreError::Invalid(format!("cannot write {}: {e}", path.display()))
-        })?,
+        Some(path) => std::fs::write(path, &text)
+            .map_err(|e| StoreError::Invalid(format!("cannot write {}: {e}", path.display())))?,
         None => print!("{text}"),
     }
     if let Some(n) = note {
         eprintln!("{n}");
     }
-    Ok(if !report.findings.is_empty() || (args.strict && !report.skipped.is_empty()) {
-        exit::FAILURE
-    } else {
-        exit::OK
-    })
+    Ok(
+        if !report.findings.is_empty() || (args.strict && !report.skipped.is_empty()) {
+            exit::FAILURE
+        } else {
+            exit::OK
+        },
+    )
 }

@@ -370,7 +370,9 @@ impl Command {
             Command::Audit { command } => match command {
                 AuditCommand::Verify { json, .. } | AuditCommand::Head { json } => *json,
             },
-            Command::Init { .. } | Command::Demo { .. } | Command::Serve(_) | Command::Lint(_) => false,
+            Command::Init { .. } | Command::Demo { .. } | Command::Serve(_) | Command::Lint(_) => {
+                false
+            }
         }
     }
 }

@@ -15,8 +15,8 @@ use std::ops::ControlFlow;
 use sqlparser::ast::{
     AssignmentTarget, BinaryOperator, Expr, FromTable, Ident, JoinConstraint, JoinOperator,
     ObjectName, ObjectNamePart, Query, Select, SelectItem, SelectItemQualifiedWildcardKind,
-    SetExpr, Statement, TableFactor, TableWithJoins, UpdateTableFromKind, Visit,
-    VisitMut, Visitor, VisitorMut,
+    SetExpr, Statement, TableFactor, TableWithJoins, UpdateTableFromKind, Visit, VisitMut, Visitor,
+    VisitorMut,
 };
 
 use crate::rules::Rule;
@@ -165,7 +165,15 @@ fn conjuncts<'e>(e: &'e Expr, out: &mut Vec<&'e Expr>) {
             conjuncts(left, out);
             conjuncts(right, out);
         }
-        Expr::Nested(inner) if matches!(**inner, Expr::BinaryOp { op: BinaryOperator::And, .. }) => {
+        Expr::Nested(inner)
+            if matches!(
+                **inner,
+                Expr::BinaryOp {
+                    op: BinaryOperator::And,
+                    ..
+                }
+            ) =>
+        {
             conjuncts(inner, out)
         }
         _ => out.push(e),
@@ -337,10 +345,10 @@ fn exposed(
     for item in projection {
         match item {
             SelectItem::Wildcard(_) => return Some(columns[0].to_string()),
-            SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(n), _) => {
-                if binding.is_some_and(|b| last_ident(n).is_some_and(|i| lower(i) == b)) {
-                    return Some(columns[0].to_string());
-                }
+            SelectItem::QualifiedWildcard(SelectItemQualifiedWildcardKind::ObjectName(n), _)
+                if binding.is_some_and(|b| last_ident(n).is_some_and(|i| lower(i) == b)) =>
+            {
+                return Some(columns[0].to_string());
             }
             SelectItem::UnnamedExpr(e) => {
                 if let Some(r) = column_ref(e) {
@@ -350,10 +358,8 @@ fn exposed(
                     }
                 }
             }
-            SelectItem::ExprWithAlias { expr, alias } => {
-                if column_ref(expr).is_some_and(matches) {
-                    return Some(lower(alias));
-                }
+            SelectItem::ExprWithAlias { expr, alias } if column_ref(expr).is_some_and(matches) => {
+                return Some(lower(alias));
             }
             _ => {}
         }
@@ -657,7 +663,14 @@ impl Analyzer<'_> {
             }
             if is_outer(&j.join_operator) {
                 let mut on_add = Vec::new();
-                self.factor(&mut j.relation, Some(&on), info, &mut on_add, projection, out);
+                self.factor(
+                    &mut j.relation,
+                    Some(&on),
+                    info,
+                    &mut on_add,
+                    projection,
+                    out,
+                );
                 if !on_add.is_empty() {
                     match constraint_mut(&mut j.join_operator) {
                         Some(JoinConstraint::On(e)) => {

@@ -141,8 +141,9 @@ impl Report {
     }
 
     fn sort(&mut self) {
-        self.findings
-            .sort_by(|a, b| (&a.file, a.line, a.column, a.rule).cmp(&(&b.file, b.line, b.column, b.rule)));
+        self.findings.sort_by(|a, b| {
+            (&a.file, a.line, a.column, a.rule).cmp(&(&b.file, b.line, b.column, b.rule))
+        });
         self.skipped
             .sort_by(|a, b| (&a.file, a.line, a.column).cmp(&(&b.file, b.line, b.column)));
     }
@@ -290,7 +291,13 @@ impl Linter {
         self.lint_source(origin, sql, Lang::Sql)
     }
 
-    fn lint_snippet(&self, file: &str, snippet: &Snippet, marks: &suppress::Marks, report: &mut Report) {
+    fn lint_snippet(
+        &self,
+        file: &str,
+        snippet: &Snippet,
+        marks: &suppress::Marks,
+        report: &mut Report,
+    ) {
         let text = normalize_placeholders(&snippet.text, self.dialect.placeholder());
         let starts = sources::line_starts(&text);
         let tokens = match Tokenizer::new(self.parser.as_ref(), &text).tokenize_with_location() {
@@ -311,17 +318,18 @@ impl Linter {
             let first = &group[0].span.start;
             let last = &group[group.len() - 1].span.end;
             let (line, column) = snippet.file_pos(first.line, first.column, &starts);
-            let (end_line, _) = snippet.file_pos(last.line, last.column.saturating_sub(1).max(1), &starts);
+            let (end_line, _) =
+                snippet.file_pos(last.line, last.column.saturating_sub(1).max(1), &starts);
             let query_text: String = group.iter().map(|t| t.token.to_string()).collect();
             let mut parser = Parser::new(self.parser.as_ref()).with_tokens_with_locations(group);
-            let parsed = parser.parse_statement().and_then(|s| {
-                match parser.peek_token().token {
+            let parsed = parser
+                .parse_statement()
+                .and_then(|s| match parser.peek_token().token {
                     Token::EOF | Token::SemiColon => Ok(s),
                     t => Err(sqlparser::parser::ParserError::ParserError(format!(
                         "unexpected {t} after the statement"
                     ))),
-                }
-            });
+                });
             let stmt = match parsed {
                 Ok(s) => s,
                 Err(e) => {
@@ -340,7 +348,11 @@ impl Linter {
             if a.hits.is_empty() {
                 continue;
             }
-            let open = if snippet.literal { snippet.open_line.min(line) } else { line };
+            let open = if snippet.literal {
+                snippet.open_line.min(line)
+            } else {
+                line
+            };
             let suppression = marks.covering(open, end_line);
             for h in a.hits {
                 let (hl, hc) = if h.line == 0 {
@@ -414,7 +426,10 @@ fn statements(tokens: Vec<TokenWithSpan>) -> Vec<Vec<TokenWithSpan>> {
     }
     // Trailing whitespace and comments are not part of the statement.
     for g in &mut out {
-        while g.last().is_some_and(|t| matches!(t.token, Token::Whitespace(_))) {
+        while g
+            .last()
+            .is_some_and(|t| matches!(t.token, Token::Whitespace(_)))
+        {
             g.pop();
         }
     }
@@ -454,14 +469,22 @@ fn normalize_placeholders(text: &str, ph: &str) -> String {
                 out.push_str(ph);
                 i += 1;
             }
-            '%' if matches!(chars.get(i + 1), Some('s') | Some('d') | Some('f') | Some('b')) => {
+            '%' if matches!(
+                chars.get(i + 1),
+                Some('s') | Some('d') | Some('f') | Some('b')
+            ) =>
+            {
                 out.push_str(&format!("{ph:<2}"));
                 i += 2;
             }
             '%' if chars.get(i + 1) == Some(&'(') => {
                 let close = chars[i..].iter().position(|c| *c == ')');
                 match close {
-                    Some(k) if chars.get(i + k + 1).is_some_and(|c| c.is_ascii_alphabetic()) => {
+                    Some(k)
+                        if chars
+                            .get(i + k + 1)
+                            .is_some_and(|c| c.is_ascii_alphabetic()) =>
+                    {
                         let len = k + 2;
                         out.push_str(&format!("{ph:<len$}"));
                         i += len;

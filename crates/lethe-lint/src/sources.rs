@@ -167,7 +167,9 @@ impl Lexer {
     }
 
     fn at(&self, text: &str) -> bool {
-        text.chars().enumerate().all(|(k, c)| self.peek(k) == Some(c))
+        text.chars()
+            .enumerate()
+            .all(|(k, c)| self.peek(k) == Some(c))
     }
 
     fn pos(&self) -> (u32, u32) {

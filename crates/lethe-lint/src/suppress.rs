@@ -68,7 +68,13 @@ impl Marks {
         }
         // The comment block right above the statement.
         let mut top = first;
-        while top > 1 && self.comment_lines.get(top as usize - 2).copied().unwrap_or(false) {
+        while top > 1
+            && self
+                .comment_lines
+                .get(top as usize - 2)
+                .copied()
+                .unwrap_or(false)
+        {
             top -= 1;
         }
         self.marks

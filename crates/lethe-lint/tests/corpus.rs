@@ -84,7 +84,11 @@ fn corpus_has_no_false_positive_and_no_missed_finding() {
             .findings
             .iter()
             .map(|f| {
-                let entity = if f.entity.is_empty() { "-".to_string() } else { f.entity.clone() };
+                let entity = if f.entity.is_empty() {
+                    "-".to_string()
+                } else {
+                    f.entity.clone()
+                };
                 (f.rule.id().to_string(), entity)
             })
             .collect();
@@ -102,11 +106,17 @@ fn corpus_has_no_false_positive_and_no_missed_finding() {
                 if c.skipped { " + skipped" } else { "" },
                 got,
                 if got_skipped { " + skipped" } else { "" },
-                r.skipped.first().map(|s| format!(" ({})", s.reason)).unwrap_or_default()
+                r.skipped
+                    .first()
+                    .map(|s| format!(" ({})", s.reason))
+                    .unwrap_or_default()
             ));
         }
         if !c.skipped && r.statements == 0 {
-            wrong.push(format!("{}:{} {}: no statement parsed", c.file, c.line, c.name));
+            wrong.push(format!(
+                "{}:{} {}: no statement parsed",
+                c.file, c.line, c.name
+            ));
         }
         findings += r.findings.len();
         skipped += r.skipped.len();
@@ -119,5 +129,11 @@ fn corpus_has_no_false_positive_and_no_missed_finding() {
         cases.len()
     );
     assert!(cases.len() >= 150, "the corpus has {} queries", cases.len());
-    assert!(wrong.is_empty(), "{} of {} cases wrong:\n{}", wrong.len(), cases.len(), wrong.join("\n"));
+    assert!(
+        wrong.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        wrong.len(),
+        cases.len(),
+        wrong.join("\n")
+    );
 }

@@ -24,7 +24,10 @@ fn lint(src: &str, lang: Lang) -> Report {
 
 /// `(rule, line, column)` of each finding.
 fn at(r: &Report) -> Vec<(Rule, u32, u32)> {
-    r.findings.iter().map(|f| (f.rule, f.line, f.column)).collect()
+    r.findings
+        .iter()
+        .map(|f| (f.rule, f.line, f.column))
+        .collect()
 }
 
 #[test]
@@ -79,7 +82,10 @@ def history(cur, uid, email):
         "{r:#?}"
     );
     assert_eq!(r.suppressed.len(), 1);
-    assert_eq!(r.suppressed[0].reason, "the admin export lists deleted orders too");
+    assert_eq!(
+        r.suppressed[0].reason,
+        "the admin export lists deleted orders too"
+    );
     assert!(r.skipped.is_empty(), "{:?}", r.skipped);
 }
 
@@ -106,13 +112,19 @@ end
 #[test]
 fn javascript_templates_go_raw_strings_and_java_text_blocks() {
     let js = "const q = `SELECT * FROM orders WHERE user_id = ${user.id}`;\nconst ok = 'SELECT * FROM orders_active';\n";
-    assert_eq!(at(&lint(js, Lang::JavaScript)), vec![(Rule::UnfilteredRead, 1, 26)]);
+    assert_eq!(
+        at(&lint(js, Lang::JavaScript)),
+        vec![(Rule::UnfilteredRead, 1, 26)]
+    );
 
     let go = "package x\nconst q = `UPDATE orders\n  SET deleted_at = now()\n  WHERE id = $1`\nvar r = 'x'\nvar s = \"SELECT * FROM users WHERE id = $1 AND deleted_at IS NULL\"\n";
     assert_eq!(at(&lint(go, Lang::Go)), vec![(Rule::MarkerWrite, 3, 7)]);
 
     let java = "class A {\n  String q = \"\"\"\n      SELECT u.id FROM users u\n      JOIN orders o ON o.user_id = u.id\n      WHERE u.deleted_at IS NULL\n      \"\"\";\n  String p = \"SELECT id FROM orders \" +\n      \"WHERE deleted_at IS NULL\";\n  char c = '\"';\n}\n";
-    assert_eq!(at(&lint(java, Lang::Java)), vec![(Rule::UnfilteredRead, 4, 12)]);
+    assert_eq!(
+        at(&lint(java, Lang::Java)),
+        vec![(Rule::UnfilteredRead, 4, 12)]
+    );
 }
 
 #[test]

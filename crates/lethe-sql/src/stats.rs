@@ -66,8 +66,7 @@ pub fn space(d: Dialect, e: &Entity) -> Option<String> {
 
 /// Whether PostgreSQL's `pg_stat_statements` extension is installed in
 /// the current database: one row, `'1'` or `'0'`.
-pub const PG_STAT_STATEMENTS_INSTALLED: &str =
-    "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements') THEN '1' ELSE '0' END";
+pub const PG_STAT_STATEMENTS_INSTALLED: &str = "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_stat_statements') THEN '1' ELSE '0' END";
 
 /// The statements PostgreSQL has run in the current database, most called
 /// first: `(queryid, calls, query)`. Rows the role may not read show
