@@ -68,15 +68,6 @@ impl SqlDialect {
             SqlDialect::Generic => Box::new(GenericDialect {}),
         }
     }
-
-    /// The bind placeholder interpolations and driver placeholders
-    /// (`%s`, `%(name)s`) become, so the text parses.
-    fn placeholder(self) -> &'static str {
-        match self {
-            SqlDialect::Postgres => "$1",
-            _ => "?",
-        }
-    }
 }
 
 /// One finding, positioned in its file.
@@ -298,7 +289,7 @@ impl Linter {
         marks: &suppress::Marks,
         report: &mut Report,
     ) {
-        let text = normalize_placeholders(&snippet.text, self.dialect.placeholder());
+        let text = normalize_placeholders(&snippet.text, self.dialect);
         let starts = sources::line_starts(&text);
         let tokens = match Tokenizer::new(self.parser.as_ref(), &text).tokenize_with_location() {
             Ok(t) => t,
@@ -437,18 +428,85 @@ fn statements(tokens: Vec<TokenWithSpan>) -> Vec<Vec<TokenWithSpan>> {
     out
 }
 
+/// Keywords after which a `?` or `:name` is a bind value.
+const VALUE_AFTER: &[&str] = &[
+    "limit",
+    "offset",
+    "in",
+    "and",
+    "or",
+    "then",
+    "else",
+    "when",
+    "select",
+    "by",
+    "values",
+    "like",
+    "ilike",
+    "between",
+    "not",
+    "is",
+    "set",
+    "returning",
+    "on",
+    "where",
+    "any",
+    "all",
+    "distinct",
+];
+
 /// Replaces interpolation holes and driver placeholders (`%s`, `%d`,
-/// `%(name)s`, `%%`) that no SQL dialect reads with the dialect's bind
-/// placeholder, keeping the text's length in chars where it can so
-/// positions stay true.
-fn normalize_placeholders(text: &str, ph: &str) -> String {
-    if !text.contains(HOLE) && !text.contains('%') {
+/// `%(name)s`, and on PostgreSQL `?` and `:name`, which JDBC, database/sql
+/// and ORMs write) that the dialect's parser does not read with a bind
+/// value of the same length in chars (the dialect's own placeholder where it
+/// has a one-char one, else the number `0`), so every position stays true.
+fn normalize_placeholders(text: &str, dialect: SqlDialect) -> String {
+    let pg = matches!(dialect, SqlDialect::Postgres | SqlDialect::Generic);
+    let native_q = !pg;
+    if !text.contains(HOLE)
+        && !text.contains('%')
+        && !(pg && (text.contains('?') || text.contains(':')))
+    {
         return text.to_string();
     }
+    let one = if native_q { '?' } else { '0' };
     let chars: Vec<char> = text.chars().collect();
     let mut out = String::with_capacity(text.len());
     let mut i = 0;
     let mut quote: Option<char> = None;
+    // Whether a value may stand here: after an operator, `(`, `,` or a
+    // keyword that takes one.
+    let value_position = |out: &str| {
+        let t = out.trim_end();
+        match t.chars().last() {
+            None => false,
+            Some(c) if "=<>(,+-*/|".contains(c) => true,
+            Some(c) if c.is_alphanumeric() || c == '_' => {
+                let word: String = t
+                    .chars()
+                    .rev()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                VALUE_AFTER.contains(&word.to_ascii_lowercase().as_str())
+            }
+            _ => false,
+        }
+    };
+    // PostgreSQL's own `$1` where two chars are free (`%s`, `:id`).
+    let pad = |out: &mut String, len: usize| {
+        let ph = if !native_q && len >= 2 {
+            "$1"
+        } else if native_q {
+            "?"
+        } else {
+            "0"
+        };
+        out.push_str(ph);
+        out.extend(std::iter::repeat_n(' ', len - ph.len()));
+    };
     while i < chars.len() {
         let c = chars[i];
         if let Some(q) = quote {
@@ -459,6 +517,7 @@ fn normalize_placeholders(text: &str, ph: &str) -> String {
             i += 1;
             continue;
         }
+        let next = chars.get(i + 1).copied();
         match c {
             '\'' | '"' => {
                 quote = Some(c);
@@ -466,18 +525,14 @@ fn normalize_placeholders(text: &str, ph: &str) -> String {
                 i += 1;
             }
             HOLE => {
-                out.push_str(ph);
+                out.push(one);
                 i += 1;
             }
-            '%' if matches!(
-                chars.get(i + 1),
-                Some('s') | Some('d') | Some('f') | Some('b')
-            ) =>
-            {
-                out.push_str(&format!("{ph:<2}"));
+            '%' if matches!(next, Some('s' | 'd' | 'f' | 'b')) => {
+                pad(&mut out, 2);
                 i += 2;
             }
-            '%' if chars.get(i + 1) == Some(&'(') => {
+            '%' if next == Some('(') => {
                 let close = chars[i..].iter().position(|c| *c == ')');
                 match close {
                     Some(k)
@@ -485,9 +540,8 @@ fn normalize_placeholders(text: &str, ph: &str) -> String {
                             .get(i + k + 1)
                             .is_some_and(|c| c.is_ascii_alphabetic()) =>
                     {
-                        let len = k + 2;
-                        out.push_str(&format!("{ph:<len$}"));
-                        i += len;
+                        pad(&mut out, k + 2);
+                        i += k + 2;
                     }
                     _ => {
                         out.push(c);
@@ -495,9 +549,26 @@ fn normalize_placeholders(text: &str, ph: &str) -> String {
                     }
                 }
             }
-            '%' if chars.get(i + 1) == Some(&'%') => {
+            '%' if next == Some('%') => {
                 out.push_str("% ");
                 i += 2;
+            }
+            '?' if pg && !matches!(next, Some('|' | '&' | '?')) && value_position(&out) => {
+                out.push('0');
+                i += 1;
+            }
+            ':' if pg
+                && next.is_some_and(|n| n.is_ascii_alphabetic())
+                && i > 0
+                && chars[i - 1] != ':'
+                && value_position(&out) =>
+            {
+                let len = 1 + chars[i + 1..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphanumeric() || **c == '_')
+                    .count();
+                pad(&mut out, len);
+                i += len;
             }
             _ => {
                 out.push(c);

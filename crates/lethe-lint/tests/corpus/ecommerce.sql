@@ -1,5 +1,3 @@
--- E-commerce: catalog, cart, checkout, order history, reviews, admin reports.
-
 -- case: catalog-listing-by-category
 -- expect: clean
 SELECT p.id, p.name, p.price, c.name AS category
