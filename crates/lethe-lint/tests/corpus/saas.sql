@@ -427,7 +427,7 @@ WHERE tenant_id = $1
 ORDER BY created_at, id
 LIMIT 50;
 
--- case: task-comments-count-per-assignee
+-- case: open-tasks-per-assignee
 -- expect: clean
 SELECT u.id, u.name, count(t.id) AS open_tasks
 FROM users u
