@@ -62,10 +62,13 @@ fn query(i: usize, d: Dialect) -> String {
     }
 }
 
-/// Writes the corpus: a fifth in .sql files, the rest as literals.
+/// How a file of one language holds a query.
+type Wrap = fn(&str) -> String;
+
+/// Writes the corpus: a sixth in .sql files, the rest as literals.
 fn write_corpus(dir: &Path, d: Dialect) -> Result<()> {
     std::fs::create_dir_all(dir)?;
-    let kinds: [(&str, fn(&str) -> String); 6] = [
+    let kinds: [(&str, Wrap); 6] = [
         ("sql", |q| format!("{q};\n")),
         ("py", |q| format!("    cur.execute(\"{q}\", (a, b))\n")),
         ("rs", |q| {
