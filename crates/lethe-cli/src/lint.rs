@@ -106,10 +106,14 @@ async fn run(cli: &Cli, args: &LintArgs) -> Result<u8, StoreError> {
     let report = if args.pg_stat_statements {
         let url = url.ok_or(StoreError::NoDatabaseUrl)?;
         let live = lethe_store::live::pg_stat_statements(&url).await?;
-        let mut r = Report::default();
-        for s in &live.statements {
-            r.merge(linter.lint_text(&format!("pg_stat_statements#{}", s.queryid), &s.query));
-        }
+        let statements = live.statements.clone();
+        let mut r = on_big_stack(move || {
+            let mut r = Report::default();
+            for s in &statements {
+                r.merge(linter.lint_text(&format!("pg_stat_statements#{}", s.queryid), &s.query));
+            }
+            r
+        });
         note = Some(format!(
             "{} statements read from pg_stat_statements ({} of Lethe's own left out)",
             live.statements.len(),
@@ -123,8 +127,7 @@ async fn run(cli: &Cli, args: &LintArgs) -> Result<u8, StoreError> {
         } else {
             args.paths.clone()
         };
-        linter
-            .lint_paths(&paths)
+        on_big_stack(move || linter.lint_paths(&paths))
             .map_err(|e| StoreError::Invalid(e.to_string()))?
     };
     let text = match args.format {
@@ -147,4 +150,21 @@ async fn run(cli: &Cli, args: &LintArgs) -> Result<u8, StoreError> {
             exit::OK
         },
     )
+}
+
+/// Runs the linting on a thread with a 512 MiB stack (reserved, not
+/// used): a generated query with thousands of `AND`ed conditions parses into
+/// a tree deep enough to overflow the main thread's while it is analysed and
+/// dropped.
+fn on_big_stack<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match std::thread::Builder::new()
+        .name("lint".into())
+        .stack_size(512 << 20)
+        .spawn(f)
+        .map(|h| h.join())
+    {
+        Ok(Ok(v)) => v,
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(e) => panic!("cannot start the lint thread: {e}"),
+    }
 }

@@ -13,10 +13,10 @@ use std::collections::HashMap;
 use std::ops::ControlFlow;
 
 use sqlparser::ast::{
-    AssignmentTarget, BinaryOperator, Expr, FromTable, Ident, JoinConstraint, JoinOperator,
-    ObjectName, ObjectNamePart, Query, Select, SelectItem, SelectItemQualifiedWildcardKind,
-    SetExpr, Statement, TableFactor, TableWithJoins, UpdateTableFromKind, Visit, VisitMut, Visitor,
-    VisitorMut,
+    Assignment, AssignmentTarget, BinaryOperator, Expr, FromTable, Ident, JoinConstraint,
+    JoinOperator, ObjectName, ObjectNamePart, OnConflictAction, OnInsert, Query, Select,
+    SelectItem, SelectItemQualifiedWildcardKind, SetExpr, Statement, TableFactor, TableObject,
+    TableWithJoins, UpdateTableFromKind, Visit, VisitMut, Visitor, VisitorMut,
 };
 
 use crate::rules::Rule;
@@ -308,10 +308,11 @@ fn on_expr(op: &JoinOperator) -> Option<&Expr> {
 /// Whether the relation a join brings in may be missing (its rows are the
 /// nullable side), so its filter belongs in the ON clause.
 fn is_outer(op: &JoinOperator) -> bool {
-    matches!(
-        op,
-        JoinOperator::Left(_) | JoinOperator::LeftOuter(_) | JoinOperator::FullOuter(_)
-    )
+    matches!(op, JoinOperator::Left(_) | JoinOperator::LeftOuter(_))
+}
+
+fn is_right(op: &JoinOperator) -> bool {
+    matches!(op, JoinOperator::Right(_) | JoinOperator::RightOuter(_))
 }
 
 /// Whether the ON clause of this join acts like the WHERE clause for
@@ -418,27 +419,40 @@ impl Analyzer<'_> {
                     let p = self.query(src);
                     self.emit(p);
                 }
+                // An upsert's update half writes the target like an UPDATE.
+                let target = match &ins.table {
+                    TableObject::TableName(n) => self.targets.resolve(&name_parts(n)).cloned(),
+                    _ => None,
+                };
+                let assignments: &[Assignment] = match &ins.on {
+                    Some(OnInsert::DuplicateKeyUpdate(a)) => a,
+                    Some(OnInsert::OnConflict(c)) => match &c.action {
+                        OnConflictAction::DoUpdate(u) => &u.assignments,
+                        _ => &[],
+                    },
+                    _ => &[],
+                };
+                if let Some(t) = target {
+                    self.marker_writes(&t, assignments);
+                }
+                if let Some(on) = &mut ins.on {
+                    self.subqueries(on);
+                }
+                if let Some(r) = &mut ins.returning {
+                    self.subqueries(r);
+                }
             }
             Statement::Update(u) => {
                 if let TableFactor::Table { name, .. } = &u.table.relation
                     && let Some(t) = self.targets.resolve(&name_parts(name)).cloned()
                 {
-                    for a in &u.assignments {
-                        let cols: Vec<&ObjectName> = match &a.target {
-                            AssignmentTarget::ColumnName(n) => vec![n],
-                            AssignmentTarget::Tuple(v) => v.iter().collect(),
-                        };
-                        for c in cols {
-                            if let Some(i) = last_ident(c)
-                                && t.is_marker(&lower(i))
-                            {
-                                self.hits.push(marker_write(&t, i));
-                            }
-                        }
-                    }
+                    self.marker_writes(&t, &u.assignments);
                 }
                 for a in u.assignments.iter_mut() {
                     self.subqueries(&mut a.value);
+                }
+                if let Some(r) = &mut u.returning {
+                    self.subqueries(r);
                 }
                 let mut lists: Vec<(&mut TableWithJoins, bool)> = vec![(&mut u.table, true)];
                 if let Some(UpdateTableFromKind::BeforeSet(v) | UpdateTableFromKind::AfterSet(v)) =
@@ -453,7 +467,29 @@ impl Analyzer<'_> {
                 let from = match &mut d.from {
                     FromTable::WithFromKeyword(v) | FromTable::WithoutKeyword(v) => v,
                 };
-                let mut names: Vec<ObjectName> = d.tables.clone();
+                // `DELETE o FROM orders o JOIN ...` (MySQL) names the alias.
+                let aliases: HashMap<String, ObjectName> = from
+                    .iter()
+                    .flat_map(|t| {
+                        std::iter::once(&t.relation).chain(t.joins.iter().map(|j| &j.relation))
+                    })
+                    .filter_map(|f| match f {
+                        TableFactor::Table {
+                            name,
+                            alias: Some(a),
+                            ..
+                        } => Some((lower(&a.name), name.clone())),
+                        _ => None,
+                    })
+                    .collect();
+                let mut names: Vec<ObjectName> = d
+                    .tables
+                    .iter()
+                    .map(|n| match name_parts(n).as_slice() {
+                        [single] => aliases.get(single).cloned().unwrap_or_else(|| n.clone()),
+                        _ => n.clone(),
+                    })
+                    .collect();
                 if names.is_empty()
                     && let Some(TableFactor::Table { name, .. }) = from.first().map(|t| &t.relation)
                 {
@@ -475,6 +511,9 @@ impl Analyzer<'_> {
                 }
                 let p = self.scope(lists, &mut d.selection, None);
                 self.emit(p);
+                if let Some(r) = &mut d.returning {
+                    self.subqueries(r);
+                }
             }
             Statement::Truncate(t) => {
                 for target in &t.table_names {
@@ -497,6 +536,22 @@ impl Analyzer<'_> {
             }
             Statement::Explain { statement, .. } => self.statement(statement),
             _ => {}
+        }
+    }
+
+    fn marker_writes(&mut self, t: &Target, assignments: &[Assignment]) {
+        for a in assignments {
+            let cols: Vec<&ObjectName> = match &a.target {
+                AssignmentTarget::ColumnName(n) => vec![n],
+                AssignmentTarget::Tuple(v) => v.iter().collect(),
+            };
+            for c in cols {
+                if let Some(i) = last_ident(c)
+                    && t.is_marker(&lower(i))
+                {
+                    self.hits.push(marker_write(t, i));
+                }
+            }
         }
     }
 
@@ -653,11 +708,43 @@ impl Analyzer<'_> {
         projection: Option<&[SelectItem]>,
         out: &mut Vec<Pending>,
     ) {
+        // A RIGHT JOIN's ON filters the relations before it (they are its
+        // nullable side), not the relation it brings in.
+        let right_on: Vec<(usize, Facts)> = twj
+            .joins
+            .iter()
+            .enumerate()
+            .filter(|(_, j)| is_right(&j.join_operator))
+            .map(|(i, j)| (i, Facts::of(on_expr(&j.join_operator))))
+            .collect();
+        let before = |pos: Option<usize>| {
+            let mut f = Facts::default();
+            for (i, facts) in &right_on {
+                if pos.is_none_or(|p| *i > p) {
+                    f.extend(facts);
+                }
+            }
+            f
+        };
         if !skip_base {
-            self.factor(&mut twj.relation, None, info, where_add, projection, out);
+            let extra = before(None);
+            self.factor(
+                &mut twj.relation,
+                Some(&extra),
+                info,
+                where_add,
+                projection,
+                out,
+            );
         }
-        for j in twj.joins.iter_mut() {
-            let on = Facts::of(on_expr(&j.join_operator));
+        for (pos, j) in twj.joins.iter_mut().enumerate() {
+            let mut on = before(Some(pos));
+            // A FULL JOIN keeps unmatched rows of both sides: its ON filters
+            // neither. A RIGHT JOIN's ON does not filter its own relation.
+            if !matches!(j.join_operator, JoinOperator::FullOuter(_)) && !is_right(&j.join_operator)
+            {
+                on.extend(&Facts::of(on_expr(&j.join_operator)));
+            }
             if let Some(JoinConstraint::On(e)) = constraint_mut(&mut j.join_operator) {
                 self.subqueries(e);
             }

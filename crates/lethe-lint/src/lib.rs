@@ -158,6 +158,11 @@ pub struct Linter {
     parser: Box<dyn Dialect + Send + Sync>,
 }
 
+/// Longer statements are reported as skipped: the syntax tree of a
+/// generated query with tens of thousands of conditions is deep enough to
+/// exhaust a thread's stack (`lethe lint` runs on a thread with a large one).
+const MAX_TOKENS: usize = 40_000;
+
 /// Directories never walked into: dependencies, build output, VCS data.
 const SKIP_DIRS: &[&str] = &[
     ".git",
@@ -251,6 +256,8 @@ impl Linter {
             files: 1,
             ..Report::default()
         };
+        // A byte-order mark is not SQL (editors do not count it as a column).
+        let src = src.strip_prefix('\u{FEFF}').unwrap_or(src);
         let marks = suppress::Marks::scan(src);
         for snippet in sources::snippets(src, lang) {
             if snippet.literal && !sources::looks_like_sql(&snippet.text) {
@@ -307,6 +314,26 @@ impl Linter {
         };
         for group in statements(tokens) {
             let first = &group[0].span.start;
+            if group.len() > MAX_TOKENS {
+                let (line, column) = snippet.file_pos(first.line, first.column, &starts);
+                report.skipped.push(Skipped {
+                    file: file.to_string(),
+                    line,
+                    column,
+                    reason: format!(
+                        "statement of {} tokens, over the {MAX_TOKENS} the linter analyses",
+                        group.len()
+                    ),
+                    excerpt: excerpt(
+                        &group
+                            .iter()
+                            .take(40)
+                            .map(|t| t.token.to_string())
+                            .collect::<String>(),
+                    ),
+                });
+                continue;
+            }
             let last = &group[group.len() - 1].span.end;
             let (line, column) = snippet.file_pos(first.line, first.column, &starts);
             let (end_line, _) =
@@ -518,6 +545,28 @@ fn normalize_placeholders(text: &str, dialect: SqlDialect) -> String {
             continue;
         }
         let next = chars.get(i + 1).copied();
+        // Comments are copied as they are: an apostrophe in `-- don't`
+        // opens no string, a `?` in prose is no placeholder.
+        let comment_end = match (c, next) {
+            ('-', Some('-')) => Some(
+                chars[i..]
+                    .iter()
+                    .position(|c| *c == '\n')
+                    .map_or(chars.len(), |k| i + k),
+            ),
+            ('/', Some('*')) => Some(
+                chars[i + 2..]
+                    .windows(2)
+                    .position(|w| w == ['*', '/'])
+                    .map_or(chars.len(), |k| i + 2 + k + 2),
+            ),
+            _ => None,
+        };
+        if let Some(end) = comment_end {
+            out.extend(&chars[i..end]);
+            i = end;
+            continue;
+        }
         match c {
             '\'' | '"' => {
                 quote = Some(c);

@@ -106,7 +106,14 @@ pub fn render_json(r: &Report) -> String {
 /// URI reference needs it, relative paths kept relative (viewers resolve
 /// them against the checkout).
 fn uri(path: &str) -> String {
-    let p = path.replace('\\', "/");
+    let mut p = path.replace('\\', "/");
+    // Absolute paths under the working directory become relative to it.
+    if let Ok(cwd) = std::env::current_dir() {
+        let cwd = format!("{}/", cwd.display().to_string().replace('\\', "/"));
+        if let Some(rest) = p.strip_prefix(&cwd) {
+            p = rest.to_string();
+        }
+    }
     let p = p.strip_prefix("./").unwrap_or(&p);
     let mut out = String::new();
     for b in p.bytes() {

@@ -607,11 +607,27 @@ impl Lexer {
     }
 }
 
+/// `text` after its leading whitespace and SQL comments (sqlc and other
+/// generators start a query with `-- name: ...`).
+fn skip_leading_comments(mut text: &str) -> &str {
+    loop {
+        text = text.trim_start();
+        if let Some(rest) = text.strip_prefix("--") {
+            text = rest.split_once('\n').map_or("", |(_, r)| r);
+        } else if let Some(rest) = text.strip_prefix("/*") {
+            text = rest.split_once("*/").map_or("", |(_, r)| r);
+        } else {
+            return text;
+        }
+    }
+}
+
 /// Whether a literal's text reads like a statement: it starts with a
 /// statement keyword and has a clause keyword after it. Literals that do
 /// not look like SQL are not queries; those that do and fail to parse are
 /// reported as skipped.
 pub fn looks_like_sql(text: &str) -> bool {
+    let text = skip_leading_comments(text);
     let mut words = text
         .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
         .filter(|w| !w.is_empty());

@@ -20,6 +20,9 @@ pub struct Marks {
     marks: Vec<Mark>,
     /// Per line (0-based): whether it holds only a comment.
     comment_lines: Vec<bool>,
+    /// Per line (0-based): whether it opens a call or an assignment whose
+    /// argument starts on the next line (`cur.execute(`, `sql = (`).
+    opener_lines: Vec<bool>,
 }
 
 fn is_comment_line(l: &str) -> bool {
@@ -37,6 +40,8 @@ impl Marks {
         let mut m = Marks::default();
         for (i, l) in src.lines().enumerate() {
             m.comment_lines.push(is_comment_line(l));
+            m.opener_lines
+                .push(l.trim_end().ends_with(['(', '=', ',', '[']) && !is_comment_line(l));
             if let Some(at) = l.find(MARK) {
                 let rest = &l[at + MARK.len()..];
                 let reason = rest
@@ -66,15 +71,15 @@ impl Marks {
         if self.marks.is_empty() {
             return None;
         }
-        // The comment block right above the statement.
+        // The comment block right above the statement, or above the line
+        // that opens the call the literal is an argument of.
+        let is =
+            |v: &[bool], line: u32| line >= 1 && v.get(line as usize - 1).copied().unwrap_or(false);
         let mut top = first;
-        while top > 1
-            && self
-                .comment_lines
-                .get(top as usize - 2)
-                .copied()
-                .unwrap_or(false)
-        {
+        if is(&self.opener_lines, top.saturating_sub(1)) {
+            top -= 1;
+        }
+        while top > 1 && is(&self.comment_lines, top - 1) {
             top -= 1;
         }
         self.marks

@@ -148,3 +148,50 @@ fn literal_that_looks_like_sql_but_does_not_parse_is_skipped_not_dropped() {
     assert_eq!(r.skipped.len(), 1, "{r:#?}");
     assert_eq!((r.skipped[0].line, r.skipped[0].column), (1, 10));
 }
+
+#[test]
+fn review_findings_stay_fixed() {
+    // sqlc puts a `-- name:` comment before the query in the literal.
+    let go = "const getUser = `-- name: GetUserByEmail :one\nSELECT id, email FROM users WHERE email = $1`\n";
+    assert_eq!(at(&lint(go, Lang::Go)), vec![(Rule::UniqueLookup, 2, 23)]);
+
+    // An apostrophe in an SQL comment opens no string for the placeholders.
+    let py = "q = \"\"\"\n-- don't include drafts\nSELECT * FROM orders o WHERE o.user_id = %s\n\"\"\"\n";
+    let r = lint(py, Lang::Python);
+    assert_eq!(at(&r), vec![(Rule::UnfilteredRead, 3, 15)], "{r:#?}");
+
+    // A suppression above a call whose literal starts on the next line.
+    let black = "# lethe: include-deleted the export keeps deleted orders\ncur.execute(\n    \"SELECT * FROM orders\"\n)\n";
+    let r = lint(black, Lang::Python);
+    assert!(r.findings.is_empty(), "{r:#?}");
+    assert_eq!(r.suppressed.len(), 1);
+
+    // A byte-order mark before the first statement of a .sql file.
+    let r = lint("\u{FEFF}SELECT * FROM orders;\n", Lang::Sql);
+    assert_eq!(at(&r), vec![(Rule::UnfilteredRead, 1, 15)], "{r:#?}");
+    assert!(r.skipped.is_empty());
+
+    // MySQL's multi-table DELETE names the alias.
+    let policy = lethe_core::parse_policy(POLICY, "lethe.toml").unwrap();
+    let r = Linter::new(&policy, SqlDialect::Mysql).lint_source(
+        "f",
+        "DELETE o FROM orders o JOIN users u ON u.id = o.user_id WHERE u.deleted_at IS NULL;",
+        Lang::Sql,
+    );
+    assert_eq!(
+        r.findings
+            .iter()
+            .map(|f| (f.rule, f.entity.as_str()))
+            .collect::<Vec<_>>(),
+        vec![(Rule::RawDelete, "orders")]
+    );
+
+    // A generated statement too long to analyse is skipped, not a crash.
+    let mut long = String::from("SELECT * FROM orders WHERE deleted_at IS NULL");
+    for i in 0..12_000 {
+        long.push_str(&format!(" AND a{i} = 1"));
+    }
+    let r = lint(&long, Lang::Sql);
+    assert_eq!(r.skipped.len(), 1);
+    assert!(r.skipped[0].reason.contains("tokens"), "{:?}", r.skipped[0]);
+}

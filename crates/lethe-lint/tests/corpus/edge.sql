@@ -323,3 +323,46 @@ UNION
 -- case: hard-entity-read-needs-no-filter
 -- expect: clean
 SELECT count(*) AS items, coalesce(sum(quantity), 0) AS units FROM cart_items WHERE user_id = $1;
+
+-- case: right-join-nullable-side-filtered-in-on
+-- expect: clean
+SELECT u.id, o.id
+FROM orders o
+RIGHT JOIN users u ON u.id = o.user_id AND o.deleted_at IS NULL
+WHERE u.deleted_at IS NULL;
+
+-- case: right-join-preserved-side-filtered-only-in-on
+-- expect: unfiltered-read users
+SELECT u.id, o.id
+FROM orders o
+RIGHT JOIN users u ON u.id = o.user_id AND u.deleted_at IS NULL
+WHERE o.deleted_at IS NULL;
+
+-- case: full-join-filters-in-on-filter-neither-side
+-- expect: unfiltered-read orders
+-- expect: unfiltered-read users
+SELECT u.id, o.id
+FROM orders o
+FULL JOIN users u ON u.id = o.user_id AND u.deleted_at IS NULL AND o.deleted_at IS NULL;
+
+-- case: upsert-restores-by-hand
+-- expect: marker-write tickets
+INSERT INTO tickets (id, code, seat_id)
+VALUES ($1, $2, $3)
+ON CONFLICT (code) DO UPDATE SET deleted_at = NULL, seat_id = excluded.seat_id;
+
+-- case: upsert-reads-owner-in-update-half
+-- expect: unique-lookup users
+INSERT INTO tickets (id, code, owner_id)
+VALUES ($1, $2, $3)
+ON CONFLICT (code) DO UPDATE SET owner_id = (SELECT id FROM users WHERE email = $4);
+
+-- case: update-returning-scalar-subquery
+-- expect: unfiltered-read tickets
+UPDATE seats SET status = 'sold' WHERE id = $1 AND deleted_at IS NULL
+RETURNING id, (SELECT count(*) FROM tickets t WHERE t.seat_id = seats.id);
+
+-- case: sqlc-style-comment-before-query
+-- expect: unique-lookup users
+-- name: GetUserByEmail :one
+SELECT id, email FROM users WHERE email = $1;
