@@ -134,7 +134,7 @@ async fn connection_killed_mid_delete_leaves_no_partial_marks() {
         tokio::time::sleep(std::time::Duration::from_millis(50)).await;
         let rows = killer
             .rows(
-                "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity WHERE application_name = 'lethe' AND state = 'active' AND query LIKE 'WITH RECURSIVE%'",
+                "SELECT pg_terminate_backend(pid)::text FROM pg_stat_activity WHERE application_name = 'lethe' AND state = 'active' AND query LIKE '/* lethe */ WITH RECURSIVE%'",
                 &[],
             )
             .await
