@@ -358,10 +358,23 @@ impl Lexer {
                 lit.push(HOLE, at);
                 continue;
             }
+            // One-line strings cannot span lines: a quote the lexer took
+            // for a string start by mistake (a JSX apostrophe, a quote in
+            // a regex) costs one line, not the rest of the file.
+            if c == '\n' && q != '`' && self.one_line_strings() {
+                break;
+            }
             self.bump();
             lit.push(c, at);
         }
         lit
+    }
+
+    fn one_line_strings(&self) -> bool {
+        matches!(
+            self.lang,
+            Lang::Python | Lang::JavaScript | Lang::Go | Lang::Java
+        )
     }
 
     /// `"""..."""` or `'''...'''`.
@@ -438,6 +451,12 @@ impl Lexer {
 
     fn rust_string(&mut self) -> Option<Lit> {
         if self.prev_is_word() {
+            return None;
+        }
+        // A byte char, `b'"'`: its quote starts no string.
+        if self.at("b'") {
+            self.bump();
+            self.skip_char_literal();
             return None;
         }
         let mut k = 0;

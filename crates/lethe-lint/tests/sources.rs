@@ -195,3 +195,23 @@ fn review_findings_stay_fixed() {
     assert_eq!(r.skipped.len(), 1);
     assert!(r.skipped[0].reason.contains("tokens"), "{:?}", r.skipped[0]);
 }
+
+#[test]
+fn a_stray_quote_costs_one_line_not_the_file() {
+    let jsx =
+        "const A = () => <p>You don't have any orders</p>;\nconst q = \"SELECT * FROM orders\";\n";
+    assert_eq!(
+        at(&lint(jsx, Lang::JavaScript)),
+        vec![(Rule::UnfilteredRead, 2, 26)]
+    );
+    let regex = "const esc = s.replace(/'/g, \"''\");\nconst q = \"SELECT * FROM orders\";\n";
+    assert_eq!(
+        at(&lint(regex, Lang::JavaScript)),
+        vec![(Rule::UnfilteredRead, 2, 26)]
+    );
+    let rust = "let quote = b'\"';\nlet q = \"SELECT * FROM orders\";\n";
+    assert_eq!(
+        at(&lint(rust, Lang::Rust)),
+        vec![(Rule::UnfilteredRead, 2, 24)]
+    );
+}
