@@ -82,7 +82,10 @@ pub fn resolve_sink_paths(policy: &mut Policy, policy_path: &Path) {
     }
 }
 
-fn url_for(cli_url: &Option<String>, policy: Option<&Policy>) -> Result<String, StoreError> {
+pub(crate) fn url_for(
+    cli_url: &Option<String>,
+    policy: Option<&Policy>,
+) -> Result<String, StoreError> {
     cli_url
         .clone()
         .or_else(|| policy.and_then(|p| p.database.url.clone()))

@@ -8,7 +8,7 @@ use lethe_lint::{Linter, Report, SqlDialect};
 use lethe_store::StoreError;
 
 use crate::Cli;
-use crate::commands::{load_policy, report};
+use crate::commands::{load_policy, report, url_for};
 use crate::exit;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -89,7 +89,7 @@ pub async fn lint(cli: &Cli, args: &LintArgs) -> u8 {
 
 async fn run(cli: &Cli, args: &LintArgs) -> Result<u8, StoreError> {
     let policy = load_policy(&cli.policy)?;
-    let url = cli.database.clone().or_else(|| policy.database.url.clone());
+    let url = url_for(&cli.database, Some(&policy)).ok();
     let dialect = match args.dialect {
         Some(DialectArg::Postgres) => SqlDialect::Postgres,
         Some(DialectArg::Sqlite) => SqlDialect::Sqlite,

@@ -424,7 +424,7 @@ async fn lint_pg_stat_statements_from_an_instance_of_its_own() {
             .unwrap()
             .starts_with("pg_stat_statements#")
     );
-    let m = regex_free_count(&err);
+    let m = live_note_counts(&err);
     assert!(
         m.1 > 0,
         "Lethe's own statements are counted as left out: {err}"
@@ -433,7 +433,7 @@ async fn lint_pg_stat_statements_from_an_instance_of_its_own() {
 }
 
 /// `(statements read, Lethe's own left out)` from the note on stderr.
-fn regex_free_count(err: &str) -> (usize, usize) {
+fn live_note_counts(err: &str) -> (usize, usize) {
     let line = err
         .lines()
         .find(|l| l.contains("statements read from pg_stat_statements"))

@@ -50,16 +50,6 @@ impl SqlDialect {
         })
     }
 
-    pub fn parse(name: &str) -> Option<SqlDialect> {
-        Some(match name.to_ascii_lowercase().as_str() {
-            "postgres" | "postgresql" | "pg" => SqlDialect::Postgres,
-            "sqlite" => SqlDialect::Sqlite,
-            "mysql" | "mariadb" => SqlDialect::Mysql,
-            "generic" => SqlDialect::Generic,
-            _ => return None,
-        })
-    }
-
     fn parser_dialect(self) -> Box<dyn Dialect + Send + Sync> {
         match self {
             SqlDialect::Postgres => Box::new(PostgreSqlDialect {}),
@@ -186,10 +176,6 @@ impl Linter {
             dialect,
             parser: dialect.parser_dialect(),
         }
-    }
-
-    pub fn dialect(&self) -> SqlDialect {
-        self.dialect
     }
 
     /// Lints files and directories (walked recursively; a directory's files

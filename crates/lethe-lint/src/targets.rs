@@ -33,13 +33,11 @@ impl Target {
 #[derive(Debug, Clone, Default)]
 pub struct Targets {
     by_name: HashMap<String, Vec<Target>>,
-    markers: Vec<String>,
 }
 
 impl Targets {
     pub fn from_policy(policy: &Policy) -> Targets {
         let mut by_name: HashMap<String, Vec<Target>> = HashMap::new();
-        let mut markers = Vec::new();
         for e in policy.entities.values() {
             let table = e.table.to_lowercase();
             let (schema, base) = match table.rsplit_once('.') {
@@ -60,14 +58,9 @@ impl Targets {
                     .collect(),
                 active_view: format!("{base}_active"),
             };
-            for m in [&t.deleted_at, &t.deletion_id] {
-                if !markers.contains(m) {
-                    markers.push(m.clone());
-                }
-            }
             by_name.entry(base).or_default().push(t);
         }
-        Targets { by_name, markers }
+        Targets { by_name }
     }
 
     /// The entity a table reference names: `parts` is the reference's
@@ -88,14 +81,5 @@ impl Targets {
                 None => q == "public" || q == "main",
             },
         })
-    }
-
-    /// Whether any entity uses this column name as a marker.
-    pub fn is_any_marker(&self, column: &str) -> bool {
-        self.markers.iter().any(|m| m == column)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.by_name.is_empty()
     }
 }
